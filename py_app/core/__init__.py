@@ -1,0 +1,1 @@
+"""Shared kernel: domain errors and ports, pure Python with no framework imports."""

@@ -1,0 +1,100 @@
+"""The gRPC transport: one grpc.aio server per process, over the same container as REST."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from py_app._proto.arcana.v1 import info_pb2, info_pb2_grpc
+from py_app.bootstrap import Container
+from py_app.health.servicers import InfoServicer
+from py_app.infra.security import core_version
+
+logger = logging.getLogger("arcana.rpc")
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+HEALTH_REFRESH_SECONDS = 5.0
+SERVER_OPTIONS = [
+    # Every process binds the same port and the kernel spreads connections (one process per core).
+    ("grpc.so_reuseport", 1),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_concurrent_streams", 256),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_ping_strikes", 3),
+]
+
+
+class RpcServer:
+    """A started grpc.aio server whose health status follows the service's readiness."""
+
+    def __init__(self, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, port: int) -> None:
+        self.server = server
+        self.port = port
+        self._health = health_servicer
+        self._watch: asyncio.Task[None] | None = None
+
+    def watch(self, container: Container) -> None:
+        self._watch = asyncio.create_task(self._follow_readiness(container), name="grpc-health")
+
+    async def _follow_readiness(self, container: Container) -> None:
+        serving = health_pb2.HealthCheckResponse.SERVING
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+        while True:
+            readiness = await container.health.readiness()
+            await self._health.set("", serving if readiness.ready else not_serving)
+            await asyncio.sleep(HEALTH_REFRESH_SECONDS)
+
+    async def stop(self, grace: float) -> None:
+        """Report NOT_SERVING, stop accepting, let in-flight calls finish for up to ``grace`` seconds."""
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        await self._health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def start_server(container: Container, host: str, port: int) -> RpcServer:
+    """Build, bind and start the server; raise OSError when the address cannot be bound."""
+    server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=1024)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    info_pb2_grpc.add_InfoServiceServicer_to_server(InfoServicer(core_version()), server)  # type: ignore[no-untyped-call]
+    if container.settings.reflection_enabled:
+        names = (
+            info_pb2.DESCRIPTOR.services_by_name["InfoService"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(names, server)
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError as exc:  # grpcio raises instead of returning 0 in recent versions
+        raise OSError(f"cannot bind gRPC to {host}:{port}: {exc}") from None
+    if bound == 0:
+        raise OSError(f"cannot bind gRPC to {host}:{port}")
+    await server.start()
+    rpc = RpcServer(server, health_servicer, bound)
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    rpc.watch(container)
+    logger.info("grpc serving", extra={"address": f"{host}:{bound}"})
+    return rpc
+
+
+@contextlib.asynccontextmanager
+async def serving(container: Container, host: str, port: int) -> AsyncIterator[RpcServer]:
+    rpc = await start_server(container, host, port)
+    try:
+        yield rpc
+    finally:
+        await rpc.stop(container.settings.shutdown_grace)

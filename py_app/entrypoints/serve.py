@@ -1,0 +1,40 @@
+"""The monolithic process runner: Granian serves REST from N workers, each also serving gRPC."""
+
+from __future__ import annotations
+
+import logging
+
+from granian import Granian
+from granian.constants import Interfaces, Loops
+
+from py_app.config import Settings, resolve_jwt_secret
+from py_app.infra.logs import dict_config
+
+logger = logging.getLogger("arcana.serve")
+
+
+def serve(settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM; then drain for up to ``shutdown_grace`` seconds and return."""
+    # Made here, once, before the workers start: they must all sign with the same development key.
+    resolve_jwt_secret(settings)
+    logger.info(
+        "starting",
+        extra={
+            "http": f"{settings.http_host}:{settings.http_port}",
+            "grpc": f"{settings.grpc_host}:{settings.grpc_port}",
+            "workers": settings.workers,
+            "env": settings.env,
+        },
+    )
+    Granian(
+        target="py_app.entrypoints.rest:serve_app",
+        factory=True,
+        address=settings.http_host,
+        port=settings.http_port,
+        interface=Interfaces.ASGI,
+        workers=settings.workers,
+        loop=Loops.asyncio,  # grpc.aio shares this loop; the stock asyncio loop is the one it supports
+        log_level=settings.log_level,  # type: ignore[arg-type]
+        log_dictconfig=dict_config(settings.log_level),
+        workers_kill_timeout=int(settings.shutdown_grace) + 5,
+    ).serve()

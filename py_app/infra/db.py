@@ -1,0 +1,102 @@
+"""Database engine, shared metadata and column types for SQLite (aiosqlite) and MySQL/MariaDB (asyncmy)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+# Stable constraint names so Alembic migrations can refer to them on every backend.
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+MYSQL_TABLE_ARGS: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_unicode_ci",
+}
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, naive UTC in the database (MySQL DATETIME has no zone)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "mysql":
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; use an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def CaseInsensitiveString(length: int) -> sa.types.TypeEngine[str]:  # noqa: N802 - a type factory
+    """A string compared case-insensitively on both backends (MariaDB's utf8mb4 collation already is)."""
+    return sa.String(length).with_variant(sa.String(length, collation="NOCASE"), "sqlite")
+
+
+def normalize_url(raw: str) -> URL:
+    """Pick the async driver for the URL's backend: aiosqlite for SQLite, asyncmy for MySQL/MariaDB."""
+    url = make_url(raw)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return url.set(drivername="sqlite+aiosqlite")
+    if backend in ("mysql", "mariadb"):
+        url = url.set(drivername="mysql+asyncmy")
+        return url.update_query_dict({"charset": "utf8mb4"}) if "charset" not in url.query else url
+    raise ValueError(f"unsupported database backend {backend!r}")
+
+
+def create_engine(raw_url: str, *, echo: bool = False) -> AsyncEngine:
+    """An engine tuned per backend: WAL and a busy timeout on SQLite, pre-ping and recycling on MySQL."""
+    url = normalize_url(raw_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 15})
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        return engine
+    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_recycle=1800, pool_size=10, max_overflow=10)
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The sqlite3 driver's own transaction handling starts transactions late and lets a SAVEPOINT
+    # release commit everything; take control of BEGIN so rollbacks and savepoints mean what they say.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=15000"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """Raise if the database does not answer a trivial query."""
+    async with engine.connect() as connection:
+        await connection.execute(sa.text("SELECT 1"))

@@ -1,0 +1,10 @@
+"""Redis client construction; Redis is optional and every user of it has an in-process fallback."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+
+def create_redis(url: str) -> Redis:
+    """A pooled client with short timeouts, so a dead Redis fails a request instead of hanging it."""
+    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2, health_check_interval=30)

@@ -1,0 +1,42 @@
+"""The SQL unit of work: one connection, one transaction, the repositories of every domain bound to it."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
+
+from py_app.users.repositories import SqlUserRepository
+
+
+class SqlUnitOfWork:
+    """Rolls back unless ``commit`` was called; satisfies every domain's unit-of-work Protocol."""
+
+    users: SqlUserRepository
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+        self._transaction: AsyncTransaction | None = None
+
+    async def __aenter__(self) -> Self:
+        self._connection = await self._engine.connect()
+        self._transaction = await self._connection.begin()
+        self.users = SqlUserRepository(self._connection)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._connection is not None
+        assert self._transaction is not None
+        try:
+            if self._transaction.is_active:
+                await self._transaction.rollback()
+        finally:
+            await self._connection.close()
+
+    async def commit(self) -> None:
+        assert self._transaction is not None
+        await self._transaction.commit()

@@ -1,0 +1,1 @@
+"""The users domain: accounts, profiles, roles and status."""

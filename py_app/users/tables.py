@@ -1,0 +1,28 @@
+"""SQLAlchemy table for users. Alembic migrations own the schema; this mirrors the latest revision."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from py_app.infra.db import MYSQL_TABLE_ARGS, CaseInsensitiveString, UTCDateTime, metadata
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("username", CaseInsensitiveString(32), nullable=False, unique=True),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("first_name", sa.String(100), nullable=False, server_default=""),
+    sa.Column("last_name", sa.String(100), nullable=False, server_default=""),
+    sa.Column("phone", sa.String(32), nullable=False, server_default=""),
+    sa.Column("avatar_url", sa.String(500), nullable=False, server_default=""),
+    sa.Column("role", sa.String(16), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("is_verified", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("last_login_at", UTCDateTime, nullable=True),
+    sa.Index("ix_users_created_at_id", "created_at", "id"),
+    **MYSQL_TABLE_ARGS,
+)

@@ -1,0 +1,138 @@
+"""Shared fixtures: isolated settings, real MariaDB and Redis with unique names, free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from py_app.config import Settings
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+MARIADB_ADMIN_URL = os.environ.get("ARCANA_TEST_MARIADB_URL", "mysql+asyncmy://root@127.0.0.1:3306/test")
+REDIS_TEST_URL = os.environ.get("ARCANA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def unavailable(what: str, error: BaseException) -> None:
+    """A missing service fails the test in CI (CI=true) and skips it on a developer's machine."""
+    message = f"{what} is not reachable ({type(error).__name__}: {error}); see DEVELOPERS.md to start it"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def _clean_arcana_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's own ARCANA_ variables."""
+    for name in list(os.environ):
+        if name.startswith("ARCANA_") and not name.startswith("ARCANA_TEST_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "var"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'arcana.db'}"
+
+
+async def _create_mariadb_database() -> tuple[str, str]:
+    import sqlalchemy as sa
+
+    from py_app.infra.db import create_engine
+
+    name = f"arcana_t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(MARIADB_ADMIN_URL)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    finally:
+        await engine.dispose()
+    return name, MARIADB_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def _drop_mariadb_database(name: str) -> None:
+    import sqlalchemy as sa
+
+    from py_app.infra.db import create_engine
+
+    engine = create_engine(MARIADB_ADMIN_URL)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A fresh, empty MariaDB database with a unique name, dropped afterwards."""
+    try:
+        name, url = asyncio.run(_create_mariadb_database())
+    except Exception as exc:
+        unavailable("MariaDB at 127.0.0.1:3306", exc)
+        raise
+    try:
+        yield url
+    finally:
+        asyncio.run(_drop_mariadb_database(name))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs on SQLite and on MariaDB."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'arcana.db'}"
+    return str(request.getfixturevalue("mariadb_url"))
+
+
+@pytest.fixture
+async def redis_url() -> str:
+    """The real Redis; the key prefix for this test is in ``redis_prefix``."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2)
+    try:
+        await client.ping()
+    except Exception as exc:  # noqa: BLE001
+        await client.aclose()
+        unavailable("Redis at 127.0.0.1:6379", exc)
+    await client.aclose()
+    return REDIS_TEST_URL
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    return f"arcana-test:{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture
+def make_settings(data_dir: Path, sqlite_url: str) -> Callable[..., Settings]:
+    """Settings for a test: SQLite in the test's own folder, free ports, development mode."""
+
+    def factory(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "data_dir": str(data_dir),
+            "database_url": sqlite_url,
+            "http_port": free_port(),
+            "grpc_port": free_port(),
+            "shutdown_grace": 2.0,
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    return factory

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from py_app import __version__
+from py_app._proto.arcana.v1 import info_pb2, info_pb2_grpc
+from py_app.bootstrap import Container, build
+from py_app.config import Settings
+from py_app.entrypoints import rpc
+from py_app.infra.security import core_version
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@pytest.fixture
+async def container(make_settings: Callable[..., Settings]) -> AsyncIterator[Container]:
+    built = build(make_settings())
+    yield built
+    await built.aclose()
+
+
+@pytest.mark.req("SRS-008")
+async def test_health_check_and_watch_follow_the_lifecycle(container: Container) -> None:
+    server = await rpc.start_server(container, "127.0.0.1", 0)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        checked = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        assert checked.status == SERVING
+        watch = stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        first = await watch.read()
+        assert first.status == SERVING
+        stopping = asyncio.create_task(server.stop(grace=1))
+        second = await watch.read()
+        assert second.status == NOT_SERVING
+        await stopping
+
+
+@pytest.mark.req("SRS-008")
+async def test_unknown_service_is_not_found(container: Container) -> None:
+    server = await rpc.start_server(container, "127.0.0.1", 0)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=5
+                )
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        await server.stop(0)
+
+
+@pytest.mark.req("SRS-013")
+async def test_info_reports_the_loaded_rust_core(container: Container) -> None:
+    async with (
+        rpc.serving(container, "127.0.0.1", 0) as server,
+        grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
+    ):
+        info = await info_pb2_grpc.InfoServiceStub(channel).GetInfo(info_pb2.GetInfoRequest(), timeout=5)
+    assert info.version == __version__
+    assert info.rust_core_version == core_version()
+    assert info.rust_core_version.count(".") == 2
+
+
+async def test_reflection_lists_the_services_in_development(container: Container) -> None:
+    async with (
+        rpc.serving(container, "127.0.0.1", 0) as server,
+        grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
+    ):
+        call = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(timeout=5)
+        await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
+        answer = await call.read()
+        await call.done_writing()
+    names = {service.name for service in answer.list_services_response.service}
+    assert {"arcana.v1.InfoService", "grpc.health.v1.Health"} <= names
+
+
+async def test_a_taken_port_is_a_clear_error(container: Container) -> None:
+    import socket
+
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        with pytest.raises(OSError, match="cannot bind gRPC"):
+            await rpc.start_server(container, "127.0.0.1", port)

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from py_app.core.errors import Conflict, InvalidInput
+from py_app.users.models import Role, Status
+from py_app.users.passwords import common_passwords
+from py_app.users.services import NewUser, UserService
+from tests.fakes import FakeUnitOfWork, FixedClock, InMemoryUsers, PlainHasher
+
+
+@pytest.fixture
+def store() -> InMemoryUsers:
+    return InMemoryUsers()
+
+
+@pytest.fixture
+def service(store: InMemoryUsers) -> UserService:
+    return UserService(lambda: FakeUnitOfWork(store), PlainHasher(), FixedClock())
+
+
+@pytest.mark.req("SRS-012")
+async def test_create_stores_a_normalised_user_with_a_uuid_and_utc_times(
+    service: UserService, store: InMemoryUsers
+) -> None:
+    user = await service.create(NewUser("Alice_1", "  Alice@Example.COM ", "correct horse battery"))
+    assert uuid.UUID(user.id).version == 4
+    assert user.email == "alice@example.com"
+    assert user.username == "Alice_1"
+    assert (user.role, user.status, user.is_verified) == (Role.USER, Status.ACTIVE, False)
+    assert user.created_at.utcoffset() is not None
+    assert user.created_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+    assert store.rows[user.id] == user
+
+
+@pytest.mark.req("SRS-014")
+async def test_the_password_is_stored_only_as_a_hash(service: UserService) -> None:
+    user = await service.create(NewUser("bob", "bob@example.com", "correct horse battery"))
+    assert user.password_hash == "plain$correct horse battery"  # the fake hasher's format: hashing happened
+
+
+@pytest.mark.req("SRS-012")
+async def test_duplicate_username_in_another_case_or_email_conflicts(service: UserService) -> None:
+    await service.create(NewUser("carol", "carol@example.com", "correct horse battery"))
+    with pytest.raises(Conflict):
+        await service.create(NewUser("CAROL", "other@example.com", "correct horse battery"))
+    with pytest.raises(Conflict):
+        await service.create(NewUser("carol2", "CAROL@example.com", "correct horse battery"))
+
+
+@pytest.mark.req("SRS-014")
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("short", "must be at least 8 characters"),
+        ("x" * 129, "must be at most 128 characters"),
+        ("password1", "is too common"),
+        ("Iloveyou1", "is too common"),
+    ],
+)
+async def test_weak_passwords_are_rejected_with_the_field_named(
+    service: UserService, password: str, message: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        await service.create(NewUser("dave", "dave@example.com", password))
+    assert [(error.field, message in error.message) for error in caught.value.errors] == [("password", True)]
+
+
+@pytest.mark.req("SRS-014")
+async def test_long_passphrases_without_composition_rules_are_accepted(service: UserService) -> None:
+    user = await service.create(NewUser("erin", "erin@example.com", "all lower case words " * 6))
+    assert user.id
+    assert len(common_passwords()) >= 1000
+
+
+@pytest.mark.req("SRS-012")
+async def test_every_bad_field_is_named_at_once(service: UserService) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        await service.create(NewUser("x", "not-an-email", "short"))
+    assert {error.field for error in caught.value.errors} == {"username", "email", "password"}
+
+
+async def test_create_admin_makes_a_verified_admin(service: UserService) -> None:
+    admin = await service.create_admin("root_admin", "root@example.com", "a strong admin passphrase")
+    assert (admin.role, admin.is_verified) == (Role.ADMIN, True)
