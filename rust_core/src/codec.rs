@@ -273,6 +273,40 @@ mod tests {
     }
 
     #[test]
+    fn python_values_encode_like_msgspec() -> PyResult<()> {
+        Python::initialize();
+        Python::attach(|py| {
+            let value = py.eval(
+                c"{'a': [1, True, None, 1.5, 'x\\n'], 'b': {'c': (2**64 - 1, -2**63)}, 'd': float('nan')}",
+                None,
+                None,
+            )?;
+            let mut out = Vec::new();
+            write_py(&mut out, &value, 0)?;
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                r#"{"a":[1,true,null,1.5,"x\n"],"b":{"c":[18446744073709551615,-9223372036854775808]},"d":null}"#
+            );
+            let too_big = py.eval(c"{'n': 2**64}", None, None)?;
+            assert!(matches!(
+                write_py(&mut Vec::new(), &too_big, 0),
+                Err(CoreError::Encode(_))
+            ));
+            let odd = py.eval(c"{'s': {1, 2}}", None, None)?;
+            assert!(matches!(
+                write_py(&mut Vec::new(), &odd, 0),
+                Err(CoreError::Unsupported(_))
+            ));
+            let int_key = py.eval(c"{1: 2}", None, None)?;
+            assert!(matches!(
+                write_py(&mut Vec::new(), &int_key, 0),
+                Err(CoreError::Unsupported(_))
+            ));
+            Ok(())
+        })
+    }
+
+    #[test]
     fn integers_cover_64_bit_range() {
         let mut out = Vec::new();
         write_i64(&mut out, i64::MIN);
