@@ -8,15 +8,17 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from py_app.config import Settings
+from py_app.auth.services import AuthService, SessionPolicy
+from py_app.config import Settings, resolve_jwt_secret
 from py_app.core.ports import Clock, SystemClock
 from py_app.health.models import Lifecycle
 from py_app.health.ports import Probe
 from py_app.health.services import HealthService
+from py_app.infra.cache import InProcessSessionCache, NoSessionCache
 from py_app.infra.db import create_engine
 from py_app.infra.probes import DatabaseProbe, RedisProbe
 from py_app.infra.redis import create_redis
-from py_app.infra.security import Argon2Hasher
+from py_app.infra.security import Argon2Hasher, JwtAccessTokens
 from py_app.infra.uow import SqlUnitOfWork
 from py_app.users.services import UserService
 
@@ -29,6 +31,7 @@ class Container:
     engine: AsyncEngine
     redis: Redis | None
     users: UserService
+    auth: AuthService
     health: HealthService
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
 
@@ -47,14 +50,35 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Container:
     probes: list[Probe] = [DatabaseProbe(engine)]
     if redis is not None:
         probes.append(RedisProbe(redis))
-    # Each argon2 hash holds ~19 MiB; two per core keeps both cores busy without unbounded memory.
-    hasher = Argon2Hasher(max_concurrent=2 * (os.cpu_count() or 1))
-    users = UserService(lambda: SqlUnitOfWork(engine), hasher, clock or SystemClock())
+    # Each argon2 hash holds ~19 MiB and a core for ~25 ms. Leaving one core to the event loop keeps
+    # other requests flowing while logins hash (benchmarks/README.md: loop lag 45 ms unbounded, ~5 ms so).
+    hasher = Argon2Hasher(max_concurrent=max(1, (os.cpu_count() or 1) - 1))
+    clock = clock or SystemClock()
+    tokens = JwtAccessTokens(
+        resolve_jwt_secret(settings),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl=settings.access_token_ttl,
+    )
+    # An in-process cache is only safe when this process sees every revocation: one worker.
+    one_process = settings.workers == 1 and settings.session_cache_ttl > 0
+    cache = InProcessSessionCache(settings.session_cache_ttl) if one_process else NoSessionCache()
+    policy = SessionPolicy(
+        idle_seconds=settings.refresh_idle_ttl,
+        absolute_seconds=settings.refresh_absolute_ttl,
+        reuse_grace_seconds=settings.refresh_reuse_grace,
+    )
+
+    def uow() -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine)
+
+    users = UserService(uow, hasher, clock, cache)
     return Container(
         settings=settings,
         engine=engine,
         redis=redis,
         users=users,
+        auth=AuthService(uow, users, hasher, tokens, cache, clock, policy),
         health=HealthService(probes, lifecycle),
         lifecycle=lifecycle,
     )

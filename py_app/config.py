@@ -44,6 +44,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     jwt_issuer: str = "arcana"
     jwt_audience: str = "arcana"
     access_token_ttl: PositiveSeconds = 900
+    refresh_idle_ttl: PositiveSeconds = 7 * 24 * 3600
+    refresh_absolute_ttl: PositiveSeconds = 30 * 24 * 3600
+    refresh_reuse_grace: Annotated[int, msgspec.Meta(ge=0, le=60)] = 10
+    session_cache_ttl: Annotated[float, msgspec.Meta(ge=0, le=60)] = 5.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_grace: Annotated[float, msgspec.Meta(ge=0, le=300)] = 10.0
     grpc_reflection: bool | None = None  # None: on in development, off in production

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 from py_app.core.errors import DomainError, InvalidInput, RateLimited
@@ -15,6 +18,7 @@ from py_app.core.errors import DomainError, InvalidInput, RateLimited
 logger = logging.getLogger("arcana.rest")
 
 PROBLEM_JSON = "application/problem+json"
+MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 STATUS_BY_CODE = {
     "invalid_input": 400,
     "unauthenticated": 401,
@@ -30,6 +34,41 @@ CODE_BY_STATUS = {status: code for code, status in STATUS_BY_CODE.items()} | {
     415: "unsupported_media_type",
     500: "internal",
 }
+
+
+class FieldProblem(msgspec.Struct, frozen=True):
+    field: str
+    message: str
+
+
+class ProblemDetails(msgspec.Struct, frozen=True):
+    """RFC 9457 problem details, as every error response carries them (for the OpenAPI document)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[FieldProblem] | None = None
+
+
+DESCRIPTIONS = {
+    400: "Invalid input; `errors` names each bad field",
+    401: "Missing, invalid or expired access token (WWW-Authenticate: Bearer)",
+    403: "Not allowed for this caller",
+    404: "No such resource",
+    409: "Already exists",
+    413: "Request body over 64 KiB",
+    429: "Too many requests (Retry-After)",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI descriptions of the problem documents a route can answer with."""
+    return {
+        status: ResponseSpec(data_container=ProblemDetails, description=DESCRIPTIONS[status], media_type=PROBLEM_JSON)
+        for status in statuses
+    }
 
 
 def problem_type(code: str) -> str:
@@ -80,8 +119,11 @@ def _field_errors(extra: Any) -> list[dict[str, str]]:
     errors = []
     for item in items:
         if isinstance(item, dict):
-            field = str(item.get("key") or item.get("source") or "body")
-            errors.append({"field": field, "message": str(item.get("message", "is invalid"))})
+            message = str(item.get("message", "is invalid"))
+            # msgspec reports a missing field on the body as a whole; name the field instead.
+            missing = MISSING_FIELD.search(message)
+            field = missing.group(1) if missing else str(item.get("key") or item.get("source") or "body")
+            errors.append({"field": "body" if field == "data" else field, "message": message})
     return errors or [{"field": "body", "message": "is invalid"}]
 
 

@@ -12,14 +12,17 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 
 from py_app import __version__
+from py_app.auth.controllers import AuthController, provide_principal
 from py_app.bootstrap import Container, build
 from py_app.config import Settings, load_settings
 from py_app.entrypoints import rpc
 from py_app.entrypoints.problems import EXCEPTION_HANDLERS
 from py_app.health.controllers import HealthController
 from py_app.infra.logs import configure_logging
+from py_app.users.controllers import PublicUsersController, UsersController
 
 logger = logging.getLogger("arcana.rest")
 
@@ -53,8 +56,13 @@ def create_app(settings: Settings, *, with_grpc: bool = False, container: Contai
             await built.aclose()
 
     return Litestar(
-        route_handlers=[HealthController],
-        dependencies={"health": _provide("health")},
+        route_handlers=[HealthController, AuthController, UsersController, PublicUsersController],
+        dependencies={
+            "health": _provide("health"),
+            "auth": _provide("auth"),
+            "users": _provide("users"),
+            "principal": Provide(provide_principal),
+        },
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         request_max_body_size=MAX_BODY_BYTES,
@@ -63,6 +71,13 @@ def create_app(settings: Settings, *, with_grpc: bool = False, container: Contai
             version=__version__,
             description="User management and authentication. Errors are RFC 9457 problem details.",
             path="/schema",
+            components=Components(
+                security_schemes={
+                    "BearerAuth": SecurityScheme(
+                        type="http", scheme="bearer", bearer_format="JWT", description="Access token from login"
+                    )
+                }
+            ),
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         debug=False,

@@ -7,8 +7,13 @@ releases the GIL) behind a semaphore that bounds memory: each hash holds ``memor
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import uuid
+from datetime import datetime
 
 from py_app import _rust_core
+from py_app.auth.ports import AccessClaims
+from py_app.core.errors import Unauthenticated
 
 DEFAULT_MEMORY_KIB, DEFAULT_ITERATIONS, DEFAULT_PARALLELISM = 19456, 2, 1
 
@@ -45,3 +50,37 @@ class Argon2Hasher:
 
     def needs_rehash(self, encoded: str) -> bool:
         return self._hasher.needs_rehash(encoded)
+
+
+class JwtAccessTokens:
+    """HS256 access tokens (RFC 9068 shape, ``typ: at+jwt``) signed and verified by the Rust core."""
+
+    def __init__(self, secret: bytes, *, issuer: str, audience: str, ttl: int, leeway: int = 30) -> None:
+        # The key id names the key without revealing it: a prefix of its SHA-256.
+        kid = hashlib.sha256(secret).hexdigest()[:16]
+        self.ttl = ttl
+        self._issuer, self._audience = issuer, audience
+        self._signer = _rust_core.TokenSigner("HS256", kid, secret)
+        self._verifier = _rust_core.TokenVerifier(
+            "HS256", {kid: secret}, issuer=issuer, audiences=[audience], typ="at+jwt", leeway=leeway
+        )
+
+    def issue(self, *, user_id: str, session_id: str, role: str, now: datetime) -> str:
+        issued = int(now.timestamp())
+        return self._signer.sign_access(
+            iss=self._issuer,
+            sub=user_id,
+            aud=self._audience,
+            iat=issued,
+            exp=issued + self.ttl,
+            jti=uuid.uuid4().hex,
+            sid=session_id,
+            role=role,
+        )
+
+    def verify(self, token: str, now: datetime) -> AccessClaims:
+        try:
+            sub, sid, role, jti, exp = self._verifier.verify_access(token, int(now.timestamp()))
+        except _rust_core.TokenError:
+            raise Unauthenticated("The access token is invalid or has expired.") from None
+        return AccessClaims(user_id=sub, session_id=sid, role=role, jti=jti, expires_at=exp)

@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from py_app.auth.repositories import SqlSessionRepository
 from py_app.users.repositories import SqlUserRepository
 
 
@@ -14,6 +15,7 @@ class SqlUnitOfWork:
     """Rolls back unless ``commit`` was called; satisfies every domain's unit-of-work Protocol."""
 
     users: SqlUserRepository
+    sessions: SqlSessionRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -24,6 +26,7 @@ class SqlUnitOfWork:
         self._connection = await self._engine.connect()
         self._transaction = await self._connection.begin()
         self.users = SqlUserRepository(self._connection)
+        self.sessions = SqlSessionRepository(self._connection)
         return self
 
     async def __aexit__(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
-from py_app.users.models import User
+from py_app.users.models import User, UserQuery
 
 
 class UserRepository(Protocol):
@@ -21,12 +22,35 @@ class UserRepository(Protocol):
 
     async def count(self) -> int: ...
 
+    async def update(self, user: User) -> None:
+        """Write every field of an existing user; raise Conflict when the new email is taken."""
+
+    async def delete(self, user_id: str) -> bool: ...
+
+    async def search(self, query: UserQuery) -> tuple[list[User], int]:
+        """One page of users in a stable order (created_at, id), and the total matching the filters."""
+
+
+class UserSessions(Protocol):
+    """The part of session storage that account changes need."""
+
+    async def revoke_for_user(self, user_id: str, now: datetime, keep: str | None = None) -> list[str]:
+        """Revoke every live session of a user except ``keep``; return the revoked ids."""
+
+
+class PrincipalCache(Protocol):
+    async def forget_user(self, user_id: str) -> None:
+        """Drop everything cached about a user's sessions (after a role, status or password change)."""
+
 
 class UsersUnitOfWork(Protocol):
     """One transaction: changes are kept only when ``commit`` is called before leaving the block."""
 
     @property
     def users(self) -> UserRepository: ...
+
+    @property
+    def sessions(self) -> UserSessions: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from py_app.core.errors import Conflict
-from py_app.users.models import Role, Status, User, normalize_email
+from py_app.users.models import Role, Status, User, UserQuery, normalize_email
 from py_app.users.tables import users
 
 
@@ -39,6 +39,47 @@ class SqlUserRepository:
     async def count(self) -> int:
         result = await self._connection.execute(sa.select(sa.func.count()).select_from(users))
         return int(result.scalar_one())
+
+    async def update(self, user: User) -> None:
+        values = _row(user)
+        del values["id"]
+        try:
+            async with self._connection.begin_nested():
+                await self._connection.execute(users.update().where(users.c.id == user.id).values(**values))
+        except IntegrityError:
+            raise Conflict("A user with this username or email already exists.") from None
+
+    async def delete(self, user_id: str) -> bool:
+        result = await self._connection.execute(users.delete().where(users.c.id == user_id))
+        return result.rowcount == 1
+
+    async def search(self, query: UserQuery) -> tuple[list[User], int]:
+        conditions = []
+        if query.role is not None:
+            conditions.append(users.c.role == query.role.value)
+        if query.status is not None:
+            conditions.append(users.c.status == query.status.value)
+        if query.prefix:
+            pattern = _escape_like(query.prefix) + "%"
+            conditions.append(
+                sa.or_(users.c.username.like(pattern, escape="\\"), users.c.email.like(pattern.lower(), escape="\\"))
+            )
+        where = sa.and_(sa.true(), *conditions)
+        total = (
+            await self._connection.execute(sa.select(sa.func.count()).select_from(users).where(where))
+        ).scalar_one()
+        rows = await self._connection.execute(
+            sa.select(users)
+            .where(where)
+            .order_by(users.c.created_at, users.c.id)
+            .limit(query.per_page)
+            .offset(query.offset)
+        )
+        return [user for row in rows.mappings() if (user := _user(row)) is not None], int(total)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _row(user: User) -> dict[str, Any]:

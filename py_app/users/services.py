@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import uuid
+from dataclasses import dataclass, replace
 
+from py_app.core.errors import FieldError, NotFound, PermissionDenied
+from py_app.core.identity import Principal
 from py_app.core.ports import Clock, PasswordHasher
-from py_app.users.models import Role, Status, User, check_email, check_username, new_user_id, normalize_email, raise_if
+from py_app.users.models import (
+    Page,
+    Role,
+    Status,
+    User,
+    UserChanges,
+    UserQuery,
+    check_email,
+    check_profile,
+    check_role,
+    check_username,
+    new_user_id,
+    normalize_email,
+    raise_if,
+)
 from py_app.users.passwords import check_password
-from py_app.users.ports import UsersUnitOfWorkFactory
+from py_app.users.ports import PrincipalCache, UsersUnitOfWorkFactory
+
+security_log = logging.getLogger("arcana.security")
+MAX_PER_PAGE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,22 +40,31 @@ class NewUser:
     password: str
     first_name: str = ""
     last_name: str = ""
-    role: Role = Role.USER
+    role: str = Role.USER.value
     is_verified: bool = False
 
 
 class UserService:
-    """Creates and reads accounts."""
+    """Accounts: creation, reading, profile and administrative changes. Authorisation is decided here."""
 
-    def __init__(self, uow: UsersUnitOfWorkFactory, hasher: PasswordHasher, clock: Clock) -> None:
+    def __init__(
+        self, uow: UsersUnitOfWorkFactory, hasher: PasswordHasher, clock: Clock, cache: PrincipalCache
+    ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._clock = clock
+        self._cache = cache
 
     async def create(self, new: NewUser) -> User:
         """Validate, hash the password off the event loop, and store; Conflict when taken."""
         email = normalize_email(new.email)
-        raise_if(check_username(new.username), check_email(email), check_password(new.password))
+        raise_if(
+            check_username(new.username),
+            check_email(email),
+            check_password(new.password),
+            check_role(new.role),
+            *check_profile(UserChanges(first_name=new.first_name, last_name=new.last_name)),
+        )
         now = self._clock.now()
         user = User(
             id=new_user_id(),
@@ -43,7 +73,7 @@ class UserService:
             password_hash=await self._hasher.hash(new.password),
             first_name=new.first_name,
             last_name=new.last_name,
-            role=new.role,
+            role=Role(new.role),
             status=Status.ACTIVE,
             is_verified=new.is_verified,
             created_at=now,
@@ -56,4 +86,129 @@ class UserService:
 
     async def create_admin(self, username: str, email: str, password: str) -> User:
         """The bootstrap path for the first administrator (there is never a default password)."""
-        return await self.create(NewUser(username, email, password, role=Role.ADMIN, is_verified=True))
+        return await self.create(NewUser(username, email, password, role=Role.ADMIN.value, is_verified=True))
+
+    async def create_by_admin(self, actor: Principal, new: NewUser) -> User:
+        _require_admin(actor)
+        return await self.create(new)
+
+    async def get(self, actor: Principal, user_id: str) -> User:
+        """Self or an admin; anyone else is told no (not whether the id exists)."""
+        if actor.user_id != user_id and not actor.is_admin:
+            raise PermissionDenied("You may only read your own account.")
+        return await self._load(user_id)
+
+    async def search(self, actor: Principal, query: UserQuery) -> Page:
+        _require_admin(actor)
+        return await self._page(query)
+
+    async def public_page(self, page: int, per_page: int) -> Page:
+        """The public, read-only directory (ReqRes-compatible): active users only."""
+        return await self._page(UserQuery(page=page, per_page=per_page, status=Status.ACTIVE))
+
+    async def public_get(self, user_id: str) -> User:
+        user = await self._load(user_id)
+        if user.status is not Status.ACTIVE:
+            raise NotFound("No such user.")
+        return user
+
+    async def update(self, actor: Principal, user_id: str, changes: UserChanges) -> User:
+        """Partial update by the user or an admin; only admins change role or status."""
+        if actor.user_id != user_id and not actor.is_admin:
+            raise PermissionDenied("You may only change your own account.")
+        if (changes.role is not None or changes.status is not None) and not actor.is_admin:
+            raise PermissionDenied("Only administrators may change a role or status.")
+        raise_if(*check_profile(changes))
+        user = await self._load(user_id)
+        values = {name: getattr(changes, name) for name in UserChanges.__slots__ if getattr(changes, name) is not None}
+        if "email" in values:
+            values["email"] = normalize_email(values["email"])
+            if values["email"] != user.email:
+                values["is_verified"] = False  # a new address is unproven
+        return await self._save(actor, user, replace(user, **values, updated_at=self._clock.now()))
+
+    async def set_status(self, actor: Principal, user_id: str, status: Status) -> User:
+        return await self.update(actor, user_id, UserChanges(status=status))
+
+    async def set_role(self, actor: Principal, user_id: str, role: Role) -> User:
+        return await self.update(actor, user_id, UserChanges(role=role))
+
+    async def verify(self, actor: Principal, user_id: str) -> User:
+        _require_admin(actor)
+        user = await self._load(user_id)
+        return await self._save(actor, user, replace(user, is_verified=True, updated_at=self._clock.now()))
+
+    async def delete(self, actor: Principal, user_id: str) -> None:
+        _require_admin(actor)
+        async with self._uow() as uow:
+            await uow.sessions.revoke_for_user(user_id, self._clock.now())
+            if not await uow.users.delete(user_id):
+                raise NotFound("No such user.")
+            await uow.commit()
+        await self._cache.forget_user(user_id)
+        security_log.info("user_deleted", extra={"user_id": user_id, "by": actor.user_id})
+
+    async def change_password(self, actor: Principal, user_id: str, current: str, new: str) -> None:
+        """Needs the current password; every other session of the user ends."""
+        if actor.user_id != user_id:
+            raise PermissionDenied("You may only change your own password.")
+        user = await self._load(user_id)
+        current_ok = await self._hasher.verify(user.password_hash, current)
+        raise_if(None if current_ok else _field("current_password", "is wrong"), check_password(new, "new_password"))
+        changed = replace(user, password_hash=await self._hasher.hash(new), updated_at=self._clock.now())
+        async with self._uow() as uow:
+            await uow.sessions.revoke_for_user(user_id, self._clock.now(), keep=actor.session_id)
+            await uow.users.update(changed)
+            await uow.commit()
+        await self._cache.forget_user(user_id)
+        security_log.info("authn_password_change", extra={"user_id": user_id})
+
+    async def _save(self, actor: Principal, before: User, after: User) -> User:
+        ends_sessions = after.status is not Status.ACTIVE and before.status is Status.ACTIVE
+        async with self._uow() as uow:
+            if ends_sessions:
+                await uow.sessions.revoke_for_user(after.id, self._clock.now())
+            await uow.users.update(after)
+            await uow.commit()
+        if before.role is not after.role or before.status is not after.status:
+            await self._cache.forget_user(after.id)
+            security_log.info(
+                "privilege_permissions_changed",
+                extra={"user_id": after.id, "by": actor.user_id, "role": after.role, "status": after.status},
+            )
+        return after
+
+    async def _load(self, user_id: str) -> User:
+        if not _is_uuid(user_id):
+            raise NotFound("No such user.")
+        async with self._uow() as uow:
+            user = await uow.users.get(user_id)
+        if user is None:
+            raise NotFound("No such user.")
+        return user
+
+    async def _page(self, query: UserQuery) -> Page:
+        raise_if(
+            None if query.page >= 1 else _field("page", "must be at least 1"),
+            None if 1 <= query.per_page <= MAX_PER_PAGE else _field("per_page", f"must be 1 to {MAX_PER_PAGE}"),
+        )
+        async with self._uow() as uow:
+            items, total = await uow.users.search(query)
+        return Page(items=items, page=query.page, per_page=query.per_page, total=total)
+
+
+def _require_admin(actor: Principal) -> None:
+    if not actor.is_admin:
+        raise PermissionDenied("Administrators only.")
+
+
+def _field(name: str, message: str) -> FieldError:
+    return FieldError(name, message)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -5,26 +5,25 @@ import uuid
 import pytest
 
 from py_app.core.errors import Conflict, InvalidInput
+from py_app.infra.cache import NoSessionCache
 from py_app.users.models import Role, Status
 from py_app.users.passwords import common_passwords
 from py_app.users.services import NewUser, UserService
-from tests.fakes import FakeUnitOfWork, FixedClock, InMemoryUsers, PlainHasher
+from tests.fakes import FakeUnitOfWork, FixedClock, PlainHasher, Store
 
 
 @pytest.fixture
-def store() -> InMemoryUsers:
-    return InMemoryUsers()
+def store() -> Store:
+    return Store()
 
 
 @pytest.fixture
-def service(store: InMemoryUsers) -> UserService:
-    return UserService(lambda: FakeUnitOfWork(store), PlainHasher(), FixedClock())
+def service(store: Store) -> UserService:
+    return UserService(lambda: FakeUnitOfWork(store), PlainHasher(), FixedClock(), NoSessionCache())
 
 
 @pytest.mark.req("SRS-012")
-async def test_create_stores_a_normalised_user_with_a_uuid_and_utc_times(
-    service: UserService, store: InMemoryUsers
-) -> None:
+async def test_create_stores_a_normalised_user_with_a_uuid_and_utc_times(service: UserService, store: Store) -> None:
     user = await service.create(NewUser("Alice_1", "  Alice@Example.COM ", "correct horse battery"))
     assert uuid.UUID(user.id).version == 4
     assert user.email == "alice@example.com"
@@ -32,7 +31,7 @@ async def test_create_stores_a_normalised_user_with_a_uuid_and_utc_times(
     assert (user.role, user.status, user.is_verified) == (Role.USER, Status.ACTIVE, False)
     assert user.created_at.utcoffset() is not None
     assert user.created_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
-    assert store.rows[user.id] == user
+    assert store.users.rows[user.id] == user
 
 
 @pytest.mark.req("SRS-014")

@@ -1,0 +1,1 @@
+"""The auth domain: sessions (refresh-token families), access tokens, login, logout."""

@@ -1,0 +1,126 @@
+"""REST controllers for authentication: parse → one service call → map the result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+
+from py_app.auth.models import ClientInfo, Principal
+from py_app.auth.schemas import (
+    LoginIn,
+    RefreshIn,
+    RegisterIn,
+    RevokeAllIn,
+    RevokedOut,
+    SessionOut,
+    SessionsOut,
+    TokenOut,
+)
+from py_app.auth.services import AuthService
+from py_app.core.errors import Unauthenticated
+from py_app.entrypoints.problems import problem_responses
+from py_app.users.schemas import UserOut
+from py_app.users.services import NewUser
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+BEARER: list[dict[str, list[str]]] = [{"BearerAuth": []}]
+
+
+async def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
+    """The caller behind ``Authorization: Bearer <token>`` (never a query parameter)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("A Bearer access token is required.")
+    auth: AuthService = state.container.auth
+    return await auth.authenticate(token.strip())
+
+
+def client_info(request: Request[Any, Any, Any]) -> ClientInfo:
+    return ClientInfo(
+        user_agent=request.headers.get("user-agent", ""), ip=request.client.host if request.client else ""
+    )
+
+
+class AuthController(Controller):
+    path = "/api/v1/auth"
+    tags = ("auth",)
+
+    @post(
+        "/register", summary="Create an account and log in", status_code=201, responses=problem_responses(400, 409, 413)
+    )
+    async def register(
+        self, request: Request[Any, Any, Any], data: JSONBody[RegisterIn], auth: NamedDependency[AuthService]
+    ) -> Response[TokenOut]:
+        new = NewUser(data.username, data.email, data.password, data.first_name, data.last_name)
+        result = await auth.register(new, client_info(request))
+        return Response(TokenOut.of(result), status_code=201, headers=NO_STORE)
+
+    @post(
+        "/login",
+        summary="Log in with a username or email",
+        status_code=HTTP_200_OK,
+        responses=problem_responses(400, 401),
+    )
+    async def login(
+        self, request: Request[Any, Any, Any], data: JSONBody[LoginIn], auth: NamedDependency[AuthService]
+    ) -> Response[TokenOut]:
+        result = await auth.login(data.username_or_email, data.password, client_info(request))
+        return Response(TokenOut.of(result), headers=NO_STORE)
+
+    @post("/refresh", summary="Rotate a refresh token", status_code=HTTP_200_OK, responses=problem_responses(400, 401))
+    async def refresh(
+        self, request: Request[Any, Any, Any], data: JSONBody[RefreshIn], auth: NamedDependency[AuthService]
+    ) -> Response[TokenOut]:
+        result = await auth.refresh(data.refresh_token, client_info(request))
+        return Response(TokenOut.of(result), headers=NO_STORE)
+
+    @post(
+        "/logout",
+        summary="End this session",
+        status_code=HTTP_204_NO_CONTENT,
+        security=BEARER,
+        responses=problem_responses(401),
+    )
+    async def logout(self, principal: NamedDependency[Principal], auth: NamedDependency[AuthService]) -> None:
+        await auth.logout(principal)
+
+    @get("/me", summary="The current user", security=BEARER, responses=problem_responses(401))
+    async def me(self, principal: NamedDependency[Principal], auth: NamedDependency[AuthService]) -> UserOut:
+        return UserOut.of(await auth.me(principal))
+
+    @get("/sessions", summary="The current user's active sessions", security=BEARER, responses=problem_responses(401))
+    async def sessions(self, principal: NamedDependency[Principal], auth: NamedDependency[AuthService]) -> SessionsOut:
+        found = await auth.sessions(principal)
+        return SessionsOut([SessionOut.of(session, principal.session_id) for session in found])
+
+    @delete(
+        "/sessions/{session_id:str}",
+        summary="End one of the current user's sessions",
+        security=BEARER,
+        responses=problem_responses(401, 404),
+    )
+    async def revoke_session(
+        self, session_id: FromPath[str], principal: NamedDependency[Principal], auth: NamedDependency[AuthService]
+    ) -> None:
+        await auth.revoke_session(principal, session_id)
+
+    @post(
+        "/sessions/revoke-all",
+        summary="End all sessions, optionally keeping this one",
+        status_code=HTTP_200_OK,
+        security=BEARER,
+        responses=problem_responses(400, 401),
+    )
+    async def revoke_all(
+        self,
+        principal: NamedDependency[Principal],
+        auth: NamedDependency[AuthService],
+        data: JSONBody[RevokeAllIn | None] = None,
+    ) -> RevokedOut:
+        keep = data.keep_current if data is not None else False
+        return RevokedOut(await auth.revoke_all(principal, keep_current=keep))

@@ -1,0 +1,18 @@
+"""Who is calling. Shared by every domain: the auth domain makes it, the others authorise with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A caller verified from an access token and a live session."""
+
+    user_id: str
+    session_id: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"

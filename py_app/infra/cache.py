@@ -1,0 +1,56 @@
+"""Session caches: in-process (one worker) or none. A Redis adapter lands with the hardening work."""
+
+from __future__ import annotations
+
+import time
+
+from py_app.auth.models import Principal
+
+
+class InProcessSessionCache:
+    """Live sessions seen in the last ``ttl`` seconds. Only correct when one process serves all traffic,
+    because a revocation can invalidate only the cache of the process that performed it."""
+
+    def __init__(self, ttl: float, max_entries: int = 100_000) -> None:
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._entries: dict[str, tuple[Principal, float]] = {}
+
+    async def get(self, session_id: str) -> Principal | None:
+        entry = self._entries.get(session_id)
+        if entry is None:
+            return None
+        principal, expires = entry
+        if time.monotonic() >= expires:
+            del self._entries[session_id]
+            return None
+        return principal
+
+    async def put(self, principal: Principal) -> None:
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()  # crude but bounded: the cache only saves reads
+        self._entries[principal.session_id] = (principal, time.monotonic() + self._ttl)
+
+    async def forget(self, session_ids: list[str]) -> None:
+        for session_id in session_ids:
+            self._entries.pop(session_id, None)
+
+    async def forget_user(self, user_id: str) -> None:
+        for session_id in [sid for sid, (p, _) in self._entries.items() if p.user_id == user_id]:
+            del self._entries[session_id]
+
+
+class NoSessionCache:
+    """Every authenticated request reads its session: the choice when processes cannot share invalidation."""
+
+    async def get(self, session_id: str) -> Principal | None:
+        return None
+
+    async def put(self, principal: Principal) -> None:
+        return None
+
+    async def forget(self, session_ids: list[str]) -> None:
+        return None
+
+    async def forget_user(self, user_id: str) -> None:
+        return None

@@ -1,0 +1,59 @@
+"""Refresh rotation against the real databases: concurrent refreshes of one token never fork a family."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+
+from py_app.auth.models import ClientInfo
+from py_app.bootstrap import Container, build
+from py_app.config import Settings
+from py_app.core.errors import Unauthenticated
+from py_app.infra import migrations
+from py_app.users.services import NewUser
+
+CLIENT = ClientInfo("pytest", "127.0.0.1")
+
+
+@pytest.fixture
+async def container(database_url: str, make_settings: object) -> AsyncIterator[Container]:
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    settings: Settings = make_settings(database_url=database_url, refresh_reuse_grace=0)  # type: ignore[operator]
+    built = build(settings)
+    yield built
+    await built.aclose()
+
+
+@pytest.mark.req("SRS-043")
+@pytest.mark.parametrize("racers", [2, 8])
+async def test_concurrent_refreshes_of_one_token_have_exactly_one_winner(container: Container, racers: int) -> None:
+    registered = await container.auth.register(NewUser("racer", "racer@example.com", "correct horse battery"), CLIENT)
+    token = registered.tokens.refresh_token
+    outcomes = await asyncio.gather(
+        *(container.auth.refresh(token, CLIENT) for _ in range(racers)), return_exceptions=True
+    )
+    winners = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
+    assert len(winners) == 1, outcomes
+    assert all(isinstance(outcome, Unauthenticated) for outcome in outcomes if outcome not in winners)
+    # With no grace, the losers were reuse: the family is revoked as a whole, winner included. Nothing forked:
+    with pytest.raises(Unauthenticated):
+        await container.auth.refresh(winners[0].tokens.refresh_token, CLIENT)
+
+
+@pytest.mark.req("SRS-043")
+async def test_within_the_grace_window_the_winner_keeps_its_session(container: Container) -> None:
+    container.auth._policy = replace(container.auth._policy, reuse_grace_seconds=30)
+    registered = await container.auth.register(NewUser("graced", "graced@example.com", "correct horse battery"), CLIENT)
+    token = registered.tokens.refresh_token
+    outcomes = await asyncio.gather(
+        container.auth.refresh(token, CLIENT), container.auth.refresh(token, CLIENT), return_exceptions=True
+    )
+    winners = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
+    assert len(winners) == 1, outcomes
+    following = await container.auth.refresh(winners[0].tokens.refresh_token, CLIENT)
+    principal = await container.auth.authenticate(following.tokens.access_token)
+    sessions = await container.auth.sessions(principal)
+    assert [session.id for session in sessions] == [principal.session_id]

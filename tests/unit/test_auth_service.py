@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import pytest
+
+from py_app.auth.models import ClientInfo, token_digest
+from py_app.auth.services import BAD_CREDENTIALS, AuthService, SessionPolicy
+from py_app.core.errors import InvalidInput, Unauthenticated
+from py_app.core.identity import Principal
+from py_app.infra.cache import InProcessSessionCache
+from py_app.users.models import Role, Status
+from py_app.users.services import NewUser, UserService
+from tests.fakes import FakeTokens, FakeUnitOfWork, FixedClock, PlainHasher, Store
+
+CLIENT = ClientInfo(user_agent="pytest", ip="127.0.0.1")
+PASSWORD = "correct horse battery"
+
+
+class CountingHasher(PlainHasher):
+    def __init__(self) -> None:
+        self.verified: list[str] = []
+
+    async def verify(self, encoded: str, password: str) -> bool:
+        self.verified.append(encoded)
+        return await super().verify(encoded, password)
+
+    async def hash(self, password: str) -> str:
+        return "v2:" + await super().hash(password)
+
+    def needs_rehash(self, encoded: str) -> bool:
+        return not encoded.startswith("v2:")
+
+
+class Rig:
+    def __init__(self, grace: int = 10) -> None:
+        self.store = Store()
+        self.clock = FixedClock()
+        self.hasher = PlainHasher()
+        self.cache = InProcessSessionCache(ttl=60)
+        self.users = UserService(lambda: FakeUnitOfWork(self.store), self.hasher, self.clock, self.cache)
+        policy = SessionPolicy(idle_seconds=3600, absolute_seconds=7200, reuse_grace_seconds=grace)
+        self.auth = AuthService(
+            lambda: FakeUnitOfWork(self.store), self.users, self.hasher, FakeTokens(), self.cache, self.clock, policy
+        )
+
+
+@pytest.fixture
+def rig() -> Rig:
+    return Rig()
+
+
+async def register(rig: Rig, name: str = "alice") -> tuple[str, str, str]:
+    result = await rig.auth.register(NewUser(name, f"{name}@example.com", PASSWORD), CLIENT)
+    return result.user.id, result.tokens.access_token, result.tokens.refresh_token
+
+
+@pytest.mark.req("SRS-041")
+async def test_login_failures_are_indistinguishable(rig: Rig) -> None:
+    user_id, _, _ = await register(rig)
+    messages = []
+    for login, password in [("alice", "wrong password!"), ("nobody", PASSWORD)]:
+        with pytest.raises(Unauthenticated) as caught:
+            await rig.auth.login(login, password, CLIENT)
+        messages.append(caught.value.message)
+    admin = Principal("admin-id", "s", "admin")
+    await rig.users.set_status(admin, user_id, Status.SUSPENDED)
+    with pytest.raises(Unauthenticated) as caught:
+        await rig.auth.login("alice", PASSWORD, CLIENT)
+    messages.append(caught.value.message)
+    assert messages == [BAD_CREDENTIALS] * 3
+
+
+@pytest.mark.req("SRS-041")
+async def test_unknown_users_cost_a_hash_verification_too() -> None:
+    rig = Rig()
+    hasher = CountingHasher()
+    rig.auth._hasher = hasher  # the same service, watching its hasher
+    with pytest.raises(Unauthenticated):
+        await rig.auth.login("ghost@example.com", PASSWORD, CLIENT)
+    assert len(hasher.verified) == 1
+
+
+@pytest.mark.req("SRS-053")
+async def test_login_rehashes_when_parameters_changed(rig: Rig) -> None:
+    user_id, _, _ = await register(rig)
+    hasher = CountingHasher()
+    rig.auth._hasher = hasher
+    await rig.auth.login("ALICE@example.com", PASSWORD, CLIENT)
+    stored = rig.store.users.rows[user_id]
+    assert stored.password_hash == f"v2:plain${PASSWORD}"
+    assert stored.last_login_at == rig.clock.now()
+
+
+@pytest.mark.req("SRS-042")
+async def test_refresh_rotates_and_the_old_token_dies(rig: Rig) -> None:
+    _, _, first = await register(rig)
+    rotated = await rig.auth.refresh(first, CLIENT)
+    assert rotated.tokens.refresh_token != first
+    with pytest.raises(Unauthenticated):
+        await rig.auth.refresh(first, CLIENT)
+    again = await rig.auth.refresh(rotated.tokens.refresh_token, CLIENT)
+    assert again.user.username == "alice"
+
+
+@pytest.mark.req("SRS-043")
+async def test_reuse_after_the_grace_window_revokes_the_family(rig: Rig) -> None:
+    _, _, first = await register(rig)
+    second = (await rig.auth.refresh(first, CLIENT)).tokens
+    rig.clock.advance(11)
+    with pytest.raises(Unauthenticated):
+        await rig.auth.refresh(first, CLIENT)
+    with pytest.raises(Unauthenticated):
+        await rig.auth.refresh(second.refresh_token, CLIENT)
+    with pytest.raises(Unauthenticated):
+        await rig.auth.authenticate(second.access_token)
+
+
+@pytest.mark.req("SRS-043")
+async def test_a_second_presentation_within_the_grace_window_fails_without_revoking(rig: Rig) -> None:
+    _, _, first = await register(rig)
+    winner = (await rig.auth.refresh(first, CLIENT)).tokens
+    rig.clock.advance(5)
+    with pytest.raises(Unauthenticated):
+        await rig.auth.refresh(first, CLIENT)
+    assert (await rig.auth.authenticate(winner.access_token)).user_id
+    assert (await rig.auth.refresh(winner.refresh_token, CLIENT)).tokens.refresh_token
+
+
+@pytest.mark.req("SRS-053")
+async def test_refresh_tokens_are_stored_only_as_digests(rig: Rig) -> None:
+    _, _, refresh = await register(rig)
+    assert refresh not in rig.store.sessions.tokens
+    assert token_digest(refresh) in rig.store.sessions.tokens
+    assert len(refresh) >= 43  # 256 bits, base64url
+
+
+@pytest.mark.req("SRS-043")
+async def test_idle_and_absolute_expiry_end_refresh(rig: Rig) -> None:
+    _, _, refresh = await register(rig)
+    rig.clock.advance(3601)
+    with pytest.raises(Unauthenticated):
+        await rig.auth.refresh(refresh, CLIENT)
+
+
+@pytest.mark.req("SRS-048")
+async def test_password_change_ends_the_other_sessions_only(rig: Rig) -> None:
+    user_id, here, _ = await register(rig)
+    other = (await rig.auth.login("alice", PASSWORD, CLIENT)).tokens
+    me = await rig.auth.authenticate(here)
+    with pytest.raises(InvalidInput) as caught:
+        await rig.users.change_password(me, user_id, "not my password", "a brand new passphrase")
+    assert caught.value.errors[0].field == "current_password"
+    await rig.users.change_password(me, user_id, PASSWORD, "a brand new passphrase")
+    assert (await rig.auth.authenticate(here)).user_id == user_id
+    with pytest.raises(Unauthenticated):
+        await rig.auth.authenticate(other.access_token)
+    with pytest.raises(Unauthenticated):
+        await rig.auth.login("alice", PASSWORD, CLIENT)
+    assert (await rig.auth.login("alice", "a brand new passphrase", CLIENT)).user.id == user_id
+
+
+@pytest.mark.req("SRS-049")
+async def test_a_role_change_applies_from_the_next_request_despite_the_cache(rig: Rig) -> None:
+    user_id, access, _ = await register(rig)
+    assert (await rig.auth.authenticate(access)).role == "user"  # now cached
+    await rig.users.set_role(Principal("admin-id", "s", "admin"), user_id, Role.ADMIN)
+    assert (await rig.auth.authenticate(access)).role == "admin"
+
+
+@pytest.mark.req("SRS-049")
+async def test_suspension_ends_sessions_despite_the_cache(rig: Rig) -> None:
+    user_id, access, refresh = await register(rig)
+    await rig.auth.authenticate(access)
+    await rig.users.set_status(Principal("admin-id", "s", "admin"), user_id, Status.SUSPENDED)
+    with pytest.raises(Unauthenticated):
+        await rig.auth.authenticate(access)
+    with pytest.raises(Unauthenticated):
+        await rig.auth.refresh(refresh, CLIENT)
+
+
+async def test_logout_is_seen_by_the_next_request_despite_the_cache(rig: Rig) -> None:
+    _, access, _ = await register(rig)
+    principal = await rig.auth.authenticate(access)
+    await rig.auth.logout(principal)
+    with pytest.raises(Unauthenticated):
+        await rig.auth.authenticate(access)
+
+
+async def test_expired_access_tokens_are_rejected(rig: Rig) -> None:
+    _, access, _ = await register(rig)
+    rig.clock.advance(901)
+    with pytest.raises(Unauthenticated):
+        await rig.auth.authenticate(access)
