@@ -11,10 +11,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from py_app._proto.arcana.v1 import info_pb2, info_pb2_grpc
+from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc, info_pb2, info_pb2_grpc, users_pb2, users_pb2_grpc
+from py_app.auth.servicers import AuthServicer
 from py_app.bootstrap import Container
+from py_app.entrypoints.rpc_support import ServiceInterceptor
 from py_app.health.servicers import InfoServicer
 from py_app.infra.security import core_version
+from py_app.users.servicers import UserServicer
 
 logger = logging.getLogger("arcana.rpc")
 
@@ -66,12 +69,20 @@ class RpcServer:
 
 async def start_server(container: Container, host: str, port: int) -> RpcServer:
     """Build, bind and start the server; raise OSError when the address cannot be bound."""
-    server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=1024)
+    server = grpc.aio.server(
+        options=SERVER_OPTIONS,
+        maximum_concurrent_rpcs=1024,
+        interceptors=[ServiceInterceptor(container.auth.authenticate)],
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     info_pb2_grpc.add_InfoServiceServicer_to_server(InfoServicer(core_version()), server)  # type: ignore[no-untyped-call]
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(container.auth), server)  # type: ignore[no-untyped-call]
+    users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(container.users), server)  # type: ignore[no-untyped-call]
     if container.settings.reflection_enabled:
         names = (
+            auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
+            users_pb2.DESCRIPTOR.services_by_name["UserService"].full_name,
             info_pb2.DESCRIPTOR.services_by_name["InfoService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,

@@ -90,3 +90,68 @@ async def test_a_taken_port_is_a_clear_error(container: Container) -> None:
         port = blocker.getsockname()[1]
         with pytest.raises(OSError, match="cannot bind gRPC"):
             await rpc.start_server(container, "127.0.0.1", port)
+
+
+def _details(error: grpc.aio.AioRpcError) -> tuple[str, list[str], int | None]:
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(error)
+    assert status is not None
+    reason, fields, retry = "", [], None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason = info.reason
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            fields = [violation.field for violation in bad.field_violations]
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info_retry = error_details_pb2.RetryInfo()
+            detail.Unpack(info_retry)
+            retry = info_retry.retry_delay.seconds
+    return reason, fields, retry
+
+
+@pytest.mark.req("SRS-062")
+async def test_errors_map_to_codes_with_rich_details(container: Container, sqlite_url: str) -> None:
+    from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc
+    from py_app.infra import migrations
+
+    await asyncio.to_thread(migrations.upgrade, container.settings.effective_database_url)
+    async with (
+        rpc.serving(container, "127.0.0.1", 0) as server,
+        grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
+    ):
+        auth = auth_pb2_grpc.AuthServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as invalid:
+            await auth.Register(auth_pb2.RegisterRequest(username="x", email="nope", password="short"), timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError) as anonymous:
+            await auth.Me(auth_pb2.MeRequest(), timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError) as garbage:
+            await auth.Me(auth_pb2.MeRequest(), metadata=(("authorization", "Bearer not.a.jwt"),), timeout=5)
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _details(invalid.value)[:2] == ("invalid_input", ["username", "email", "password"])
+    assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert _details(anonymous.value)[0] == "unauthenticated"
+    assert garbage.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.req("SRS-062")
+def test_rate_limits_carry_retry_info() -> None:
+    from google.rpc import error_details_pb2
+
+    from py_app.core.errors import RateLimited
+    from py_app.entrypoints.rpc_support import to_status
+
+    status = to_status(RateLimited("slow down", retry_after=7))
+    assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    details = dict(status.trailing_metadata)["grpc-status-details-bin"]
+    from google.rpc import status_pb2
+
+    decoded = status_pb2.Status.FromString(details)
+    retry = error_details_pb2.RetryInfo()
+    assert any(detail.Unpack(retry) for detail in decoded.details if detail.Is(retry.DESCRIPTOR))
+    assert retry.retry_delay.seconds == 7

@@ -1,0 +1,125 @@
+"""gRPC plumbing shared by the servicers: one interceptor authenticates and maps domain errors, once.
+
+Authentication: metadata ``authorization: Bearer <access token>``, checked with the same service and
+revocation rules as REST for every method not listed as public. The caller is handed to the servicer
+through a context variable. Errors: every DomainError becomes its status code with a
+``google.rpc.ErrorInfo`` (reason = the domain code), a ``BadRequest`` naming bad fields, and a
+``RetryInfo`` when rate limited. Anything else is a bug: logged, and answered INTERNAL without detail.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from py_app.auth.models import ClientInfo
+from py_app.core.errors import DomainError, InvalidInput, RateLimited, Unauthenticated
+from py_app.core.identity import Principal
+
+logger = logging.getLogger("arcana.rpc")
+
+STATUS_BY_CODE = {
+    "invalid_input": grpc.StatusCode.INVALID_ARGUMENT,
+    "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
+    "permission_denied": grpc.StatusCode.PERMISSION_DENIED,
+    "not_found": grpc.StatusCode.NOT_FOUND,
+    "conflict": grpc.StatusCode.ALREADY_EXISTS,
+    "rate_limited": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "unavailable": grpc.StatusCode.UNAVAILABLE,
+}
+PUBLIC_METHODS = frozenset(
+    {
+        "/arcana.v1.AuthService/Register",
+        "/arcana.v1.AuthService/Login",
+        "/arcana.v1.AuthService/Refresh",
+        "/arcana.v1.AuthService/ValidateToken",
+        "/arcana.v1.InfoService/GetInfo",
+    }
+)
+
+_principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("arcana_principal")
+
+
+def principal() -> Principal:
+    """The authenticated caller of the current RPC (set by the interceptor)."""
+    return _principal.get()
+
+
+def client_info(context: grpc.aio.ServicerContext[Any, Any]) -> ClientInfo:
+    metadata = dict(context.invocation_metadata() or ())
+    peer = context.peer() or ""  # "ipv4:127.0.0.1:53422" / "ipv6:[::1]:53422"
+    host = peer.split(":", 1)[1].rsplit(":", 1)[0].strip("[]") if ":" in peer else ""
+    return ClientInfo(user_agent=str(metadata.get("user-agent", "")), ip=host)
+
+
+def to_status(error: DomainError) -> grpc.Status:
+    code = STATUS_BY_CODE.get(error.code, grpc.StatusCode.INTERNAL)
+    status = status_pb2.Status(code=code.value[0], message=error.message)
+    status.details.add().Pack(error_details_pb2.ErrorInfo(reason=error.code, domain="arcana"))
+    if isinstance(error, InvalidInput) and error.errors:
+        violations = [
+            error_details_pb2.BadRequest.FieldViolation(field=item.field, description=item.message)
+            for item in error.errors
+        ]
+        status.details.add().Pack(error_details_pb2.BadRequest(field_violations=violations))
+    if isinstance(error, RateLimited):
+        delay = duration_pb2.Duration(seconds=error.retry_after)
+        status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    return rpc_status.to_status(status)
+
+
+Authenticator = Callable[[str], Awaitable[Principal]]
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no types
+    """Authentication then error mapping, around every unary-unary method of the Arcana services."""
+
+    def __init__(self, authenticate: Authenticator) -> None:
+        self._authenticate = authenticate
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or handler.unary_unary is None or not method.startswith("/arcana."):
+            return handler
+        behaviour = handler.unary_unary
+        needs_auth = method not in PUBLIC_METHODS
+
+        async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                if needs_auth:
+                    _principal.set(await self._authenticate(_bearer(context)))
+                return await behaviour(request, context)
+            except DomainError as error:
+                await context.abort_with_status(to_status(error))
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                logger.exception("unhandled error", extra={"method": method})
+                await context.abort(grpc.StatusCode.INTERNAL, "The server could not complete the request.")
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _bearer(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    raise Unauthenticated("A Bearer access token is required in the authorization metadata.")

@@ -1,0 +1,1 @@
+"""Cross-protocol contract suite: every REST scenario, run over REST and gRPC against one live server."""
