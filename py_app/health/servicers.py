@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import grpc
 
 from py_app import __version__
@@ -15,4 +17,4 @@ class InfoServicer(info_pb2_grpc.InfoServiceServicer):
     async def GetInfo(  # noqa: N802 - the name is the RPC's
         self, request: info_pb2.GetInfoRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> info_pb2.GetInfoResponse:
-        return info_pb2.GetInfoResponse(version=__version__, rust_core_version=self._rust_core_version)
+        return info_pb2.GetInfoResponse(version=__version__, rust_core_version=self._rust_core_version, pid=os.getpid())

@@ -167,3 +167,36 @@ def test_arcana_variables_reach_the_service_and_bad_ones_stop_it(tmp_path: Path)
         assert "ARCANA_JWT_SECRET is required when ARCANA_ENV=production" in server.output()
     finally:
         server.stop()
+
+
+@pytest.mark.req("SRS-063", "SDD-004")
+def test_grpc_is_served_by_every_worker(tmp_path: Path) -> None:
+    """With ARCANA_WORKERS=2 both worker processes answer gRPC (SO_REUSEPORT spreads connections)."""
+    migrate = subprocess.run(
+        [sys.executable, "-m", "py_app", "migrate"],
+        cwd=ROOT,
+        env={**os.environ, "ARCANA_DATA_DIR": str(tmp_path / "var")},
+        capture_output=True,
+        check=False,
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    server = start([sys.executable, "-m", "py_app", "serve"], tmp_path, ARCANA_WORKERS="2")
+
+    async def pids(connections: int) -> set[int]:
+        seen = set()
+        for _ in range(connections):  # a new channel is a new TCP connection, placed by the kernel
+            async with grpc.aio.insecure_channel(server.grpc, options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
+                info = await info_pb2_grpc.InfoServiceStub(ch).GetInfo(info_pb2.GetInfoRequest(), timeout=5)
+                seen.add(info.pid)
+        return seen
+
+    try:
+        server.wait_ready()
+        served_by = asyncio.run(pids(40))
+        workers = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+        assert len(served_by) == 2, served_by
+        assert served_by == {int(pid) for pid in workers}
+    finally:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        server.process.wait(STOP_SECONDS)
+        server.stop()

@@ -155,3 +155,20 @@ def test_rate_limits_carry_retry_info() -> None:
     retry = error_details_pb2.RetryInfo()
     assert any(detail.Unpack(retry) for detail in decoded.details if detail.Is(retry.DESCRIPTOR))
     assert retry.retry_delay.seconds == 7
+
+
+@pytest.mark.req("SRS-064")
+async def test_oversized_messages_are_refused_and_deadlines_end_calls(container: Container) -> None:
+    from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc
+
+    async with (
+        rpc.serving(container, "127.0.0.1", 0) as server,
+        grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
+    ):
+        auth = auth_pb2_grpc.AuthServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as oversized:
+            await auth.Login(auth_pb2.LoginRequest(username_or_email="x" * (5 * 1024 * 1024)), timeout=10)
+        with pytest.raises(grpc.aio.AioRpcError) as late:
+            await auth.Login(auth_pb2.LoginRequest(username_or_email="a", password="b"), timeout=0.000001)
+    assert oversized.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED

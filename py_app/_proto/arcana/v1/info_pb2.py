@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61rcana/v1/info.proto\x12\tarcana.v1\"\x10\n\x0eGetInfoRequest\"=\n\x0fGetInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x19\n\x11rust_core_version\x18\x02 \x01(\t2O\n\x0bInfoService\x12@\n\x07GetInfo\x12\x19.arcana.v1.GetInfoRequest\x1a\x1a.arcana.v1.GetInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61rcana/v1/info.proto\x12\tarcana.v1\"\x10\n\x0eGetInfoRequest\"J\n\x0fGetInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x19\n\x11rust_core_version\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x32O\n\x0bInfoService\x12@\n\x07GetInfo\x12\x19.arcana.v1.GetInfoRequest\x1a\x1a.arcana.v1.GetInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,7 +35,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETINFOREQUEST']._serialized_start=35
   _globals['_GETINFOREQUEST']._serialized_end=51
   _globals['_GETINFORESPONSE']._serialized_start=53
-  _globals['_GETINFORESPONSE']._serialized_end=114
-  _globals['_INFOSERVICE']._serialized_start=116
-  _globals['_INFOSERVICE']._serialized_end=195
+  _globals['_GETINFORESPONSE']._serialized_end=127
+  _globals['_INFOSERVICE']._serialized_start=129
+  _globals['_INFOSERVICE']._serialized_end=208
 # @@protoc_insertion_point(module_scope)

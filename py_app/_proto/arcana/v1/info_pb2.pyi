@@ -10,9 +10,11 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetInfoResponse(_message.Message):
-    __slots__ = ("version", "rust_core_version")
+    __slots__ = ("version", "rust_core_version", "pid")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RUST_CORE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
     version: str
     rust_core_version: str
-    def __init__(self, version: _Optional[str] = ..., rust_core_version: _Optional[str] = ...) -> None: ...
+    pid: int
+    def __init__(self, version: _Optional[str] = ..., rust_core_version: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
