@@ -79,6 +79,17 @@ def start(command: list[str], tmp_path: Path, **env: str) -> Server:
     return Server(process, http_port, grpc_port, log)
 
 
+def migrate(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "py_app", "migrate"],
+        cwd=ROOT,
+        env={**os.environ, "ARCANA_DATA_DIR": str(tmp_path / "var")},
+        capture_output=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.fixture
 def make_run(tmp_path: Path) -> Iterator[Server]:
     server = start(["make", "--no-print-directory", "run"], tmp_path)
@@ -141,14 +152,7 @@ def test_make_run_serves_rest_and_grpc_and_stops_cleanly_on_sigterm(make_run: Se
 @pytest.mark.req("SRS-009")
 def test_ctrl_c_stops_the_server_cleanly(tmp_path: Path) -> None:
     """Ctrl-C reaches the whole foreground process group, as a terminal sends it."""
-    migrate = subprocess.run(
-        [sys.executable, "-m", "py_app", "migrate"],
-        cwd=ROOT,
-        env={**os.environ, "ARCANA_DATA_DIR": str(tmp_path / "var")},
-        capture_output=True,
-        check=False,
-    )
-    assert migrate.returncode == 0, migrate.stderr
+    migrate(tmp_path)
     server = start([sys.executable, "-m", "py_app", "serve"], tmp_path, ARCANA_WORKERS="2")
     try:
         server.wait_ready()
@@ -172,27 +176,23 @@ def test_arcana_variables_reach_the_service_and_bad_ones_stop_it(tmp_path: Path)
 @pytest.mark.req("SRS-063", "SDD-004")
 def test_grpc_is_served_by_every_worker(tmp_path: Path) -> None:
     """With ARCANA_WORKERS=2 both worker processes answer gRPC (SO_REUSEPORT spreads connections)."""
-    migrate = subprocess.run(
-        [sys.executable, "-m", "py_app", "migrate"],
-        cwd=ROOT,
-        env={**os.environ, "ARCANA_DATA_DIR": str(tmp_path / "var")},
-        capture_output=True,
-        check=False,
-    )
-    assert migrate.returncode == 0, migrate.stderr
+    migrate(tmp_path)
     server = start([sys.executable, "-m", "py_app", "serve"], tmp_path, ARCANA_WORKERS="2")
 
-    async def pids(connections: int) -> set[int]:
-        seen = set()
-        for _ in range(connections):  # a new channel is a new TCP connection, placed by the kernel
-            async with grpc.aio.insecure_channel(server.grpc, options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
-                info = await info_pb2_grpc.InfoServiceStub(ch).GetInfo(info_pb2.GetInfoRequest(), timeout=5)
+    async def pids(deadline: float) -> set[int]:
+        # Readiness means one worker is up; the other may still be starting, so keep connecting
+        # (each new channel is a new TCP connection the kernel places) until both answer or time is up.
+        seen: set[int] = set()
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        while len(seen) < 2 and time.monotonic() < deadline:
+            async with grpc.aio.insecure_channel(server.grpc, options=options) as channel:
+                info = await info_pb2_grpc.InfoServiceStub(channel).GetInfo(info_pb2.GetInfoRequest(), timeout=5)
                 seen.add(info.pid)
         return seen
 
     try:
         server.wait_ready()
-        served_by = asyncio.run(pids(40))
+        served_by = asyncio.run(pids(time.monotonic() + 60))
         workers = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
         assert len(served_by) == 2, served_by
         assert served_by == {int(pid) for pid in workers}
