@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -33,10 +32,12 @@ class Container:
     users: UserService
     auth: AuthService
     health: HealthService
+    hasher: Argon2Hasher
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
 
     async def aclose(self) -> None:
         """Release pools: called last at shutdown, after the transports have drained."""
+        self.hasher.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
@@ -50,9 +51,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Container:
     probes: list[Probe] = [DatabaseProbe(engine)]
     if redis is not None:
         probes.append(RedisProbe(redis))
-    # Each argon2 hash holds ~19 MiB and a core for ~25 ms. Leaving one core to the event loop keeps
-    # other requests flowing while logins hash (benchmarks/README.md: loop lag 45 ms unbounded, ~5 ms so).
-    hasher = Argon2Hasher(max_concurrent=max(1, (os.cpu_count() or 1) - 1))
+    hasher = Argon2Hasher()
     clock = clock or SystemClock()
     tokens = JwtAccessTokens(
         resolve_jwt_secret(settings),
@@ -80,5 +79,6 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Container:
         users=users,
         auth=AuthService(uow, users, hasher, tokens, cache, clock, policy),
         health=HealthService(probes, lifecycle),
+        hasher=hasher,
         lifecycle=lifecycle,
     )
