@@ -1,0 +1,83 @@
+"""Real server processes for end-to-end tests: started the way the README starts them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_SECONDS = 180  # make run may have to build on a cold machine
+STOP_SECONDS = 20
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen[bytes], http_port: int, grpc_port: int, log: Path) -> None:
+        self.process = process
+        self.http = f"http://127.0.0.1:{http_port}"
+        self.grpc = f"127.0.0.1:{grpc_port}"
+        self.log = log
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"server exited with {self.process.returncode} before ready:\n{self.output()[-3000:]}")
+            try:
+                if httpx.get(f"{self.http}/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"server not ready within {STARTUP_SECONDS}s:\n{self.output()[-3000:]}")
+
+    def serve_pid(self) -> int:
+        """The `python -m py_app serve` process that make runs (make execs it from the recipe shell)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        assert len(children) == 1, children
+        return int(children[0])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+def start(command: list[str], tmp_path: Path, **env: str) -> Server:
+    http_port, grpc_port = free_port(), free_port()
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(("ARCANA_", "MAKE"))}
+    environ.update(
+        ARCANA_DATA_DIR=str(tmp_path / "var"),
+        ARCANA_HTTP_PORT=str(http_port),
+        ARCANA_GRPC_PORT=str(grpc_port),
+        ARCANA_SHUTDOWN_GRACE="3",
+        **env,
+    )
+    log = tmp_path / "server.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=environ, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return Server(process, http_port, grpc_port, log)
+
+
+def migrate(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "py_app", "migrate"],
+        cwd=ROOT,
+        env={**os.environ, "ARCANA_DATA_DIR": str(tmp_path / "var")},
+        capture_output=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
