@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from py_app.auth.models import Session
 from py_app.auth.ports import AccessClaims, RefreshRecord, SessionState
@@ -60,11 +61,17 @@ class InMemoryUsers:
     async def count(self) -> int:
         return len(self.rows)
 
-    async def update(self, user: User) -> None:
-        for existing in self.rows.values():
-            if existing.id != user.id and existing.email == user.email:
-                raise Conflict("A user with this username or email already exists.")
-        self.rows[user.id] = user
+    async def update(
+        self, user_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    ) -> bool:
+        user = self.rows.get(user_id)
+        if user is None or any(getattr(user, name) != value for name, value in (expect or {}).items()):
+            return False
+        email = changes.get("email")
+        if email is not None and any(other.id != user_id and other.email == email for other in self.rows.values()):
+            raise Conflict("A user with this username or email already exists.")
+        self.rows[user_id] = replace(user, **changes)
+        return True
 
     async def delete(self, user_id: str) -> bool:
         return self.rows.pop(user_id, None) is not None
@@ -124,9 +131,9 @@ class InMemorySessions:
         found = [s for s in self.rows.values() if s.user_id == user_id and s.revoked_at is None]
         return sorted(found, key=lambda s: s.created_at, reverse=True)
 
-    async def revoke(self, session_id: str, now: datetime) -> bool:
+    async def revoke(self, session_id: str, now: datetime, user_id: str | None = None) -> bool:
         session = self.rows.get(session_id)
-        if session is None or session.revoked_at is not None:
+        if session is None or session.revoked_at is not None or user_id not in (None, session.user_id):
             return False
         self.rows[session_id] = replace(session, revoked_at=now)
         return True

@@ -52,7 +52,8 @@ class SessionRepository(UserSessions, Protocol):
     async def list_for_user(self, user_id: str) -> list[Session]:
         """Unrevoked sessions, newest first."""
 
-    async def revoke(self, session_id: str, now: datetime) -> bool: ...
+    async def revoke(self, session_id: str, now: datetime, user_id: str | None = None) -> bool:
+        """End a live session (of ``user_id``, when given); False when there was none to end."""
 
 
 class AuthUnitOfWork(UsersUnitOfWork, Protocol):
@@ -93,7 +94,11 @@ class SessionCache(Protocol):
 
     async def get(self, session_id: str) -> Principal | None: ...
 
-    async def put(self, principal: Principal) -> None: ...
+    def generation(self) -> int:
+        """A counter every forget advances: read it before a database read, hand it to ``put``."""
+
+    async def put(self, principal: Principal, generation: int) -> None:
+        """Cache the principal unless something was forgotten since ``generation`` (it may be stale)."""
 
     async def forget(self, session_ids: list[str]) -> None: ...
 

@@ -78,10 +78,11 @@ class SqlSessionRepository:
         )
         return [_session(row) for row in (await self._connection.execute(query)).mappings()]
 
-    async def revoke(self, session_id: str, now: datetime) -> bool:
-        result = await self._connection.execute(
-            sessions.update().where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None)).values(revoked_at=now)
-        )
+    async def revoke(self, session_id: str, now: datetime, user_id: str | None = None) -> bool:
+        condition = sa.and_(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+        if user_id is not None:
+            condition = sa.and_(condition, sessions.c.user_id == user_id)
+        result = await self._connection.execute(sessions.update().where(condition).values(revoked_at=now))
         return result.rowcount == 1
 
     async def revoke_for_user(self, user_id: str, now: datetime, keep: str | None = None) -> list[str]:

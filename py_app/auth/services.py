@@ -7,6 +7,7 @@ import secrets
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from py_app.auth.models import AuthResult, ClientInfo, Principal, Session, TokenPair, new_refresh_token, token_digest
 from py_app.auth.ports import AccessTokens, AuthUnitOfWorkFactory, SessionCache
@@ -53,6 +54,10 @@ class AuthService:
         self._policy = policy
         self._dummy_hash: str | None = None
 
+    async def prepare(self) -> None:
+        """Make the dummy hash before serving, so the first unknown-user login costs what later ones do."""
+        await self._dummy()
+
     async def register(self, new: NewUser, client: ClientInfo) -> AuthResult:
         """Create an account (role user) and open its first session."""
         user = await self._users.create(replace(new, role=Role.USER.value, is_verified=False))
@@ -69,13 +74,15 @@ class AuthService:
         if not await self._hasher.verify(user.password_hash, password) or user.status is not Status.ACTIVE:
             security_log.info("authn_login_fail", extra={"user_id": user.id, "reason": "credentials_or_status"})
             raise Unauthenticated(BAD_CREDENTIALS)
-        now = self._clock.now()
-        changed = replace(user, last_login_at=now)
+        changes: dict[str, Any] = {"last_login_at": self._clock.now()}
         if self._hasher.needs_rehash(user.password_hash):
-            changed = replace(changed, password_hash=await self._hasher.hash(password))
-        tokens = await self._open_session(changed, client, save_user=True)
+            changes["password_hash"] = await self._hasher.hash(password)
+        # Record the login only while the account is as we verified it: a suspension or password
+        # change that landed during the hash wins, and this login fails like any other.
+        verified: dict[str, Any] = {"status": Status.ACTIVE.value, "password_hash": user.password_hash}
+        tokens = await self._open_session(user, client, login=(changes, verified))
         security_log.info("authn_login_success", extra={"user_id": user.id})
-        return AuthResult(changed, tokens)
+        return AuthResult(replace(user, **changes), tokens)
 
     async def refresh(self, refresh_token: str, client: ClientInfo) -> AuthResult:
         """Rotate: the presented token is spent atomically and a new one issued in the same transaction.
@@ -113,17 +120,17 @@ class AuthService:
         cached = await self._cache.get(claims.session_id)
         if cached is not None and cached.user_id == claims.user_id:
             return cached
+        generation = self._cache.generation()  # before the read: a revocation after it voids the put
         async with self._uow() as uow:
             state = await uow.sessions.state(claims.session_id, claims.user_id)
         if (
             state is None
-            or state.session.revoked_at is not None
-            or now >= state.session.expires_at
+            or not state.session.is_active(now, self._policy.idle_seconds)
             or state.status is not Status.ACTIVE
         ):
             raise Unauthenticated(BAD_SESSION)
         principal = Principal(claims.user_id, claims.session_id, state.role.value)
-        await self._cache.put(principal)
+        await self._cache.put(principal, generation)
         return principal
 
     async def logout(self, principal: Principal) -> None:
@@ -149,10 +156,8 @@ class AuthService:
 
     async def revoke_session(self, principal: Principal, session_id: str) -> None:
         async with self._uow() as uow:
-            session = await uow.sessions.get(session_id)
-            if session is None or session.user_id != principal.user_id or session.revoked_at is not None:
+            if not await uow.sessions.revoke(session_id, self._clock.now(), user_id=principal.user_id):
                 raise NotFound("No such session.")
-            await uow.sessions.revoke(session_id, self._clock.now())
             await uow.commit()
         await self._cache.forget([session_id])
 
@@ -164,7 +169,9 @@ class AuthService:
         await self._cache.forget(revoked)
         return len(revoked)
 
-    async def _open_session(self, user: User, client: ClientInfo, *, save_user: bool = False) -> TokenPair:
+    async def _open_session(
+        self, user: User, client: ClientInfo, *, login: tuple[dict[str, Any], dict[str, Any]] | None = None
+    ) -> TokenPair:
         now = self._clock.now()
         session = Session(
             id=str(uuid.uuid4()),
@@ -178,8 +185,8 @@ class AuthService:
         refresh = new_refresh_token()
         async with self._uow() as uow:
             await uow.sessions.add(session, token_digest(refresh))
-            if save_user:
-                await uow.users.update(user)
+            if login is not None and not await uow.users.update(user.id, login[0], expect=login[1]):
+                raise Unauthenticated(BAD_CREDENTIALS)
             await uow.commit()
         access = self._tokens.issue(user_id=user.id, session_id=session.id, role=user.role.value, now=now)
         security_log.info("authn_token_created", extra={"user_id": user.id, "session_id": session.id})

@@ -10,11 +10,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from sqlalchemy.exc import DBAPIError
-
 from py_app import __version__
 from py_app.config import Settings, SettingsError, load_settings, unknown_variables
-from py_app.core.errors import DomainError, InvalidInput
+from py_app.core.errors import DomainError, InvalidInput, Unavailable
 from py_app.infra.logs import configure_logging
 from py_app.users.models import User
 
@@ -108,11 +106,12 @@ def _create_admin(settings: Settings, username: str, email: str, password: str |
         details = "; ".join(f"{error.field} {error.message}" for error in exc.errors)
         print(f"arcana: {exc.message} {details}".strip(), file=sys.stderr)
         return 2
+    except Unavailable as exc:
+        cause = getattr(exc.__cause__, "orig", None) or exc.__cause__
+        print(f"arcana: database error ({type(cause).__name__}); has `migrate` been run?", file=sys.stderr)
+        return 1
     except DomainError as exc:
         print(f"arcana: {exc.message}", file=sys.stderr)
-        return 1
-    except DBAPIError as exc:
-        print(f"arcana: database error ({type(exc.orig).__name__}); has `migrate` been run?", file=sys.stderr)
         return 1
     print(f"created admin {user.username} ({user.id})")
     return 0

@@ -60,6 +60,7 @@ DESCRIPTIONS = {
     409: "Already exists",
     413: "Request body over 64 KiB",
     429: "Too many requests (Retry-After)",
+    503: "The database is busy or unavailable (Retry-After)",
 }
 
 
@@ -93,6 +94,8 @@ def domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[s
         extra["errors"] = [{"field": error.field, "message": error.message} for error in exc.errors]
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(exc.retry_after)}
+    elif status == 503:
+        headers = {"Retry-After": "1"}
     return problem(status, exc.code, exc.message, extra=extra, headers=headers)
 
 

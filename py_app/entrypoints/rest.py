@@ -44,6 +44,7 @@ def create_app(settings: Settings, *, with_grpc: bool = False, container: Contai
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.container = built = container or build(settings)
+        await built.auth.prepare()
         try:
             if with_grpc:
                 async with rpc.serving(built, settings.grpc_host, settings.grpc_port):

@@ -15,6 +15,7 @@ class InProcessSessionCache:
         self._ttl = ttl
         self._max_entries = max_entries
         self._entries: dict[str, tuple[Principal, float]] = {}
+        self._generation = 0
 
     async def get(self, session_id: str) -> Principal | None:
         entry = self._entries.get(session_id)
@@ -26,16 +27,23 @@ class InProcessSessionCache:
             return None
         return principal
 
-    async def put(self, principal: Principal) -> None:
+    def generation(self) -> int:
+        return self._generation
+
+    async def put(self, principal: Principal, generation: int) -> None:
+        if generation != self._generation:
+            return  # something was revoked while the caller read the database: its view may be stale
         if len(self._entries) >= self._max_entries:
             self._entries.clear()  # crude but bounded: the cache only saves reads
         self._entries[principal.session_id] = (principal, time.monotonic() + self._ttl)
 
     async def forget(self, session_ids: list[str]) -> None:
+        self._generation += 1
         for session_id in session_ids:
             self._entries.pop(session_id, None)
 
     async def forget_user(self, user_id: str) -> None:
+        self._generation += 1
         for session_id in [sid for sid, (p, _) in self._entries.items() if p.user_id == user_id]:
             del self._entries[session_id]
 
@@ -46,7 +54,10 @@ class NoSessionCache:
     async def get(self, session_id: str) -> Principal | None:
         return None
 
-    async def put(self, principal: Principal) -> None:
+    def generation(self) -> int:
+        return 0
+
+    async def put(self, principal: Principal, generation: int) -> None:
         return None
 
     async def forget(self, session_ids: list[str]) -> None:

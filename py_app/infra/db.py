@@ -70,16 +70,22 @@ def normalize_url(raw: str) -> URL:
 
 
 def create_engine(raw_url: str, *, echo: bool = False) -> AsyncEngine:
-    """An engine tuned per backend: WAL and a busy timeout on SQLite, pre-ping and recycling on MySQL."""
+    """An engine tuned per backend: WAL and a busy timeout on SQLite, pre-ping and recycling on MySQL.
+
+    Statement parameters never reach logs or exceptions (``hide_parameters``): they hold password
+    hashes and token digests.
+    """
     url = normalize_url(raw_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 15})
+        engine = create_async_engine(url, echo=echo, hide_parameters=True, connect_args={"timeout": 15})
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_recycle=1800, pool_size=10, max_overflow=10)
+    return create_async_engine(
+        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_recycle=1800, pool_size=10, max_overflow=10
+    )
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

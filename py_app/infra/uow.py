@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from types import TracebackType
 from typing import Self
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from py_app.auth.repositories import SqlSessionRepository
+from py_app.core.errors import Unavailable
 from py_app.users.repositories import SqlUserRepository
+
+logger = logging.getLogger("arcana.db")
 
 
 class SqlUnitOfWork:
@@ -23,8 +28,11 @@ class SqlUnitOfWork:
         self._transaction: AsyncTransaction | None = None
 
     async def __aenter__(self) -> Self:
-        self._connection = await self._engine.connect()
-        self._transaction = await self._connection.begin()
+        try:
+            self._connection = await self._engine.connect()
+            self._transaction = await self._connection.begin()
+        except DBAPIError as exc:
+            raise _unavailable(exc) from exc
         self.users = SqlUserRepository(self._connection)
         self.sessions = SqlSessionRepository(self._connection)
         return self
@@ -39,7 +47,15 @@ class SqlUnitOfWork:
                 await self._transaction.rollback()
         finally:
             await self._connection.close()
+        if isinstance(exc, DBAPIError):  # integrity errors were mapped by the repositories already
+            raise _unavailable(exc) from exc
 
     async def commit(self) -> None:
         assert self._transaction is not None
         await self._transaction.commit()
+
+
+def _unavailable(exc: DBAPIError) -> Unavailable:
+    """A database that is down, locked or deadlocked is a retryable 503, not a 500 with a trace."""
+    logger.warning("database unavailable", extra={"error": type(exc.orig).__name__ if exc.orig else type(exc).__name__})
+    return Unavailable("The database is busy or unavailable; try again.")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from py_app.users.models import User, UserQuery
 
@@ -22,8 +23,15 @@ class UserRepository(Protocol):
 
     async def count(self) -> int: ...
 
-    async def update(self, user: User) -> None:
-        """Write every field of an existing user; raise Conflict when the new email is taken."""
+    async def update(
+        self, user_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Write only ``changes``, and only while every ``expect`` column still holds its value.
+
+        False when no row matched (unknown id, or someone changed an expected column meanwhile):
+        callers never write back a whole row read earlier, so concurrent changes are not lost.
+        Raise Conflict when the new email is taken.
+        """
 
     async def delete(self, user_id: str) -> bool: ...
 

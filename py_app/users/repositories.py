@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,14 +41,16 @@ class SqlUserRepository:
         result = await self._connection.execute(sa.select(sa.func.count()).select_from(users))
         return int(result.scalar_one())
 
-    async def update(self, user: User) -> None:
-        values = _row(user)
-        del values["id"]
+    async def update(
+        self, user_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    ) -> bool:
+        condition = sa.and_(users.c.id == user_id, *(users.c[name] == value for name, value in (expect or {}).items()))
         try:
             async with self._connection.begin_nested():
-                await self._connection.execute(users.update().where(users.c.id == user.id).values(**values))
+                result = await self._connection.execute(users.update().where(condition).values(**changes))
         except IntegrityError:
             raise Conflict("A user with this username or email already exists.") from None
+        return result.rowcount == 1
 
     async def delete(self, user_id: str) -> bool:
         result = await self._connection.execute(users.delete().where(users.c.id == user_id))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import Any
 
-from py_app.core.errors import FieldError, NotFound, PermissionDenied
+from py_app.core.errors import Conflict, FieldError, NotFound, PermissionDenied
 from py_app.core.identity import Principal
 from py_app.core.ports import Clock, PasswordHasher
 from py_app.users.models import (
@@ -113,19 +114,25 @@ class UserService:
         return user
 
     async def update(self, actor: Principal, user_id: str, changes: UserChanges) -> User:
-        """Partial update by the user or an admin; only admins change role or status."""
+        """Partial update by the user or an admin; only admins change role or status, never their own."""
         if actor.user_id != user_id and not actor.is_admin:
             raise PermissionDenied("You may only change your own account.")
-        if (changes.role is not None or changes.status is not None) and not actor.is_admin:
-            raise PermissionDenied("Only administrators may change a role or status.")
+        if changes.role is not None or changes.status is not None:
+            if not actor.is_admin:
+                raise PermissionDenied("Only administrators may change a role or status.")
+            if actor.user_id == user_id:
+                # An admin cannot lock themselves out, so some admin always remains.
+                raise PermissionDenied("Administrators cannot change their own role or status.")
         raise_if(*check_profile(changes))
         user = await self._load(user_id)
-        values = {name: getattr(changes, name) for name in UserChanges.__slots__ if getattr(changes, name) is not None}
+        values: dict[str, Any] = {
+            name: getattr(changes, name) for name in UserChanges.__slots__ if getattr(changes, name) is not None
+        }
         if "email" in values:
             values["email"] = normalize_email(values["email"])
             if values["email"] != user.email:
                 values["is_verified"] = False  # a new address is unproven
-        return await self._save(actor, user, replace(user, **values, updated_at=self._clock.now()))
+        return await self._apply(actor, user_id, values)
 
     async def set_status(self, actor: Principal, user_id: str, status: Status) -> User:
         return await self.update(actor, user_id, UserChanges(status=status))
@@ -135,11 +142,12 @@ class UserService:
 
     async def verify(self, actor: Principal, user_id: str) -> User:
         _require_admin(actor)
-        user = await self._load(user_id)
-        return await self._save(actor, user, replace(user, is_verified=True, updated_at=self._clock.now()))
+        return await self._apply(actor, user_id, {"is_verified": True})
 
     async def delete(self, actor: Principal, user_id: str) -> None:
         _require_admin(actor)
+        if actor.user_id == user_id:
+            raise PermissionDenied("Administrators cannot delete their own account.")
         async with self._uow() as uow:
             await uow.sessions.revoke_for_user(user_id, self._clock.now())
             if not await uow.users.delete(user_id):
@@ -155,26 +163,38 @@ class UserService:
         user = await self._load(user_id)
         current_ok = await self._hasher.verify(user.password_hash, current)
         raise_if(None if current_ok else _field("current_password", "is wrong"), check_password(new, "new_password"))
-        changed = replace(user, password_hash=await self._hasher.hash(new), updated_at=self._clock.now())
+        new_hash = await self._hasher.hash(new)
+        now = self._clock.now()
         async with self._uow() as uow:
-            await uow.sessions.revoke_for_user(user_id, self._clock.now(), keep=actor.session_id)
-            await uow.users.update(changed)
+            # Only if the hash we verified against is still the stored one: a concurrent change wins.
+            changed = await uow.users.update(
+                user_id, {"password_hash": new_hash, "updated_at": now}, expect={"password_hash": user.password_hash}
+            )
+            if not changed:
+                raise Conflict("The password was changed meanwhile; try again.")
+            await uow.sessions.revoke_for_user(user_id, now, keep=actor.session_id)
             await uow.commit()
         await self._cache.forget_user(user_id)
         security_log.info("authn_password_change", extra={"user_id": user_id})
 
-    async def _save(self, actor: Principal, before: User, after: User) -> User:
-        ends_sessions = after.status is not Status.ACTIVE and before.status is Status.ACTIVE
+    async def _apply(self, actor: Principal, user_id: str, values: dict[str, Any]) -> User:
+        """Write only the changed columns (a concurrent change to any other column is kept)."""
+        now = self._clock.now()
+        ends_sessions = values.get("status", Status.ACTIVE) is not Status.ACTIVE
         async with self._uow() as uow:
+            if not await uow.users.update(user_id, {**values, "updated_at": now}):
+                raise NotFound("No such user.")
             if ends_sessions:
-                await uow.sessions.revoke_for_user(after.id, self._clock.now())
-            await uow.users.update(after)
+                await uow.sessions.revoke_for_user(user_id, now)
+            after = await uow.users.get(user_id)
             await uow.commit()
-        if before.role is not after.role or before.status is not after.status:
-            await self._cache.forget_user(after.id)
+        if after is None:  # pragma: no cover - deleted between our update and read, inside one transaction
+            raise NotFound("No such user.")
+        if "role" in values or "status" in values:
+            await self._cache.forget_user(user_id)
             security_log.info(
                 "privilege_permissions_changed",
-                extra={"user_id": after.id, "by": actor.user_id, "role": after.role, "status": after.status},
+                extra={"user_id": user_id, "by": actor.user_id, "role": after.role, "status": after.status},
             )
         return after
 

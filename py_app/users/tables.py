@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
 from py_app.infra.db import MYSQL_TABLE_ARGS, CaseInsensitiveString, UTCDateTime, metadata
 
@@ -11,7 +12,13 @@ users = sa.Table(
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("username", CaseInsensitiveString(32), nullable=False, unique=True),
-    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    # Stored lower-cased; compared byte for byte on every backend (migration 0003).
+    sa.Column(
+        "email",
+        sa.String(254).with_variant(mysql.VARCHAR(254, collation="utf8mb4_bin"), "mysql"),
+        nullable=False,
+        unique=True,
+    ),
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("first_name", sa.String(100), nullable=False, server_default=""),
     sa.Column("last_name", sa.String(100), nullable=False, server_default=""),

@@ -64,6 +64,7 @@ def test_no_generated_request_gets_a_server_error(tmp_path: Path) -> None:
                 "DELETE",
                 "--no-color",
             ],
+            cwd=tmp_path,  # schemathesis keeps a cache folder where it runs
             capture_output=True,
             text=True,
             timeout=240,

@@ -52,7 +52,7 @@ def test_an_unknown_variable_is_a_warning_not_a_crash(tmp_path: Path) -> None:
 def test_migrate_then_create_admin_stores_an_argon2id_hash(tmp_path: Path) -> None:
     migrated = run(tmp_path, "migrate")
     assert migrated.returncode == 0, migrated.stderr
-    assert migrated.stdout.strip() == "database at revision 0002"
+    assert migrated.stdout.strip() == "database at revision 0003"
     created = run(
         tmp_path,
         "create-admin",

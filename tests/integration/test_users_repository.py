@@ -71,3 +71,13 @@ async def test_leaving_without_commit_keeps_nothing(engine: AsyncEngine) -> None
         await uow.users.add(make_user("dave", "dave@example.com"))
     async with SqlUnitOfWork(engine) as uow:
         assert await uow.users.count() == 0
+
+
+async def test_emails_that_differ_only_in_accents_are_different_users(engine: AsyncEngine) -> None:
+    async with SqlUnitOfWork(engine) as uow:
+        await uow.users.add(make_user("strasse", "strasse@example.com"))
+        await uow.users.add(make_user("strasze", "straße@example.com"))
+        await uow.commit()
+    async with SqlUnitOfWork(engine) as uow:
+        assert (await uow.users.get_by_login("straße@example.com")).username == "strasze"  # type: ignore[union-attr]
+        assert await uow.users.count() == 2

@@ -4,7 +4,7 @@ import pytest
 
 from py_app.auth.models import ClientInfo, token_digest
 from py_app.auth.services import BAD_CREDENTIALS, AuthService, SessionPolicy
-from py_app.core.errors import InvalidInput, Unauthenticated
+from py_app.core.errors import InvalidInput, PermissionDenied, Unauthenticated
 from py_app.core.identity import Principal
 from py_app.infra.cache import InProcessSessionCache
 from py_app.users.models import Role, Status
@@ -18,12 +18,14 @@ PASSWORD = "correct horse battery"
 class CountingHasher(PlainHasher):
     def __init__(self) -> None:
         self.verified: list[str] = []
+        self.hashes = 0
 
     async def verify(self, encoded: str, password: str) -> bool:
         self.verified.append(encoded)
         return await super().verify(encoded, password)
 
     async def hash(self, password: str) -> str:
+        self.hashes += 1
         return "v2:" + await super().hash(password)
 
     def needs_rehash(self, encoded: str) -> bool:
@@ -190,3 +192,67 @@ async def test_expired_access_tokens_are_rejected(rig: Rig) -> None:
     rig.clock.advance(901)
     with pytest.raises(Unauthenticated):
         await rig.auth.authenticate(access)
+
+
+@pytest.mark.req("SRS-044")
+async def test_a_logout_during_an_uncached_check_is_not_undone_by_the_cache(rig: Rig) -> None:
+    _, access, _ = await register(rig)
+    original_state = rig.store.sessions.state
+
+    class RacingUnitOfWork(FakeUnitOfWork):
+        async def __aenter__(self) -> RacingUnitOfWork:
+            await super().__aenter__()
+            read = self.sessions.state
+
+            async def state_then_logout(session_id: str, user_id: str) -> object:
+                found = await read(session_id, user_id)
+                # The read is done; a logout commits and clears the cache before this request caches.
+                await rig.auth.logout(Principal(user_id, session_id, "user"))
+                return found
+
+            self.sessions.state = state_then_logout  # type: ignore[method-assign]
+            return self
+
+    rig.auth._uow = lambda: RacingUnitOfWork(rig.store)
+    await rig.auth.authenticate(access)  # saw the session live, just before it ended
+    rig.auth._uow = lambda: FakeUnitOfWork(rig.store)
+    assert original_state is not None
+    with pytest.raises(Unauthenticated):
+        await rig.auth.authenticate(access)
+
+
+@pytest.mark.req("SRS-043")
+async def test_an_idle_session_stops_authenticating() -> None:
+    rig = Rig()
+    rig.auth._policy = SessionPolicy(idle_seconds=60, absolute_seconds=7200, reuse_grace_seconds=10)
+    rig.cache = InProcessSessionCache(ttl=0.0)
+    rig.auth._cache = rig.cache
+    _, access, _ = await register(rig)
+    rig.clock.advance(61)
+    with pytest.raises(Unauthenticated):
+        await rig.auth.authenticate(access)
+
+
+@pytest.mark.req("SRS-041")
+async def test_the_dummy_hash_is_made_before_serving() -> None:
+    rig = Rig()
+    hasher = CountingHasher()
+    rig.auth._hasher = hasher
+    await rig.auth.prepare()
+    hashes_before = hasher.hashes
+    with pytest.raises(Unauthenticated):
+        await rig.auth.login("ghost", PASSWORD, CLIENT)
+    assert hasher.hashes == hashes_before  # the login itself did only a verify, like a known user's
+    assert len(hasher.verified) == 1
+
+
+@pytest.mark.req("SRS-047")
+async def test_admins_cannot_lock_themselves_out(rig: Rig) -> None:
+    admin = await rig.users.create_admin("root", "root@example.com", "a long admin passphrase")
+    me = Principal(admin.id, "s", "admin")
+    for change in (rig.users.set_role(me, admin.id, Role.USER), rig.users.set_status(me, admin.id, Status.SUSPENDED)):
+        with pytest.raises(PermissionDenied):
+            await change
+    with pytest.raises(PermissionDenied):
+        await rig.users.delete(me, admin.id)
+    assert rig.store.users.rows[admin.id].role is Role.ADMIN

@@ -1,0 +1,132 @@
+"""Changes that race a login or each other, on the real databases: nothing an admin or user did is lost.
+
+A gated hasher pauses a login between its password check and its write, which is exactly the window
+a concurrent change lands in on a busy server (a hash takes ~20 ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from py_app.auth.models import ClientInfo
+from py_app.bootstrap import Container, build
+from py_app.config import Settings
+from py_app.core.errors import Conflict, Unauthenticated, Unavailable
+from py_app.core.identity import Principal
+from py_app.core.ports import PasswordHasher
+from py_app.infra import migrations
+from py_app.infra.uow import SqlUnitOfWork
+from py_app.users.models import Role, Status
+from py_app.users.services import NewUser
+
+CLIENT = ClientInfo("pytest", "127.0.0.1")
+PASSWORD = "correct horse battery"
+
+
+class GatedHasher:
+    """The real hasher, but the next verify waits at a gate after checking, until released."""
+
+    def __init__(self, inner: PasswordHasher) -> None:
+        self.inner = inner
+        self.reached = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def hash(self, password: str) -> str:
+        return await self.inner.hash(password)
+
+    def needs_rehash(self, encoded: str) -> bool:
+        return self.inner.needs_rehash(encoded)
+
+    async def verify(self, encoded: str, password: str) -> bool:
+        result = await self.inner.verify(encoded, password)
+        if not self.reached.is_set():
+            self.reached.set()
+            await self.release.wait()
+        return result
+
+
+@pytest.fixture
+async def container(database_url: str, make_settings: Callable[..., Settings]) -> AsyncIterator[Container]:
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    built = build(make_settings(database_url=database_url))
+    yield built
+    await built.aclose()
+
+
+async def paused_login(container: Container, login: str, password: str) -> tuple[asyncio.Task[object], GatedHasher]:
+    gate = GatedHasher(container.auth._hasher)
+    container.auth._hasher = gate
+    task: asyncio.Task[object] = asyncio.create_task(container.auth.login(login, password, CLIENT))
+    await gate.reached.wait()
+    return task, gate
+
+
+@pytest.mark.req("SRS-049")
+async def test_a_suspension_during_a_login_wins(container: Container) -> None:
+    admin = await container.users.create_admin("root", "root@example.com", "a long admin passphrase")
+    alice = await container.users.create(NewUser("alice", "alice@example.com", PASSWORD))
+    login, gate = await paused_login(container, "alice", PASSWORD)
+    await container.users.set_status(Principal(admin.id, "s", "admin"), alice.id, Status.SUSPENDED)
+    gate.release.set()
+    with pytest.raises(Unauthenticated):
+        await login
+    assert (await container.users.get(Principal(admin.id, "s", "admin"), alice.id)).status is Status.SUSPENDED
+
+
+@pytest.mark.req("SRS-049")
+async def test_a_demotion_during_a_login_wins(container: Container) -> None:
+    admin = await container.users.create_admin("root", "root@example.com", "a long admin passphrase")
+    other = await container.users.create_admin("root2", "root2@example.com", "another admin passphrase")
+    login, gate = await paused_login(container, "root2", "another admin passphrase")
+    await container.users.set_role(Principal(admin.id, "s", "admin"), other.id, Role.USER)
+    gate.release.set()
+    result = await login
+    assert (await container.users.get(Principal(admin.id, "s", "admin"), other.id)).role is Role.USER
+    principal = await container.auth.authenticate(result.tokens.access_token)  # type: ignore[attr-defined]
+    assert principal.role == "user"
+
+
+@pytest.mark.req("SRS-048")
+async def test_a_password_change_during_a_login_with_the_old_password_wins(container: Container) -> None:
+    await container.users.create(NewUser("alice", "alice@example.com", PASSWORD))
+    mine = await container.auth.login("alice", PASSWORD, CLIENT)
+    me = await container.auth.authenticate(mine.tokens.access_token)
+    attacker, gate = await paused_login(container, "alice", PASSWORD)
+    container.auth._hasher = gate.inner  # only the attacker's login is gated
+    await container.users.change_password(me, me.user_id, PASSWORD, "a brand new passphrase")
+    gate.release.set()
+    with pytest.raises(Unauthenticated):
+        await attacker
+    assert (await container.auth.login("alice", "a brand new passphrase", CLIENT)).user.id == me.user_id
+    with pytest.raises(Unauthenticated):
+        await container.auth.login("alice", PASSWORD, CLIENT)
+
+
+@pytest.mark.req("SRS-048")
+async def test_two_concurrent_password_changes_cannot_both_win(container: Container) -> None:
+    await container.users.create(NewUser("alice", "alice@example.com", PASSWORD))
+    me = await container.auth.authenticate((await container.auth.login("alice", PASSWORD, CLIENT)).tokens.access_token)
+    outcomes = await asyncio.gather(
+        container.users.change_password(me, me.user_id, PASSWORD, "first new passphrase"),
+        container.users.change_password(me, me.user_id, PASSWORD, "second new passphrase"),
+        return_exceptions=True,
+    )
+    assert sorted(type(outcome).__name__ for outcome in outcomes) == ["Conflict", "NoneType"], outcomes
+    assert any(isinstance(outcome, Conflict) for outcome in outcomes)
+
+
+async def test_a_database_failure_is_unavailable_not_a_crash(make_settings: Callable[..., Settings]) -> None:
+    container = build(make_settings())  # never migrated: every query fails
+    try:
+        with pytest.raises(Unavailable):
+            await container.auth.login("anyone", PASSWORD, CLIENT)
+        assert container.engine.sync_engine.hide_parameters  # parameters hold hashes: never logged
+        with pytest.raises(Unavailable) as caught:
+            async with SqlUnitOfWork(container.engine) as uow:
+                await uow.users.count()
+        assert str(caught.value) == "The database is busy or unavailable; try again."
+    finally:
+        await container.aclose()
