@@ -40,10 +40,17 @@ SERVER_OPTIONS = [
 class RpcServer:
     """A started grpc.aio server whose health status follows the service's readiness."""
 
-    def __init__(self, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, port: int) -> None:
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        health_servicer: health.aio.HealthServicer,
+        interceptor: ServiceInterceptor,
+        port: int,
+    ) -> None:
         self.server = server
         self.port = port
         self._health = health_servicer
+        self._interceptor = interceptor
         self._watch: asyncio.Task[None] | None = None
 
     def watch(self, container: Container) -> None:
@@ -65,15 +72,13 @@ class RpcServer:
                 await self._watch
         await self._health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        await self._interceptor.drain(grace)  # work of calls whose callers left, before pools close
 
 
 async def start_server(container: Container, host: str, port: int) -> RpcServer:
     """Build, bind and start the server; raise OSError when the address cannot be bound."""
-    server = grpc.aio.server(
-        options=SERVER_OPTIONS,
-        maximum_concurrent_rpcs=1024,
-        interceptors=[ServiceInterceptor(container.auth.authenticate)],
-    )
+    interceptor = ServiceInterceptor(container.auth.authenticate)
+    server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=1024, interceptors=[interceptor])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     info_pb2_grpc.add_InfoServiceServicer_to_server(InfoServicer(core_version()), server)  # type: ignore[no-untyped-call]
@@ -95,7 +100,7 @@ async def start_server(container: Container, host: str, port: int) -> RpcServer:
     if bound == 0:
         raise OSError(f"cannot bind gRPC to {host}:{port}")
     await server.start()
-    rpc = RpcServer(server, health_servicer, bound)
+    rpc = RpcServer(server, health_servicer, interceptor, bound)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     rpc.watch(container)
     logger.info("grpc serving", extra={"address": f"{host}:{bound}"})

@@ -9,6 +9,7 @@ through a context variable. Errors: every DomainError becomes its status code wi
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable
@@ -83,6 +84,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
 
     def __init__(self, authenticate: Authenticator) -> None:
         self._authenticate = authenticate
+        self._in_flight: set[asyncio.Task[Any]] = set()
+
+    async def drain(self, grace: float) -> None:
+        """Wait (up to ``grace`` seconds) for calls whose callers gave up but whose work still runs."""
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=grace)
 
     async def intercept_service(
         self,
@@ -96,7 +103,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
         behaviour = handler.unary_unary
         needs_auth = method not in PUBLIC_METHODS
 
-        async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
                 if needs_auth:
                     _principal.set(await self._authenticate(_bearer(context)))
@@ -108,6 +115,15 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
             except Exception:
                 logger.exception("unhandled error", extra={"method": method})
                 await context.abort(grpc.StatusCode.INTERNAL, "The server could not complete the request.")
+
+        async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            # A deadline or a client cancel cancels this coroutine. The work itself is shielded: a
+            # database call torn mid-query leaves SQLAlchemy tearing down a connection behind our back
+            # (seen hanging at shutdown), and these calls finish in milliseconds anyway.
+            task = asyncio.ensure_future(handle(request, context))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            return await asyncio.shield(task)
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,
