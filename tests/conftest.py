@@ -50,22 +50,8 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'arcana.db'}"
 
 
-async def _create_mariadb_database() -> tuple[str, str]:
-    import sqlalchemy as sa
-
-    from py_app.infra.db import create_engine
-
-    name = f"arcana_t_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(MARIADB_ADMIN_URL)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    finally:
-        await engine.dispose()
-    return name, MARIADB_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-
-
-async def _drop_mariadb_database(name: str) -> None:
+async def _mariadb_admin(statement: str) -> None:
+    """Run one statement on the MariaDB server as the admin URL's user."""
     import sqlalchemy as sa
 
     from py_app.infra.db import create_engine
@@ -73,7 +59,7 @@ async def _drop_mariadb_database(name: str) -> None:
     engine = create_engine(MARIADB_ADMIN_URL)
     try:
         async with engine.begin() as connection:
-            await connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+            await connection.execute(sa.text(statement))
     finally:
         await engine.dispose()
 
@@ -81,15 +67,16 @@ async def _drop_mariadb_database(name: str) -> None:
 @pytest.fixture
 def mariadb_url() -> Iterator[str]:
     """A fresh, empty MariaDB database with a unique name, dropped afterwards."""
+    name = f"arcana_t_{uuid.uuid4().hex[:12]}"
     try:
-        name, url = asyncio.run(_create_mariadb_database())
+        asyncio.run(_mariadb_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
     except Exception as exc:
         unavailable("MariaDB at 127.0.0.1:3306", exc)
         raise
     try:
-        yield url
+        yield MARIADB_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        asyncio.run(_drop_mariadb_database(name))
+        asyncio.run(_mariadb_admin(f"DROP DATABASE IF EXISTS `{name}`"))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])

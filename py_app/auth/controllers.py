@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
-from py_app.auth.models import ClientInfo, Principal
+from py_app.auth.models import ClientInfo
 from py_app.auth.schemas import (
     LoginIn,
     RefreshIn,
@@ -23,6 +23,7 @@ from py_app.auth.schemas import (
 )
 from py_app.auth.services import AuthService
 from py_app.core.errors import Unauthenticated
+from py_app.core.identity import Principal
 from py_app.entrypoints.problems import problem_responses
 from py_app.users.schemas import UserOut
 from py_app.users.services import NewUser

@@ -7,10 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from py_app.core.identity import Principal
 from py_app.users.models import User
-
-__all__ = ["AuthResult", "ClientInfo", "Principal", "Session", "TokenPair"]
 
 REFRESH_TOKEN_BYTES = 32  # 256 bits
 

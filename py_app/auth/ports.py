@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from py_app.auth.models import Principal, Session
+from py_app.auth.models import Session
+from py_app.core.identity import Principal
 from py_app.users.models import Role, Status
 from py_app.users.ports import UserSessions, UsersUnitOfWork
 

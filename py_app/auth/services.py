@@ -9,9 +9,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from py_app.auth.models import AuthResult, ClientInfo, Principal, Session, TokenPair, new_refresh_token, token_digest
+from py_app.auth.models import AuthResult, ClientInfo, Session, TokenPair, new_refresh_token, token_digest
 from py_app.auth.ports import AccessTokens, AuthUnitOfWorkFactory, SessionCache
 from py_app.core.errors import NotFound, Unauthenticated
+from py_app.core.identity import Principal
 from py_app.core.ports import Clock, PasswordHasher
 from py_app.users.models import Role, Status, User
 from py_app.users.services import NewUser, UserService

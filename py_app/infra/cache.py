@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from py_app.auth.models import Principal
+from py_app.core.identity import Principal
 
 
 class InProcessSessionCache:

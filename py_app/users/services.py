@@ -162,7 +162,9 @@ class UserService:
             raise PermissionDenied("You may only change your own password.")
         user = await self._load(user_id)
         current_ok = await self._hasher.verify(user.password_hash, current)
-        raise_if(None if current_ok else _field("current_password", "is wrong"), check_password(new, "new_password"))
+        raise_if(
+            None if current_ok else FieldError("current_password", "is wrong"), check_password(new, "new_password")
+        )
         new_hash = await self._hasher.hash(new)
         now = self._clock.now()
         async with self._uow() as uow:
@@ -209,8 +211,8 @@ class UserService:
 
     async def _page(self, query: UserQuery) -> Page:
         raise_if(
-            None if query.page >= 1 else _field("page", "must be at least 1"),
-            None if 1 <= query.per_page <= MAX_PER_PAGE else _field("per_page", f"must be 1 to {MAX_PER_PAGE}"),
+            None if query.page >= 1 else FieldError("page", "must be at least 1"),
+            None if 1 <= query.per_page <= MAX_PER_PAGE else FieldError("per_page", f"must be 1 to {MAX_PER_PAGE}"),
         )
         async with self._uow() as uow:
             items, total = await uow.users.search(query)
@@ -220,10 +222,6 @@ class UserService:
 def _require_admin(actor: Principal) -> None:
     if not actor.is_admin:
         raise PermissionDenied("Administrators only.")
-
-
-def _field(name: str, message: str) -> FieldError:
-    return FieldError(name, message)
 
 
 def _is_uuid(value: str) -> bool:

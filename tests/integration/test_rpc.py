@@ -116,7 +116,7 @@ def _details(error: grpc.aio.AioRpcError) -> tuple[str, list[str], int | None]:
 
 
 @pytest.mark.req("SRS-062")
-async def test_errors_map_to_codes_with_rich_details(container: Container, sqlite_url: str) -> None:
+async def test_errors_map_to_codes_with_rich_details(container: Container) -> None:
     from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc
     from py_app.infra import migrations
 
