@@ -20,6 +20,8 @@ from py_app.auth.schemas import (
     SessionOut,
     SessionsOut,
     TokenOut,
+    ValidatedOut,
+    ValidateIn,
 )
 from py_app.auth.services import AuthService
 from py_app.core.errors import Unauthenticated
@@ -79,6 +81,16 @@ class AuthController(Controller):
     ) -> Response[TokenOut]:
         result = await auth.refresh(data.refresh_token, client_info(request))
         return Response(TokenOut.of(result), headers=NO_STORE)
+
+    @post(
+        "/validate",
+        summary="Check an access token: its subject, session and current role (as gRPC ValidateToken)",
+        status_code=HTTP_200_OK,
+        responses=problem_responses(400, 401),
+    )
+    async def validate(self, data: JSONBody[ValidateIn], auth: NamedDependency[AuthService]) -> Response[ValidatedOut]:
+        caller = await auth.authenticate(data.access_token)
+        return Response(ValidatedOut(caller.user_id, caller.session_id, caller.role), headers=NO_STORE)
 
     @post(
         "/logout",

@@ -31,6 +31,18 @@ class RefreshIn(msgspec.Struct, frozen=True):
     refresh_token: Token
 
 
+class ValidateIn(msgspec.Struct, frozen=True):
+    access_token: Token
+
+
+class ValidatedOut(msgspec.Struct, frozen=True):
+    """Who a valid access token speaks for, checked against its live session (as gRPC ValidateToken)."""
+
+    user_id: str
+    session_id: str
+    role: str
+
+
 class TokenOut(msgspec.Struct, frozen=True):
     access_token: str
     refresh_token: str

@@ -200,6 +200,7 @@ class Client(Protocol):
     ) -> Outcome: ...
     async def login(self, who: str, password: str, *, user_agent: str | None = None) -> Outcome: ...
     async def refresh(self, refresh_token: str) -> Outcome: ...
+    async def validate(self, access_token: str) -> Outcome: ...
     async def logout(self, token: str | None) -> Outcome: ...
     async def me(self, token: str | None) -> Outcome: ...
     async def me_with_authorization(self, authorization: str) -> Outcome: ...
@@ -356,6 +357,9 @@ class RestClient:
 
     async def refresh(self, refresh_token: str) -> Outcome:
         return await self._call("POST", "/auth/refresh", json={"refresh_token": refresh_token})
+
+    async def validate(self, access_token: str) -> Outcome:
+        return await self._call("POST", "/auth/validate", json={"access_token": access_token})
 
     async def logout(self, token: str | None) -> Outcome:
         return await self._call("POST", "/auth/logout", token)
@@ -599,7 +603,7 @@ class GrpcClient:
         return await self._call(self.auth().RevokeAllSessions, request, token)
 
     async def validate(self, access_token: str) -> Outcome:
-        """ValidateToken: gRPC only (REST has no equivalent); no metadata needed."""
+        """ValidateToken (REST: POST /auth/validate); no metadata needed."""
         request = auth_pb2.ValidateTokenRequest(access_token=access_token)
         return await self._call(self.auth().ValidateToken, request)
 
