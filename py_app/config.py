@@ -32,6 +32,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """The service's configuration. Defaults give a working development service on SQLite."""
 
     env: Literal["development", "production"] = "development"
+    role: Literal["edge", "grpc", "worker"] = "edge"  # what this process serves (bootstrap.runner)
     data_dir: str = "./var"
     database_url: str = ""  # empty means a SQLite file under data_dir
     redis_url: str | None = None

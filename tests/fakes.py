@@ -1,17 +1,23 @@
-"""Fakes for the ports (not mocks): small working implementations kept in memory."""
+"""Fakes for the ports (not mocks): small working implementations kept in memory.
+
+The store fakes apply the same pure rules as the SQL adapters (``SessionState.usable``,
+``UserChanges.values`` / ``ends_sessions``, ``SessionRules.within_grace``), and the port-contract suite
+(tests/ports) runs the same tests against them and the real adapters, which is what proves them faithful.
+Each method does its whole operation before its first ``await`` returns control, so it is as atomic
+as the adapters' transactions.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
 
-from py_app.auth.models import Session
-from py_app.auth.ports import AccessClaims, RefreshRecord, SessionState
+from py_app.auth.models import Rotation, RotationOutcome, Session, SessionRules, SessionState
+from py_app.auth.ports import AccessClaims
 from py_app.core.errors import Conflict, Unauthenticated
-from py_app.users.models import User, UserQuery, normalize_email
+from py_app.users.models import LoginWrite, PasswordChange, Status, User, UserChanges, UserQuery, normalize_email
+
+TAKEN = "A user with this username or email already exists."
 
 
 @dataclass
@@ -38,147 +44,156 @@ class PlainHasher:
         return False
 
 
-class InMemoryUsers:
-    def __init__(self) -> None:
-        self.rows: dict[str, User] = {}
+@dataclass
+class RefreshRecord:
+    session_id: str
+    used_at: datetime | None = None
+
+
+@dataclass
+class Database:
+    """The rows both store fakes share, as one database holds both tables."""
+
+    users: dict[str, User] = field(default_factory=dict)
+    sessions: dict[str, Session] = field(default_factory=dict)
+    tokens: dict[str, RefreshRecord] = field(default_factory=dict)
+
+    def end_sessions(self, user_id: str, now: datetime, keep: str | None = None) -> list[str]:
+        ended = [s.id for s in self.sessions.values() if s.user_id == user_id and s.revoked_at is None and s.id != keep]
+        for session_id in ended:
+            self.sessions[session_id] = replace(self.sessions[session_id], revoked_at=now)
+        return ended
+
+    def state(self, session_id: str) -> SessionState | None:
+        session = self.sessions.get(session_id)
+        user = self.users.get(session.user_id) if session else None
+        return None if session is None or user is None else SessionState(session, user.role, user.status)
+
+
+class InMemoryUserStore:
+    def __init__(self, db: Database | None = None) -> None:
+        self.db = db or Database()
 
     async def add(self, user: User) -> None:
-        for existing in self.rows.values():
+        for existing in self.db.users.values():
             if existing.username.lower() == user.username.lower() or existing.email == user.email:
-                raise Conflict("A user with this username or email already exists.")
-        self.rows[user.id] = user
+                raise Conflict(TAKEN)
+        self.db.users[user.id] = user
 
     async def get(self, user_id: str) -> User | None:
-        return self.rows.get(user_id)
+        return self.db.users.get(user_id)
 
-    async def get_by_login(self, username_or_email: str) -> User | None:
-        key = normalize_email(username_or_email) if "@" in username_or_email else username_or_email.lower()
-        for user in self.rows.values():
-            if key in (user.email, user.username.lower()):
-                return user
-        return None
-
-    async def count(self) -> int:
-        return len(self.rows)
-
-    async def update(
-        self, user_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
-    ) -> bool:
-        user = self.rows.get(user_id)
-        if user is None or any(getattr(user, name) != value for name, value in (expect or {}).items()):
-            return False
-        email = changes.get("email")
-        if email is not None and any(other.id != user_id and other.email == email for other in self.rows.values()):
-            raise Conflict("A user with this username or email already exists.")
-        self.rows[user_id] = replace(user, **changes)
-        return True
-
-    async def delete(self, user_id: str) -> bool:
-        return self.rows.pop(user_id, None) is not None
+    async def find_by_login(self, username_or_email: str) -> User | None:
+        if "@" in username_or_email:
+            return next((u for u in self.db.users.values() if u.email == normalize_email(username_or_email)), None)
+        key = username_or_email.lower()
+        return next((u for u in self.db.users.values() if u.username.lower() == key), None)
 
     async def search(self, query: UserQuery) -> tuple[list[User], int]:
+        prefix = (query.prefix or "").lower()
         found = sorted(
             (
                 user
-                for user in self.rows.values()
+                for user in self.db.users.values()
                 if (query.role is None or user.role is query.role)
                 and (query.status is None or user.status is query.status)
-                and (
-                    not query.prefix
-                    or user.username.lower().startswith(query.prefix.lower())
-                    or user.email.startswith(query.prefix.lower())
-                )
+                and (user.username.lower().startswith(prefix) or user.email.startswith(prefix))
             ),
             key=lambda user: (user.created_at, user.id),
         )
         return found[query.offset : query.offset + query.per_page], len(found)
 
+    async def update(self, user_id: str, changes: UserChanges, now: datetime) -> User | None:
+        user = self.db.users.get(user_id)
+        if user is None:
+            return None
+        if changes.email is not None and any(
+            other.id != user_id and other.email == changes.email for other in self.db.users.values()
+        ):
+            raise Conflict(TAKEN)
+        self.db.users[user_id] = after = replace(user, **changes.values(), updated_at=now)  # type: ignore[arg-type]
+        if changes.ends_sessions:
+            self.db.end_sessions(user_id, now)
+        return after
 
-class InMemorySessions:
-    def __init__(self) -> None:
-        self.rows: dict[str, Session] = {}
-        self.tokens: dict[str, RefreshRecord] = {}
-
-    async def add(self, session: Session, refresh_digest: str) -> None:
-        self.rows[session.id] = session
-        self.tokens[refresh_digest] = RefreshRecord(session.id, None)
-
-    async def spend(self, digest: str, now: datetime) -> bool:
-        record = self.tokens.get(digest)
-        if record is None or record.used_at is not None:
+    async def change_password(self, change: PasswordChange) -> bool:
+        user = self.db.users.get(change.user_id)
+        if user is None or user.password_hash != change.expected_hash:
             return False
-        self.tokens[digest] = RefreshRecord(record.session_id, now)
+        self.db.users[user.id] = replace(user, password_hash=change.new_hash, updated_at=change.now)
+        self.db.end_sessions(user.id, change.now, keep=change.keep_session)
         return True
 
-    async def find_refresh(self, digest: str) -> RefreshRecord | None:
-        return self.tokens.get(digest)
+    async def delete(self, user_id: str, now: datetime) -> bool:
+        if self.db.users.pop(user_id, None) is None:
+            return False
+        for session_id in [s.id for s in self.db.sessions.values() if s.user_id == user_id]:
+            del self.db.sessions[session_id]  # ON DELETE CASCADE
+        self.db.tokens = {d: r for d, r in self.db.tokens.items() if r.session_id in self.db.sessions}
+        return True
 
-    async def add_refresh(self, session_id: str, digest: str, now: datetime) -> None:
-        self.tokens[digest] = RefreshRecord(session_id, None)
-        self.rows[session_id] = replace(self.rows[session_id], last_used_at=now)
 
-    async def get(self, session_id: str) -> Session | None:
-        return self.rows.get(session_id)
+class InMemorySessionStore:
+    def __init__(self, db: Database | None = None) -> None:
+        self.db = db or Database()
+
+    async def open(self, session: Session, refresh_digest: str, login: LoginWrite | None = None) -> bool:
+        if login is not None:
+            user = self.db.users.get(login.user_id)
+            if user is None or user.password_hash != login.verified_hash or user.status is not Status.ACTIVE:
+                return False
+            self.db.users[user.id] = replace(
+                user, last_login_at=login.now, password_hash=login.new_hash or user.password_hash
+            )
+        self.db.sessions[session.id] = session
+        self.db.tokens[refresh_digest] = RefreshRecord(session.id)
+        return True
+
+    async def rotate(self, digest: str, child_digest: str, now: datetime, rules: SessionRules) -> Rotation:
+        record = self.db.tokens.get(digest)
+        state = self.db.state(record.session_id) if record else None
+        if record is None or state is None:
+            return Rotation(RotationOutcome.INVALID)
+        user = self.db.users[state.session.user_id]
+        if record.used_at is None:
+            if not state.usable(now, rules):
+                return Rotation(RotationOutcome.INVALID)
+            record.used_at = now
+            self.db.tokens[child_digest] = RefreshRecord(state.session.id)
+            self.db.sessions[state.session.id] = touched = replace(state.session, last_used_at=now)
+            return Rotation(RotationOutcome.ROTATED, touched, user)
+        child = self.db.tokens.get(child_digest)
+        if rules.within_grace(record.used_at, now) and child is not None and child.used_at is None:
+            if not state.usable(now, rules):
+                return Rotation(RotationOutcome.INVALID)
+            return Rotation(RotationOutcome.REPLAYED, state.session, user)
+        if state.session.revoked_at is None:
+            self.db.sessions[state.session.id] = replace(state.session, revoked_at=now)
+        return Rotation(RotationOutcome.REUSED, state.session)
 
     async def state(self, session_id: str, user_id: str) -> SessionState | None:
-        session = self.rows.get(session_id)
-        user = self.users.rows.get(user_id) if session else None
-        if session is None or user is None or session.user_id != user_id:
-            return None
-        return SessionState(session, user.role, user.status)
+        state = self.db.state(session_id)
+        return state if state is not None and state.session.user_id == user_id else None
 
     async def list_for_user(self, user_id: str) -> list[Session]:
-        found = [s for s in self.rows.values() if s.user_id == user_id and s.revoked_at is None]
-        return sorted(found, key=lambda s: s.created_at, reverse=True)
+        found = [s for s in self.db.sessions.values() if s.user_id == user_id and s.revoked_at is None]
+        return sorted(found, key=lambda s: (-s.created_at.timestamp(), s.id))
 
     async def revoke(self, session_id: str, now: datetime, user_id: str | None = None) -> bool:
-        session = self.rows.get(session_id)
+        session = self.db.sessions.get(session_id)
         if session is None or session.revoked_at is not None or user_id not in (None, session.user_id):
             return False
-        self.rows[session_id] = replace(session, revoked_at=now)
+        self.db.sessions[session_id] = replace(session, revoked_at=now)
         return True
 
     async def revoke_for_user(self, user_id: str, now: datetime, keep: str | None = None) -> list[str]:
-        ids = [s.id for s in self.rows.values() if s.user_id == user_id and s.revoked_at is None and s.id != keep]
-        for session_id in ids:
-            await self.revoke(session_id, now)
-        return ids
+        return self.db.end_sessions(user_id, now, keep)
 
 
-@dataclass
-class Store:
-    """The committed state every unit of work starts from."""
-
-    users: InMemoryUsers = field(default_factory=InMemoryUsers)
-    sessions: InMemorySessions = field(default_factory=InMemorySessions)
-
-
-class FakeUnitOfWork:
-    """Commits copy the working set into the committed store; leaving without commit discards it."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self.users = InMemoryUsers()
-        self.sessions = InMemorySessions()
-        self.commits = 0
-
-    async def __aenter__(self) -> Self:
-        self.users.rows = dict(self._store.users.rows)
-        self.sessions.rows = dict(self._store.sessions.rows)
-        self.sessions.tokens = dict(self._store.sessions.tokens)
-        self.sessions.users = self.users
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
-
-    async def commit(self) -> None:
-        self._store.users.rows = dict(self.users.rows)
-        self._store.sessions.rows = dict(self.sessions.rows)
-        self._store.sessions.tokens = dict(self.sessions.tokens)
-        self.commits += 1
+def stores() -> tuple[InMemoryUserStore, InMemorySessionStore]:
+    """A user store and a session store over one in-memory database."""
+    db = Database()
+    return InMemoryUserStore(db), InMemorySessionStore(db)
 
 
 class FakeTokens:

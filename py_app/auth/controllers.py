@@ -6,11 +6,11 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from py_app.auth.models import ClientInfo
+from py_app.auth.ports import AuthUseCases
 from py_app.auth.schemas import (
     LoginIn,
     RefreshIn,
@@ -23,12 +23,12 @@ from py_app.auth.schemas import (
     ValidatedOut,
     ValidateIn,
 )
-from py_app.auth.services import AuthService
 from py_app.core.errors import Unauthenticated
 from py_app.core.identity import Principal
 from py_app.entrypoints.problems import problem_responses
+from py_app.entrypoints.rest_support import Injected
+from py_app.users.models import NewUser
 from py_app.users.schemas import UserOut
-from py_app.users.services import NewUser
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 BEARER: list[dict[str, list[str]]] = [{"BearerAuth": []}]
@@ -39,7 +39,7 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("A Bearer access token is required.")
-    auth: AuthService = state.container.auth
+    auth: AuthUseCases = state.container.auth
     return await auth.authenticate(token.strip())
 
 
@@ -57,7 +57,7 @@ class AuthController(Controller):
         "/register", summary="Create an account and log in", status_code=201, responses=problem_responses(400, 409, 413)
     )
     async def register(
-        self, request: Request[Any, Any, Any], data: JSONBody[RegisterIn], auth: NamedDependency[AuthService]
+        self, request: Request[Any, Any, Any], data: JSONBody[RegisterIn], auth: Injected[AuthUseCases]
     ) -> Response[TokenOut]:
         new = NewUser(data.username, data.email, data.password, data.first_name, data.last_name)
         result = await auth.register(new, client_info(request))
@@ -70,14 +70,14 @@ class AuthController(Controller):
         responses=problem_responses(400, 401),
     )
     async def login(
-        self, request: Request[Any, Any, Any], data: JSONBody[LoginIn], auth: NamedDependency[AuthService]
+        self, request: Request[Any, Any, Any], data: JSONBody[LoginIn], auth: Injected[AuthUseCases]
     ) -> Response[TokenOut]:
         result = await auth.login(data.username_or_email, data.password, client_info(request))
         return Response(TokenOut.of(result), headers=NO_STORE)
 
     @post("/refresh", summary="Rotate a refresh token", status_code=HTTP_200_OK, responses=problem_responses(400, 401))
     async def refresh(
-        self, request: Request[Any, Any, Any], data: JSONBody[RefreshIn], auth: NamedDependency[AuthService]
+        self, request: Request[Any, Any, Any], data: JSONBody[RefreshIn], auth: Injected[AuthUseCases]
     ) -> Response[TokenOut]:
         result = await auth.refresh(data.refresh_token, client_info(request))
         return Response(TokenOut.of(result), headers=NO_STORE)
@@ -88,7 +88,7 @@ class AuthController(Controller):
         status_code=HTTP_200_OK,
         responses=problem_responses(400, 401),
     )
-    async def validate(self, data: JSONBody[ValidateIn], auth: NamedDependency[AuthService]) -> Response[ValidatedOut]:
+    async def validate(self, data: JSONBody[ValidateIn], auth: Injected[AuthUseCases]) -> Response[ValidatedOut]:
         caller = await auth.authenticate(data.access_token)
         return Response(ValidatedOut(caller.user_id, caller.session_id, caller.role), headers=NO_STORE)
 
@@ -99,15 +99,15 @@ class AuthController(Controller):
         security=BEARER,
         responses=problem_responses(401),
     )
-    async def logout(self, principal: NamedDependency[Principal], auth: NamedDependency[AuthService]) -> None:
+    async def logout(self, principal: Injected[Principal], auth: Injected[AuthUseCases]) -> None:
         await auth.logout(principal)
 
     @get("/me", summary="The current user", security=BEARER, responses=problem_responses(401))
-    async def me(self, principal: NamedDependency[Principal], auth: NamedDependency[AuthService]) -> UserOut:
+    async def me(self, principal: Injected[Principal], auth: Injected[AuthUseCases]) -> UserOut:
         return UserOut.of(await auth.me(principal))
 
     @get("/sessions", summary="The current user's active sessions", security=BEARER, responses=problem_responses(401))
-    async def sessions(self, principal: NamedDependency[Principal], auth: NamedDependency[AuthService]) -> SessionsOut:
+    async def sessions(self, principal: Injected[Principal], auth: Injected[AuthUseCases]) -> SessionsOut:
         found = await auth.sessions(principal)
         return SessionsOut([SessionOut.of(session, principal.session_id) for session in found])
 
@@ -118,7 +118,7 @@ class AuthController(Controller):
         responses=problem_responses(401, 404),
     )
     async def revoke_session(
-        self, session_id: FromPath[str], principal: NamedDependency[Principal], auth: NamedDependency[AuthService]
+        self, session_id: FromPath[str], principal: Injected[Principal], auth: Injected[AuthUseCases]
     ) -> None:
         await auth.revoke_session(principal, session_id)
 
@@ -131,8 +131,8 @@ class AuthController(Controller):
     )
     async def revoke_all(
         self,
-        principal: NamedDependency[Principal],
-        auth: NamedDependency[AuthService],
+        principal: Injected[Principal],
+        auth: Injected[AuthUseCases],
         data: JSONBody[RevokeAllIn | None] = None,
     ) -> RevokedOut:
         keep = data.keep_current if data is not None else False

@@ -1,15 +1,35 @@
-"""Sessions, tokens and principals. Pure Python."""
+"""Sessions, tokens and the rules that decide whether a session may be used. Pure Python.
+
+The rules here are shared by every session-store adapter (SQL, in-memory fakes, later gRPC), so each
+adapter applies exactly the same judgement inside its own atomic operation.
+"""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
-from py_app.users.models import User
+from py_app.users.models import Role, Status, User
 
 REFRESH_TOKEN_BYTES = 32  # 256 bits
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRules:
+    """Refresh-token lifetimes (REFERENCE: idle 7 d, absolute 30 d) and the concurrent-refresh grace."""
+
+    idle_seconds: int = 7 * 24 * 3600
+    absolute_seconds: int = 30 * 24 * 3600
+    reuse_grace_seconds: int = 10
+
+    def within_grace(self, spent_at: datetime, now: datetime) -> bool:
+        """A spent token shown again this soon is a race between two tabs, not a stolen token."""
+        return (now - spent_at).total_seconds() <= self.reuse_grace_seconds
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,6 +49,34 @@ class Session:
         if self.revoked_at is not None or now >= self.expires_at:
             return False
         return (now - self.last_used_at).total_seconds() < idle_seconds
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """What an authenticated request needs to know, read in one query: the session and its account."""
+
+    session: Session
+    role: Role
+    status: Status
+
+    def usable(self, now: datetime, rules: SessionRules) -> bool:
+        return self.session.is_active(now, rules.idle_seconds) and self.status is Status.ACTIVE
+
+
+class RotationOutcome(StrEnum):
+    ROTATED = "rotated"  # the presented token was spent now and its child stored
+    REPLAYED = "replayed"  # spent moments ago (within the grace) and its child is still unspent
+    REUSED = "reused"  # spent earlier, or its child already spent: the session was ended
+    INVALID = "invalid"  # unknown token, or a session or account that may no longer be used
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """What one atomic refresh did: the family concerned, and its account when tokens may be issued."""
+
+    outcome: RotationOutcome
+    session: Session | None = None
+    user: User | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +108,14 @@ def new_refresh_token() -> str:
 def token_digest(token: str) -> str:
     """Refresh tokens are stored only as SHA-256 digests (256-bit random input: no salt needed)."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def child_token(key: bytes, presented: str) -> str:
+    """The one refresh token that may follow ``presented``: derived under a server key, never stored.
+
+    Deterministic, so a second presentation of the same token (two tabs racing) can be handed the
+    same child instead of forking the family; unguessable without the key, so the stored digests
+    reveal nothing.
+    """
+    mac = hmac.new(key, presented.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()

@@ -1,54 +1,40 @@
-"""What the auth services need: session storage, access tokens and a session cache, as Protocols."""
+"""The auth domain's ports: what it offers (its use cases) and what it needs (stores, tokens, a cache).
+
+Every store method is one atomic operation whose transaction lives inside the adapter; arguments and
+results are plain frozen values, so each port can be served in-process or by a gRPC client.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
-from py_app.auth.models import Session
+from py_app.auth.models import AuthResult, ClientInfo, Rotation, Session, SessionRules, SessionState
 from py_app.core.identity import Principal
-from py_app.users.models import Role, Status
-from py_app.users.ports import UserSessions, UsersUnitOfWork
+from py_app.users.models import LoginWrite, NewUser, User
 
 
-@dataclass(frozen=True, slots=True)
-class RefreshRecord:
-    """A stored refresh-token digest: which session it belongs to and when it was spent."""
+class SessionStore(Protocol):
+    """Sessions (refresh-token families) and the digest of every refresh token ever issued."""
 
-    session_id: str
-    used_at: datetime | None
+    async def open(self, session: Session, refresh_digest: str, login: LoginWrite | None = None) -> bool:
+        """Store a new session with its first refresh token.
 
-
-@dataclass(frozen=True, slots=True)
-class SessionState:
-    """What an authenticated request needs to know, read in one query."""
-
-    session: Session
-    role: Role
-    status: Status
-
-
-class SessionRepository(UserSessions, Protocol):
-    async def add(self, session: Session, refresh_digest: str) -> None:
-        """Store a new session with its first refresh token."""
-
-    async def spend(self, digest: str, now: datetime) -> bool:
-        """Mark an unspent refresh token spent, atomically; False when it was unknown or already spent.
-
-        Implementations make this the transaction's first write, so two concurrent refreshes of one
-        token cannot both succeed (the family never forks).
+        With ``login``, record it on the account in the same write, guarded by what the login verified;
+        when the guard fails nothing is stored and the answer is False.
         """
 
-    async def find_refresh(self, digest: str) -> RefreshRecord | None: ...
+    async def rotate(self, digest: str, child_digest: str, now: datetime, rules: SessionRules) -> Rotation:
+        """Spend the refresh token ``digest`` and store ``child_digest`` as its successor.
 
-    async def add_refresh(self, session_id: str, digest: str, now: datetime) -> None:
-        """Store the next refresh token of a session and mark the session used at ``now``."""
-
-    async def get(self, session_id: str) -> Session | None: ...
+        The spend is a compare-and-set and the first write, so of two concurrent rotations of one
+        token exactly one is ROTATED (the family never forks). A token spent within the grace whose
+        child is unspent is REPLAYED; any other spent token is REUSED and its session ends.
+        """
 
     async def state(self, session_id: str, user_id: str) -> SessionState | None:
-        """The session joined with its user's role and status."""
+        """The session joined with its account's current role and status."""
 
     async def list_for_user(self, user_id: str) -> list[Session]:
         """Unrevoked sessions, newest first."""
@@ -56,14 +42,16 @@ class SessionRepository(UserSessions, Protocol):
     async def revoke(self, session_id: str, now: datetime, user_id: str | None = None) -> bool:
         """End a live session (of ``user_id``, when given); False when there was none to end."""
 
-
-class AuthUnitOfWork(UsersUnitOfWork, Protocol):
-    @property
-    def sessions(self) -> SessionRepository: ...
+    async def revoke_for_user(self, user_id: str, now: datetime, keep: str | None = None) -> list[str]:
+        """End every live session of a user except ``keep``; return the ended ids."""
 
 
-class AuthUnitOfWorkFactory(Protocol):
-    def __call__(self) -> AuthUnitOfWork: ...
+class Accounts(Protocol):
+    """What authentication reads about accounts (the users store serves it in-process)."""
+
+    async def get(self, user_id: str) -> User | None: ...
+
+    async def find_by_login(self, username_or_email: str) -> User | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,21 +74,51 @@ class AccessTokens(Protocol):
         """Raise Unauthenticated when the token is not valid now."""
 
 
+# What a cache hands out before a database read and takes back with the result: an opaque version.
+Stamp: TypeAlias = tuple[int, int]
+
+
 class SessionCache(Protocol):
     """Recently checked live sessions, so an authenticated request rarely reads the database.
 
-    Every revocation, role or status change invalidates; an adapter is only wired where that
-    invalidation reaches every process (in-process with one worker, Redis with many).
+    Correct only where every revocation, role or status change reaches it: the composition root
+    picks an adapter whose invalidation reaches every process that serves requests.
     """
 
     async def get(self, session_id: str) -> Principal | None: ...
 
-    def generation(self) -> int:
-        """A counter every forget advances: read it before a database read, hand it to ``put``."""
+    async def stamp(self, session_id: str, user_id: str) -> Stamp:
+        """Read before the database read; ``put`` refuses the result if anything was forgotten since."""
 
-    async def put(self, principal: Principal, generation: int) -> None:
-        """Cache the principal unless something was forgotten since ``generation`` (it may be stale)."""
+    async def put(self, principal: Principal, stamp: Stamp) -> None:
+        """Cache the principal unless its session or user was forgotten after ``stamp`` was taken."""
 
     async def forget(self, session_ids: list[str]) -> None: ...
 
     async def forget_user(self, user_id: str) -> None: ...
+
+
+class AuthUseCases(Protocol):
+    """The auth domain as transports see it, in this process or behind gRPC."""
+
+    async def prepare(self) -> None:
+        """Warm up before serving (the dummy hash), so the first request costs what later ones do."""
+
+    async def register(self, new: NewUser, client: ClientInfo) -> AuthResult: ...
+
+    async def login(self, username_or_email: str, password: str, client: ClientInfo) -> AuthResult: ...
+
+    async def refresh(self, refresh_token: str, client: ClientInfo) -> AuthResult: ...
+
+    async def authenticate(self, access_token: str) -> Principal:
+        """The caller behind a Bearer token, checked against its live session; Unauthenticated if not."""
+
+    async def logout(self, principal: Principal) -> None: ...
+
+    async def me(self, principal: Principal) -> User: ...
+
+    async def sessions(self, principal: Principal) -> list[Session]: ...
+
+    async def revoke_session(self, principal: Principal, session_id: str) -> None: ...
+
+    async def revoke_all(self, principal: Principal, keep_current: bool) -> int: ...

@@ -1,61 +1,75 @@
-"""SQLAlchemy Core implementation of the session repository."""
+"""SQLAlchemy Core implementation of the session store.
+
+Each method is one atomic operation with its own transaction. The refresh-token spend is a
+conditional UPDATE and the transaction's first write: the database lets exactly one of two
+concurrent rotations flip ``used_at``, so a family never forks.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from py_app.auth.models import Session
-from py_app.auth.ports import RefreshRecord, SessionState
+from py_app.auth.models import Rotation, RotationOutcome, Session, SessionRules, SessionState
 from py_app.auth.tables import refresh_tokens, sessions
-from py_app.users.models import Role, Status
-from py_app.users.tables import users
+from py_app.infra.db import reading, transaction
+from py_app.users.models import LoginWrite, Role, Status, User
+from py_app.users.tables import user_from_row, users
+
+# A refresh token's family in one row: when it was spent, its session and its account, told apart by prefix.
+_FAMILY = [
+    refresh_tokens.c.used_at,
+    *(column.label(f"s_{column.name}") for column in sessions.c),
+    *(column.label(f"u_{column.name}") for column in users.c),
+]
 
 
-class SqlSessionRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
-        self._connection = connection
+@dataclass(frozen=True, slots=True)
+class _Family:
+    used_at: datetime | None
+    state: SessionState
+    user: User
 
-    async def add(self, session: Session, refresh_digest: str) -> None:
-        values = {name: getattr(session, name) for name in Session.__slots__}
-        await self._connection.execute(sessions.insert().values(**values))
-        await self._connection.execute(
-            refresh_tokens.insert().values(digest=refresh_digest, session_id=session.id, created_at=session.created_at)
-        )
 
-    async def spend(self, digest: str, now: datetime) -> bool:
-        # A conditional UPDATE is the compare-and-set: the database lets exactly one caller flip used_at.
-        result = await self._connection.execute(
-            refresh_tokens.update()
-            .where(refresh_tokens.c.digest == digest, refresh_tokens.c.used_at.is_(None))
-            .values(used_at=now)
-        )
-        return result.rowcount == 1
+class SqlSessionStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
 
-    async def find_refresh(self, digest: str) -> RefreshRecord | None:
-        row = (
-            await self._connection.execute(
-                sa.select(refresh_tokens.c.session_id, refresh_tokens.c.used_at).where(
-                    refresh_tokens.c.digest == digest
+    async def open(self, session: Session, refresh_digest: str, login: LoginWrite | None = None) -> bool:
+        async with transaction(self._engine) as connection:
+            if login is not None and not await _record_login(connection, login):
+                return False  # nothing was written
+            await connection.execute(sessions.insert().values(**_session_row(session)))
+            await connection.execute(
+                refresh_tokens.insert().values(
+                    digest=refresh_digest, session_id=session.id, created_at=session.created_at
                 )
             )
-        ).first()
-        return None if row is None else RefreshRecord(session_id=row.session_id, used_at=row.used_at)
+            return True
 
-    async def add_refresh(self, session_id: str, digest: str, now: datetime) -> None:
-        await self._connection.execute(
-            refresh_tokens.insert().values(digest=digest, session_id=session_id, created_at=now)
-        )
-        await self._connection.execute(sessions.update().where(sessions.c.id == session_id).values(last_used_at=now))
-
-    async def get(self, session_id: str) -> Session | None:
-        row = (
-            (await self._connection.execute(sa.select(sessions).where(sessions.c.id == session_id))).mappings().first()
-        )
-        return None if row is None else _session(row)
+    async def rotate(self, digest: str, child_digest: str, now: datetime, rules: SessionRules) -> Rotation:
+        async with transaction(self._engine) as connection:
+            spent = await connection.execute(
+                refresh_tokens.update()
+                .where(refresh_tokens.c.digest == digest, refresh_tokens.c.used_at.is_(None))
+                .values(used_at=now)
+            )
+            if spent.rowcount == 1:
+                family = await _family(connection, digest)
+                if family is None or not family.state.usable(now, rules):
+                    await connection.rollback()  # a dead session keeps its token as it was
+                    return Rotation(RotationOutcome.INVALID)
+                session = family.state.session
+                await connection.execute(
+                    refresh_tokens.insert().values(digest=child_digest, session_id=session.id, created_at=now)
+                )
+                await connection.execute(sessions.update().where(sessions.c.id == session.id).values(last_used_at=now))
+                return Rotation(RotationOutcome.ROTATED, replace(session, last_used_at=now), family.user)
+            return await _spent_again(connection, digest, child_digest, now, rules)
 
     async def state(self, session_id: str, user_id: str) -> SessionState | None:
         query = (
@@ -63,12 +77,11 @@ class SqlSessionRepository:
             .join(users, users.c.id == sessions.c.user_id)
             .where(sessions.c.id == session_id, sessions.c.user_id == user_id)
         )
-        row = (await self._connection.execute(query)).mappings().first()
+        async with reading(self._engine) as connection:
+            row = (await connection.execute(query)).mappings().first()
         if row is None:
             return None
-        values = dict(row)
-        role, status = Role(values.pop("user_role")), Status(values.pop("user_status"))
-        return SessionState(session=_session(values), role=role, status=status)
+        return SessionState(session=_session(row), role=Role(row["user_role"]), status=Status(row["user_status"]))
 
     async def list_for_user(self, user_id: str) -> list[Session]:
         query = (
@@ -76,23 +89,87 @@ class SqlSessionRepository:
             .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
             .order_by(sessions.c.created_at.desc(), sessions.c.id)
         )
-        return [_session(row) for row in (await self._connection.execute(query)).mappings()]
+        async with reading(self._engine) as connection:
+            return [_session(row) for row in (await connection.execute(query)).mappings()]
 
     async def revoke(self, session_id: str, now: datetime, user_id: str | None = None) -> bool:
         condition = sa.and_(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
         if user_id is not None:
             condition = sa.and_(condition, sessions.c.user_id == user_id)
-        result = await self._connection.execute(sessions.update().where(condition).values(revoked_at=now))
-        return result.rowcount == 1
+        async with transaction(self._engine) as connection:
+            result = await connection.execute(sessions.update().where(condition).values(revoked_at=now))
+            return result.rowcount == 1
 
     async def revoke_for_user(self, user_id: str, now: datetime, keep: str | None = None) -> list[str]:
-        condition = sa.and_(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
-        if keep is not None:
-            condition = sa.and_(condition, sessions.c.id != keep)
-        # Write first (SQLite takes its write lock at the first write); then read what this write revoked.
-        await self._connection.execute(sessions.update().where(condition).values(revoked_at=now))
-        query = sa.select(sessions.c.id).where(sessions.c.user_id == user_id, sessions.c.revoked_at == now)
-        return [row.id for row in await self._connection.execute(query)]
+        async with transaction(self._engine) as connection:
+            return await end_user_sessions(connection, user_id, now, keep=keep)
+
+
+async def end_user_sessions(
+    connection: AsyncConnection, user_id: str, now: datetime, keep: str | None = None
+) -> list[str]:
+    """End every live session of a user but ``keep``, inside the caller's transaction; the ended ids."""
+    condition = sa.and_(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+    if keep is not None:
+        condition = sa.and_(condition, sessions.c.id != keep)
+    # Write first (SQLite takes its write lock at the first write); then read what this write ended.
+    await connection.execute(sessions.update().where(condition).values(revoked_at=now))
+    query = sa.select(sessions.c.id).where(sessions.c.user_id == user_id, sessions.c.revoked_at == now)
+    return [row.id for row in await connection.execute(query)]
+
+
+async def _record_login(connection: AsyncConnection, login: LoginWrite) -> bool:
+    values: dict[str, Any] = {"last_login_at": login.now}
+    if login.new_hash is not None:
+        values["password_hash"] = login.new_hash
+    guard = sa.and_(
+        users.c.id == login.user_id,
+        users.c.password_hash == login.verified_hash,
+        users.c.status == Status.ACTIVE.value,
+    )
+    result = await connection.execute(users.update().where(guard).values(**values))
+    return result.rowcount == 1
+
+
+async def _family(connection: AsyncConnection, digest: str) -> _Family | None:
+    """The session a refresh token belongs to, with its account, in one query."""
+    query = (
+        sa.select(*_FAMILY)
+        .select_from(refresh_tokens.join(sessions).join(users, users.c.id == sessions.c.user_id))
+        .where(refresh_tokens.c.digest == digest)
+    )
+    row = (await connection.execute(query)).mappings().first()
+    if row is None:
+        return None
+    user = user_from_row({column.name: row[f"u_{column.name}"] for column in users.c})
+    assert user is not None
+    session = _session({column.name: row[f"s_{column.name}"] for column in sessions.c})
+    return _Family(row["used_at"], SessionState(session, user.role, user.status), user)
+
+
+async def _spent_again(
+    connection: AsyncConnection, digest: str, child_digest: str, now: datetime, rules: SessionRules
+) -> Rotation:
+    """A token that was already spent (or never existed): a race within the grace, or reuse."""
+    family = await _family(connection, digest)
+    if family is None or family.used_at is None:
+        return Rotation(RotationOutcome.INVALID)
+    session = family.state.session
+    child = (
+        await connection.execute(sa.select(refresh_tokens.c.used_at).where(refresh_tokens.c.digest == child_digest))
+    ).first()
+    if rules.within_grace(family.used_at, now) and child is not None and child.used_at is None:
+        if not family.state.usable(now, rules):
+            return Rotation(RotationOutcome.INVALID)
+        return Rotation(RotationOutcome.REPLAYED, session, family.user)
+    await connection.execute(
+        sessions.update().where(sessions.c.id == session.id, sessions.c.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    return Rotation(RotationOutcome.REUSED, session)
+
+
+def _session_row(session: Session) -> dict[str, Any]:
+    return {name: getattr(session, name) for name in Session.__slots__}
 
 
 def _session(row: Any) -> Session:

@@ -8,10 +8,10 @@ import grpc
 
 from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc, common_pb2
 from py_app.auth.models import AuthResult
-from py_app.auth.services import AuthService
+from py_app.auth.ports import AuthUseCases
 from py_app.entrypoints.rpc_support import client_info, principal
+from py_app.users.models import NewUser
 from py_app.users.servicers import timestamp, user_message
-from py_app.users.services import NewUser
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
@@ -28,7 +28,7 @@ def token_message(result: AuthResult) -> common_pb2.TokenResponse:
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self, auth: AuthService) -> None:
+    def __init__(self, auth: AuthUseCases) -> None:
         self._auth = auth
 
     async def Register(self, request: auth_pb2.RegisterRequest, context: Context) -> common_pb2.TokenResponse:  # noqa: N802

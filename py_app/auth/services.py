@@ -5,17 +5,26 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from typing import Any
+from dataclasses import replace
+from datetime import timedelta
 
-from py_app.auth.models import AuthResult, ClientInfo, Session, TokenPair, new_refresh_token, token_digest
-from py_app.auth.ports import AccessTokens, AuthUnitOfWorkFactory, SessionCache
+from py_app.auth.models import (
+    AuthResult,
+    ClientInfo,
+    RotationOutcome,
+    Session,
+    SessionRules,
+    TokenPair,
+    child_token,
+    new_refresh_token,
+    token_digest,
+)
+from py_app.auth.ports import AccessTokens, Accounts, SessionCache, SessionStore
 from py_app.core.errors import NotFound, Unauthenticated
 from py_app.core.identity import Principal
 from py_app.core.ports import Clock, PasswordHasher
-from py_app.users.models import Role, Status, User
-from py_app.users.services import NewUser, UserService
+from py_app.users.models import LoginWrite, NewUser, Role, Status, User
+from py_app.users.ports import UserUseCases
 
 security_log = logging.getLogger("arcana.security")
 
@@ -24,35 +33,31 @@ BAD_REFRESH = "The refresh token is invalid, expired or already used."
 BAD_SESSION = "The session has ended; log in again."
 
 
-@dataclass(frozen=True, slots=True)
-class SessionPolicy:
-    """Refresh-token lifetimes (REFERENCE: idle 7 d, absolute 30 d) and the concurrent-refresh grace."""
-
-    idle_seconds: int = 7 * 24 * 3600
-    absolute_seconds: int = 30 * 24 * 3600
-    reuse_grace_seconds: int = 10
-
-
 class AuthService:
-    """Accounts' ways in and out. Hashing always happens outside database transactions."""
+    """Accounts' ways in and out. Each store call is one atomic operation; hashing happens outside them."""
 
     def __init__(
         self,
-        uow: AuthUnitOfWorkFactory,
-        users: UserService,
+        *,
+        sessions: SessionStore,
+        accounts: Accounts,
+        users: UserUseCases,
         hasher: PasswordHasher,
         tokens: AccessTokens,
         cache: SessionCache,
         clock: Clock,
-        policy: SessionPolicy,
+        rules: SessionRules,
+        refresh_key: bytes,
     ) -> None:
-        self._uow = uow
+        self._sessions = sessions
+        self._accounts = accounts
         self._users = users
         self._hasher = hasher
         self._tokens = tokens
         self._cache = cache
         self._clock = clock
-        self._policy = policy
+        self._rules = rules
+        self._refresh_key = refresh_key
         self._dummy_hash: str | None = None
 
     async def prepare(self) -> None:
@@ -66,8 +71,7 @@ class AuthService:
 
     async def login(self, username_or_email: str, password: str, client: ClientInfo) -> AuthResult:
         """One answer for every failure, and the same work: unknown users verify against a dummy hash."""
-        async with self._uow() as uow:
-            user = await uow.users.get_by_login(username_or_email.strip())
+        user = await self._accounts.find_by_login(username_or_email.strip())
         if user is None:
             await self._hasher.verify(await self._dummy(), password)
             security_log.info("authn_login_fail", extra={"reason": "unknown_user"})
@@ -75,43 +79,32 @@ class AuthService:
         if not await self._hasher.verify(user.password_hash, password) or user.status is not Status.ACTIVE:
             security_log.info("authn_login_fail", extra={"user_id": user.id, "reason": "credentials_or_status"})
             raise Unauthenticated(BAD_CREDENTIALS)
-        changes: dict[str, Any] = {"last_login_at": self._clock.now()}
-        if self._hasher.needs_rehash(user.password_hash):
-            changes["password_hash"] = await self._hasher.hash(password)
-        # Record the login only while the account is as we verified it: a suspension or password
-        # change that landed during the hash wins, and this login fails like any other.
-        verified: dict[str, Any] = {"status": Status.ACTIVE.value, "password_hash": user.password_hash}
-        tokens = await self._open_session(user, client, login=(changes, verified))
+        rehash = await self._hasher.hash(password) if self._hasher.needs_rehash(user.password_hash) else None
+        # Recorded only while the account is as we verified it: a suspension or password change that
+        # landed during the hash wins, and this login fails like any other.
+        write = LoginWrite(user_id=user.id, verified_hash=user.password_hash, now=self._clock.now(), new_hash=rehash)
+        tokens = await self._open_session(user, client, write)
         security_log.info("authn_login_success", extra={"user_id": user.id})
-        return AuthResult(replace(user, **changes), tokens)
+        return AuthResult(replace(user, last_login_at=write.now, password_hash=rehash or user.password_hash), tokens)
 
     async def refresh(self, refresh_token: str, client: ClientInfo) -> AuthResult:
-        """Rotate: the presented token is spent atomically and a new one issued in the same transaction.
+        """Rotate: the presented token is spent atomically and its child stored in the same write.
 
-        A token spent more than the grace period ago is reuse (it leaked, or a client misbehaves):
-        the whole session is revoked. Within the grace period a second presentation (two tabs racing)
-        only fails, so the family never forks and the winner's tokens stay valid.
+        A token spent beyond the grace period, or whose child is already spent, is reuse (it leaked,
+        or a client misbehaves): the whole session ends. Within the grace period a second
+        presentation (two tabs racing) only fails, so the family never forks.
         """
         now = self._clock.now()
-        digest = token_digest(refresh_token)
-        async with self._uow() as uow:
-            if await uow.sessions.spend(digest, now):
-                record = await uow.sessions.find_refresh(digest)
-                session = await uow.sessions.get(record.session_id) if record else None
-                user = await uow.users.get(session.user_id) if session else None
-                if session is None or user is None or not self._usable(session, user, now):
-                    raise Unauthenticated(BAD_REFRESH)
-                fresh = new_refresh_token()
-                await uow.sessions.add_refresh(session.id, token_digest(fresh), now)
-                await uow.commit()
-                access = self._tokens.issue(user_id=user.id, session_id=session.id, role=user.role.value, now=now)
-                return AuthResult(user, TokenPair(access, fresh, self._tokens.ttl))
-            record = await uow.sessions.find_refresh(digest)
-            if record is not None and record.used_at is not None and self._beyond_grace(record.used_at, now):
-                await uow.sessions.revoke(record.session_id, now)
-                await uow.commit()
-                await self._cache.forget([record.session_id])
-                security_log.warning("authn_token_reuse", extra={"session_id": record.session_id})
+        child = child_token(self._refresh_key, refresh_token)
+        rotation = await self._sessions.rotate(token_digest(refresh_token), token_digest(child), now, self._rules)
+        if rotation.outcome is RotationOutcome.ROTATED and rotation.session and rotation.user:
+            access = self._tokens.issue(
+                user_id=rotation.user.id, session_id=rotation.session.id, role=rotation.user.role.value, now=now
+            )
+            return AuthResult(rotation.user, TokenPair(access, child, self._tokens.ttl))
+        if rotation.outcome is RotationOutcome.REUSED and rotation.session:
+            await self._cache.forget([rotation.session.id])
+            security_log.warning("authn_token_reuse", extra={"session_id": rotation.session.id})
         raise Unauthenticated(BAD_REFRESH)
 
     async def authenticate(self, access_token: str) -> Principal:
@@ -121,29 +114,21 @@ class AuthService:
         cached = await self._cache.get(claims.session_id)
         if cached is not None and cached.user_id == claims.user_id:
             return cached
-        generation = self._cache.generation()  # before the read: a revocation after it voids the put
-        async with self._uow() as uow:
-            state = await uow.sessions.state(claims.session_id, claims.user_id)
-        if (
-            state is None
-            or not state.session.is_active(now, self._policy.idle_seconds)
-            or state.status is not Status.ACTIVE
-        ):
+        stamp = await self._cache.stamp(claims.session_id, claims.user_id)  # before the read
+        state = await self._sessions.state(claims.session_id, claims.user_id)
+        if state is None or not state.usable(now, self._rules):
             raise Unauthenticated(BAD_SESSION)
         principal = Principal(claims.user_id, claims.session_id, state.role.value)
-        await self._cache.put(principal, generation)
+        await self._cache.put(principal, stamp)
         return principal
 
     async def logout(self, principal: Principal) -> None:
-        async with self._uow() as uow:
-            await uow.sessions.revoke(principal.session_id, self._clock.now())
-            await uow.commit()
+        await self._sessions.revoke(principal.session_id, self._clock.now())
         await self._cache.forget([principal.session_id])
         security_log.info("authn_token_revoked", extra={"user_id": principal.user_id, "reason": "logout"})
 
     async def me(self, principal: Principal) -> User:
-        async with self._uow() as uow:
-            user = await uow.users.get(principal.user_id)
+        user = await self._accounts.get(principal.user_id)
         if user is None:
             raise Unauthenticated(BAD_SESSION)
         return user
@@ -151,53 +136,37 @@ class AuthService:
     async def sessions(self, principal: Principal) -> list[Session]:
         """The caller's live sessions, newest first."""
         now = self._clock.now()
-        async with self._uow() as uow:
-            found = await uow.sessions.list_for_user(principal.user_id)
-        return [session for session in found if session.is_active(now, self._policy.idle_seconds)]
+        found = await self._sessions.list_for_user(principal.user_id)
+        return [session for session in found if session.is_active(now, self._rules.idle_seconds)]
 
     async def revoke_session(self, principal: Principal, session_id: str) -> None:
-        async with self._uow() as uow:
-            if not await uow.sessions.revoke(session_id, self._clock.now(), user_id=principal.user_id):
-                raise NotFound("No such session.")
-            await uow.commit()
+        if not await self._sessions.revoke(session_id, self._clock.now(), user_id=principal.user_id):
+            raise NotFound("No such session.")
         await self._cache.forget([session_id])
 
     async def revoke_all(self, principal: Principal, keep_current: bool) -> int:
         keep = principal.session_id if keep_current else None
-        async with self._uow() as uow:
-            revoked = await uow.sessions.revoke_for_user(principal.user_id, self._clock.now(), keep=keep)
-            await uow.commit()
+        revoked = await self._sessions.revoke_for_user(principal.user_id, self._clock.now(), keep=keep)
         await self._cache.forget(revoked)
         return len(revoked)
 
-    async def _open_session(
-        self, user: User, client: ClientInfo, *, login: tuple[dict[str, Any], dict[str, Any]] | None = None
-    ) -> TokenPair:
+    async def _open_session(self, user: User, client: ClientInfo, login: LoginWrite | None = None) -> TokenPair:
         now = self._clock.now()
         session = Session(
             id=str(uuid.uuid4()),
             user_id=user.id,
             created_at=now,
             last_used_at=now,
-            expires_at=now + timedelta(seconds=self._policy.absolute_seconds),
+            expires_at=now + timedelta(seconds=self._rules.absolute_seconds),
             user_agent=client.user_agent[:255],
             ip=client.ip[:45],
         )
         refresh = new_refresh_token()
-        async with self._uow() as uow:
-            await uow.sessions.add(session, token_digest(refresh))
-            if login is not None and not await uow.users.update(user.id, login[0], expect=login[1]):
-                raise Unauthenticated(BAD_CREDENTIALS)
-            await uow.commit()
+        if not await self._sessions.open(session, token_digest(refresh), login):
+            raise Unauthenticated(BAD_CREDENTIALS)
         access = self._tokens.issue(user_id=user.id, session_id=session.id, role=user.role.value, now=now)
         security_log.info("authn_token_created", extra={"user_id": user.id, "session_id": session.id})
         return TokenPair(access, refresh, self._tokens.ttl)
-
-    def _usable(self, session: Session, user: User, now: datetime) -> bool:
-        return session.is_active(now, self._policy.idle_seconds) and user.status is Status.ACTIVE
-
-    def _beyond_grace(self, used_at: datetime, now: datetime) -> bool:
-        return (now - used_at).total_seconds() > self._policy.reuse_grace_seconds
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:

@@ -28,9 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
         "serve",
-        help="serve REST and gRPC until Ctrl-C or SIGTERM",
-        description="Serve REST (ARCANA_HTTP_HOST:ARCANA_HTTP_PORT) and gRPC (ARCANA_GRPC_HOST:ARCANA_GRPC_PORT) "
-        "from ARCANA_WORKERS processes. Run `migrate` first.",
+        help="serve until Ctrl-C or SIGTERM (what is served depends on ARCANA_ROLE)",
+        description="Run this process's role (ARCANA_ROLE): `edge` (default) serves REST "
+        "(ARCANA_HTTP_HOST:ARCANA_HTTP_PORT) and gRPC (ARCANA_GRPC_HOST:ARCANA_GRPC_PORT), `grpc` serves gRPC only, "
+        "`worker` runs background jobs; from ARCANA_WORKERS processes. Run `migrate` first.",
     )
     migrate = commands.add_parser(
         "migrate", help="apply database migrations", description="Upgrade ARCANA_DATABASE_URL's schema."
@@ -68,14 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings) -> int:
-    from py_app.entrypoints.serve import serve  # Granian loads only for this command
+    from py_app.bootstrap import runner  # the servers load only for this command
 
     try:
-        serve(settings)
+        return runner(settings)(settings)
     except (OSError, SettingsError) as exc:
         print(f"arcana: cannot serve: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 def _migrate(settings: Settings, revision: str, downgrade: str | None) -> int:
@@ -118,13 +118,10 @@ def _create_admin(settings: Settings, username: str, email: str, password: str |
 
 
 async def _create_admin_async(settings: Settings, username: str, email: str, password: str) -> User:
-    from py_app.bootstrap import build
+    from py_app.bootstrap import build_edge
 
-    container = build(settings)
-    try:
+    async with build_edge(settings) as container:
         return await container.users.create_admin(username, email, password)
-    finally:
-        await container.aclose()
 
 
 def _prompt_password() -> str:

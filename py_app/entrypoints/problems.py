@@ -13,26 +13,20 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
-from py_app.core.errors import DomainError, InvalidInput, RateLimited
+from py_app.core.errors import ERRORS, DomainError, FieldError, Internal
 
 logger = logging.getLogger("arcana.rest")
 
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_PREFIX = "urn:arcana:problem:"
 MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
-STATUS_BY_CODE = {
-    "invalid_input": 400,
-    "unauthenticated": 401,
-    "permission_denied": 403,
-    "not_found": 404,
-    "conflict": 409,
-    "rate_limited": 429,
-    "unavailable": 503,
-}
-CODE_BY_STATUS = {status: code for code, status in STATUS_BY_CODE.items()} | {
+# Derived from the registry: one status per domain code (several codes may share a status).
+STATUS_BY_CODE = {code: kind.http_status for code, kind in ERRORS.items()}
+# The code of a framework error (routing, limits) that has no domain error behind it.
+CODE_BY_STATUS = {kind.http_status: code for code, kind in reversed(ERRORS.items())} | {
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
-    500: "internal",
 }
 
 
@@ -74,7 +68,7 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
 
 def problem_type(code: str) -> str:
     """A stable URI per error code (RFC 9457 §3.1.1)."""
-    return f"urn:arcana:problem:{code}"
+    return f"{PROBLEM_PREFIX}{code}"
 
 
 def problem(
@@ -87,16 +81,25 @@ def problem(
 
 
 def domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
-    status = STATUS_BY_CODE.get(exc.code, 500)
     extra: dict[str, Any] = {"code": exc.code}
-    headers = None
-    if isinstance(exc, InvalidInput) and exc.errors:
+    if exc.errors:
         extra["errors"] = [{"field": error.field, "message": error.message} for error in exc.errors]
-    if isinstance(exc, RateLimited):
-        headers = {"Retry-After": str(exc.retry_after)}
-    elif status == 503:
-        headers = {"Retry-After": "1"}
-    return problem(status, exc.code, exc.message, extra=extra, headers=headers)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return problem(exc.http_status, exc.code, exc.message, extra=extra, headers=headers)
+
+
+def error_from_problem(status: int, body: Any, headers: Any) -> DomainError:
+    """The domain error a problem document stands for (the reverse of ``domain_error``)."""
+    body = body if isinstance(body, dict) else {}
+    kind = ERRORS.get(str(body.get("code", ""))) or ERRORS.get(CODE_BY_STATUS.get(status, ""), Internal)
+    errors = tuple(
+        FieldError(str(item.get("field", "")), str(item.get("message", "")))
+        for item in body.get("errors") or ()
+        if isinstance(item, dict)
+    )
+    retry = headers.get("retry-after") if headers is not None else None
+    retry_after = int(retry) if retry is not None and str(retry).isdigit() else None
+    return kind.rebuild(str(body.get("detail", "")), errors, retry_after)
 
 
 def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:

@@ -16,7 +16,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from py_app import __version__
 from py_app.auth.controllers import AuthController, provide_principal
-from py_app.bootstrap import Container, build
+from py_app.bootstrap import Container, build_edge
 from py_app.config import Settings, load_settings
 from py_app.entrypoints import rpc
 from py_app.entrypoints.problems import EXCEPTION_HANDLERS
@@ -43,7 +43,7 @@ def create_app(settings: Settings, *, with_grpc: bool = False, container: Contai
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        app.state.container = built = container or build(settings)
+        app.state.container = built = container or build_edge(settings)
         await built.auth.prepare()
         try:
             if with_grpc:

@@ -2,9 +2,8 @@
 
 Authentication: metadata ``authorization: Bearer <access token>``, checked with the same service and
 revocation rules as REST for every method not listed as public. The caller is handed to the servicer
-through a context variable. Errors: every DomainError becomes its status code with a
-``google.rpc.ErrorInfo`` (reason = the domain code), a ``BadRequest`` naming bad fields, and a
-``RetryInfo`` when rate limited. Anything else is a bug: logged, and answered INTERNAL without detail.
+through a context variable. Errors: every DomainError becomes its status (``infra.rpc_errors``, derived
+from the registry in ``core.errors``). Anything else is a bug: logged, and answered INTERNAL without detail.
 """
 
 from __future__ import annotations
@@ -16,25 +15,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from google.protobuf import duration_pb2
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from py_app.auth.models import ClientInfo
-from py_app.core.errors import DomainError, InvalidInput, RateLimited, Unauthenticated
+from py_app.core.errors import DomainError, Unauthenticated
 from py_app.core.identity import Principal
+from py_app.infra.rpc_errors import to_status
 
 logger = logging.getLogger("arcana.rpc")
 
-STATUS_BY_CODE = {
-    "invalid_input": grpc.StatusCode.INVALID_ARGUMENT,
-    "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
-    "permission_denied": grpc.StatusCode.PERMISSION_DENIED,
-    "not_found": grpc.StatusCode.NOT_FOUND,
-    "conflict": grpc.StatusCode.ALREADY_EXISTS,
-    "rate_limited": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "unavailable": grpc.StatusCode.UNAVAILABLE,
-}
 PUBLIC_METHODS = frozenset(
     {
         "/arcana.v1.AuthService/Register",
@@ -58,22 +46,6 @@ def client_info(context: grpc.aio.ServicerContext[Any, Any]) -> ClientInfo:
     peer = context.peer() or ""  # "ipv4:127.0.0.1:53422" / "ipv6:[::1]:53422"
     host = peer.split(":", 1)[1].rsplit(":", 1)[0].strip("[]") if ":" in peer else ""
     return ClientInfo(user_agent=str(metadata.get("user-agent", "")), ip=host)
-
-
-def to_status(error: DomainError) -> grpc.Status:
-    code = STATUS_BY_CODE.get(error.code, grpc.StatusCode.INTERNAL)
-    status = status_pb2.Status(code=code.value[0], message=error.message)
-    status.details.add().Pack(error_details_pb2.ErrorInfo(reason=error.code, domain="arcana"))
-    if isinstance(error, InvalidInput) and error.errors:
-        violations = [
-            error_details_pb2.BadRequest.FieldViolation(field=item.field, description=item.message)
-            for item in error.errors
-        ]
-        status.details.add().Pack(error_details_pb2.BadRequest(field_violations=violations))
-    if isinstance(error, RateLimited):
-        delay = duration_pb2.Duration(seconds=error.retry_after)
-        status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
-    return rpc_status.to_status(status)
 
 
 Authenticator = Callable[[str], Awaitable[Principal]]

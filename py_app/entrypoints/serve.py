@@ -1,4 +1,4 @@
-"""The monolithic process runner: Granian serves REST from N workers, each also serving gRPC."""
+"""The edge process runner: Granian serves REST from N workers, each also serving gRPC on the same loop."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from py_app.infra.logs import dict_config
 logger = logging.getLogger("arcana.serve")
 
 
-def serve(settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM; then drain for up to ``shutdown_grace`` seconds and return."""
+def serve(settings: Settings) -> int:
+    """Serve until SIGINT or SIGTERM; then drain for up to ``shutdown_grace`` seconds and return 0."""
     # Made here, once, before the workers start: they must all sign with the same development key.
     resolve_jwt_secret(settings)
     logger.info(
@@ -38,3 +38,4 @@ def serve(settings: Settings) -> None:
         log_dictconfig=dict_config(settings.log_level),
         workers_kill_timeout=int(settings.shutdown_grace) + 5,
     ).serve()
+    return 0

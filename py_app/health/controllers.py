@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, get
-from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 
+from py_app.entrypoints.rest_support import Injected
 from py_app.health.schemas import Liveness, ReadinessBody
 from py_app.health.services import HealthService
 
@@ -23,7 +23,7 @@ class HealthController(Controller):
         summary="Readiness: database, Redis when configured, not draining",
         responses={503: ResponseSpec(data_container=ReadinessBody, description="Not ready; names the failing check")},
     )
-    async def ready(self, health: NamedDependency[HealthService]) -> Response[ReadinessBody]:
+    async def ready(self, health: Injected[HealthService]) -> Response[ReadinessBody]:
         readiness = await health.readiness()
         body = ReadinessBody(status="ok" if readiness.ready else "fail", checks=readiness.checks)
         return Response(body, status_code=200 if readiness.ready else 503, headers={"Cache-Control": "no-store"})

@@ -1,9 +1,10 @@
-"""Session caches: in-process (one worker) or none. A Redis adapter lands with the hardening work."""
+"""Session caches: in-process (one process sees every change) or none. A Redis adapter comes with the hot path."""
 
 from __future__ import annotations
 
 import time
 
+from py_app.auth.ports import Stamp
 from py_app.core.identity import Principal
 
 
@@ -27,12 +28,12 @@ class InProcessSessionCache:
             return None
         return principal
 
-    def generation(self) -> int:
-        return self._generation
+    async def stamp(self, session_id: str, user_id: str) -> Stamp:
+        return (self._generation, 0)
 
-    async def put(self, principal: Principal, generation: int) -> None:
-        if generation != self._generation:
-            return  # something was revoked while the caller read the database: its view may be stale
+    async def put(self, principal: Principal, stamp: Stamp) -> None:
+        if stamp != (self._generation, 0):
+            return  # something was forgotten while the caller read the database: its view may be stale
         if len(self._entries) >= self._max_entries:
             self._entries.clear()  # crude but bounded: the cache only saves reads
         self._entries[principal.session_id] = (principal, time.monotonic() + self._ttl)
@@ -54,10 +55,10 @@ class NoSessionCache:
     async def get(self, session_id: str) -> Principal | None:
         return None
 
-    def generation(self) -> int:
-        return 0
+    async def stamp(self, session_id: str, user_id: str) -> Stamp:
+        return (0, 0)
 
-    async def put(self, principal: Principal, generation: int) -> None:
+    async def put(self, principal: Principal, stamp: Stamp) -> None:
         return None
 
     async def forget(self, session_ids: list[str]) -> None:

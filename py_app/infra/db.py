@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,7 +13,13 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, Dialect, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from py_app.core.errors import Unavailable
+
+logger = logging.getLogger("arcana.db")
+WRITE = "arcana_write"  # execution option: this connection's transaction will write
 
 # Stable constraint names so Alembic migrations can refer to them on every backend.
 metadata = sa.MetaData(
@@ -99,7 +108,41 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # A writing transaction takes SQLite's write lock up front (waiting up to the busy timeout), so
+    # writers queue instead of failing with a stale snapshot, and a check-then-write inside one
+    # transaction sees no other writer in between. Readers never take it.
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get(WRITE) else "BEGIN")
+
+
+@contextlib.asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One writing transaction: committed when the block ends normally, rolled back otherwise.
+
+    A store method is one of these, never more: no transaction is held across a service's calls.
+    """
+    try:
+        async with engine.connect() as connection:
+            await connection.execution_options(**{WRITE: True})
+            async with connection.begin():
+                yield connection
+    except DBAPIError as exc:  # integrity errors the store expects are mapped inside the block
+        raise unavailable(exc) from exc
+
+
+@contextlib.asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A read-only connection; nothing it does is kept."""
+    try:
+        async with engine.connect() as connection:
+            yield connection
+    except DBAPIError as exc:
+        raise unavailable(exc) from exc
+
+
+def unavailable(exc: DBAPIError) -> Unavailable:
+    """A database that is down, locked or deadlocked is a retryable 503, not a 500 with a trace."""
+    logger.warning("database unavailable", extra={"error": type(exc.orig).__name__ if exc.orig else type(exc).__name__})
+    return Unavailable("The database is busy or unavailable; try again.")
 
 
 async def ping(engine: AsyncEngine) -> None:

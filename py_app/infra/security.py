@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import logging
 import os
 import threading
@@ -32,6 +33,11 @@ LOWEST_PRIORITY = 19
 def core_version() -> str:
     """The version of the loaded Rust core, proof that the extension is built and importable."""
     return _rust_core.version()
+
+
+def derive_key(secret: bytes, purpose: str) -> bytes:
+    """A key for one purpose derived from a configured secret (HMAC-SHA256): one key per purpose."""
+    return hmac.new(secret, f"arcana/{purpose}/v1".encode(), hashlib.sha256).digest()
 
 
 def default_hash_concurrency() -> int:

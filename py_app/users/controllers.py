@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, delete, get, patch, post, put
-from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
 from py_app.core.identity import Principal
 from py_app.entrypoints.problems import problem_responses
-from py_app.users.models import Role, Status, UserQuery
+from py_app.entrypoints.rest_support import Injected
+from py_app.users.models import NewUser, Role, Status, UserQuery
+from py_app.users.ports import UserUseCases
 from py_app.users.schemas import (
     PasswordChangeIn,
     PublicOne,
@@ -24,7 +25,6 @@ from py_app.users.schemas import (
     UserPageOut,
     UserPatchIn,
 )
-from py_app.users.services import NewUser, UserService
 
 PageNumber = Annotated[int, QueryParameter(ge=1, le=1_000_000, description="1-based page")]
 PerPage = Annotated[int, QueryParameter(ge=1, le=100, description="items per page, 1 to 100")]
@@ -38,8 +38,8 @@ class UsersController(Controller):
     @get("/", summary="List users (admin)", responses=problem_responses(400, 401, 403))
     async def search(
         self,
-        principal: NamedDependency[Principal],
-        users: NamedDependency[UserService],
+        principal: Injected[Principal],
+        users: Injected[UserUseCases],
         page: PageNumber = 1,
         per_page: PerPage = 20,
         role: FromQuery[Role | None] = None,
@@ -51,14 +51,14 @@ class UsersController(Controller):
 
     @post("/", summary="Create a user (admin)", status_code=201, responses=problem_responses(400, 401, 403, 409))
     async def create(
-        self, data: JSONBody[UserCreateIn], principal: NamedDependency[Principal], users: NamedDependency[UserService]
+        self, data: JSONBody[UserCreateIn], principal: Injected[Principal], users: Injected[UserUseCases]
     ) -> UserOut:
         new = NewUser(data.username, data.email, data.password, data.first_name, data.last_name, role=data.role)
         return UserOut.of(await users.create_by_admin(principal, new))
 
     @get("/{user_id:str}", summary="Read a user (self or admin)", responses=problem_responses(401, 403, 404))
     async def read(
-        self, user_id: FromPath[str], principal: NamedDependency[Principal], users: NamedDependency[UserService]
+        self, user_id: FromPath[str], principal: Injected[Principal], users: Injected[UserUseCases]
     ) -> UserOut:
         return UserOut.of(await users.get(principal, user_id))
 
@@ -71,14 +71,14 @@ class UsersController(Controller):
         self,
         user_id: FromPath[str],
         data: JSONBody[UserPatchIn],
-        principal: NamedDependency[Principal],
-        users: NamedDependency[UserService],
+        principal: Injected[Principal],
+        users: Injected[UserUseCases],
     ) -> UserOut:
         return UserOut.of(await users.update(principal, user_id, data.changes()))
 
     @delete("/{user_id:str}", summary="Delete a user (admin)", responses=problem_responses(401, 403, 404))
     async def remove(
-        self, user_id: FromPath[str], principal: NamedDependency[Principal], users: NamedDependency[UserService]
+        self, user_id: FromPath[str], principal: Injected[Principal], users: Injected[UserUseCases]
     ) -> None:
         await users.delete(principal, user_id)
 
@@ -92,8 +92,8 @@ class UsersController(Controller):
         self,
         user_id: FromPath[str],
         data: JSONBody[PasswordChangeIn],
-        principal: NamedDependency[Principal],
-        users: NamedDependency[UserService],
+        principal: Injected[Principal],
+        users: Injected[UserUseCases],
     ) -> None:
         await users.change_password(principal, user_id, data.current_password, data.new_password)
 
@@ -107,8 +107,8 @@ class UsersController(Controller):
         self,
         user_id: FromPath[str],
         data: JSONBody[StatusIn],
-        principal: NamedDependency[Principal],
-        users: NamedDependency[UserService],
+        principal: Injected[Principal],
+        users: Injected[UserUseCases],
     ) -> UserOut:
         return UserOut.of(await users.set_status(principal, user_id, data.status))
 
@@ -122,8 +122,8 @@ class UsersController(Controller):
         self,
         user_id: FromPath[str],
         data: JSONBody[RoleIn],
-        principal: NamedDependency[Principal],
-        users: NamedDependency[UserService],
+        principal: Injected[Principal],
+        users: Injected[UserUseCases],
     ) -> UserOut:
         return UserOut.of(await users.set_role(principal, user_id, data.role))
 
@@ -134,7 +134,7 @@ class UsersController(Controller):
         responses=problem_responses(401, 403, 404),
     )
     async def verify(
-        self, user_id: FromPath[str], principal: NamedDependency[Principal], users: NamedDependency[UserService]
+        self, user_id: FromPath[str], principal: Injected[Principal], users: Injected[UserUseCases]
     ) -> UserOut:
         return UserOut.of(await users.verify(principal, user_id))
 
@@ -148,12 +148,12 @@ class PublicUsersController(Controller):
     @get("/", summary="The public user directory", responses=problem_responses(400))
     async def directory(
         self,
-        users: NamedDependency[UserService],
+        users: Injected[UserUseCases],
         page: PageNumber = 1,
         per_page: Annotated[int, QueryParameter(ge=1, le=100)] = 6,
     ) -> PublicPage:
         return PublicPage.of(await users.public_page(page, per_page))
 
     @get("/{user_id:str}", summary="One public user record", responses=problem_responses(404))
-    async def one(self, user_id: FromPath[str], users: NamedDependency[UserService]) -> PublicOne:
+    async def one(self, user_id: FromPath[str], users: Injected[UserUseCases]) -> PublicOne:
         return PublicOne(PublicUser.of(await users.public_get(user_id)))

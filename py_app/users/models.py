@@ -50,6 +50,19 @@ class User:
 
 
 @dataclass(frozen=True, slots=True)
+class NewUser:
+    """What it takes to create an account."""
+
+    username: str
+    email: str
+    password: str
+    first_name: str = ""
+    last_name: str = ""
+    role: str = Role.USER.value
+    is_verified: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class UserQuery:
     """Filters and one page of a user listing."""
 
@@ -80,7 +93,7 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class UserChanges:
-    """A partial update: ``None`` leaves a field as it is."""
+    """A partial update, as a typed command: ``None`` leaves a field as it is."""
 
     email: str | None = None
     first_name: str | None = None
@@ -89,6 +102,49 @@ class UserChanges:
     avatar_url: str | None = None
     role: Role | None = None
     status: Status | None = None
+    is_verified: bool | None = None
+
+    def values(self) -> dict[str, object]:
+        """The fields this change sets (what an adapter writes, and nothing else)."""
+        return {name: getattr(self, name) for name in UserChanges.__slots__ if getattr(self, name) is not None}
+
+    @property
+    def ends_sessions(self) -> bool:
+        """Suspending or deactivating an account ends every session it has."""
+        return self.status is not None and self.status is not Status.ACTIVE
+
+    @property
+    def touches_access(self) -> bool:
+        """A role or status change alters what the account's live sessions may do."""
+        return self.role is not None or self.status is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordChange:
+    """Replace a password hash, but only while ``expected_hash`` is still the stored one.
+
+    Every session of the user other than ``keep_session`` ends in the same write.
+    """
+
+    user_id: str
+    expected_hash: str
+    new_hash: str
+    now: datetime
+    keep_session: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoginWrite:
+    """What a successful login records, guarded by what the login verified.
+
+    The write applies only while the account still has ``verified_hash`` and is active: a
+    suspension or password change that lands while the password is being checked wins.
+    """
+
+    user_id: str
+    verified_hash: str
+    now: datetime
+    new_hash: str | None = None  # a rehash under the current parameters
 
 
 LIMITS = {"first_name": 100, "last_name": 100, "phone": 32, "avatar_url": 500}

@@ -1,73 +1,80 @@
-"""What the users services need: a repository and a unit of work, as Protocols."""
+"""The users domain's ports: what it offers (its use cases) and what it needs (a store, a cache).
+
+Every store method is one atomic operation: the adapter opens and ends its own transaction, so a
+store can live in this process or behind a gRPC client in another without holding a transaction
+across the network. Arguments and results are plain frozen values.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Protocol
 
-from py_app.users.models import User, UserQuery
+from py_app.core.identity import Principal
+from py_app.users.models import NewUser, Page, PasswordChange, Role, Status, User, UserChanges, UserQuery
 
 
-class UserRepository(Protocol):
-    """Stores users. Lookups by username or email are case-insensitive."""
+class UserStore(Protocol):
+    """Stores accounts. Lookups by username or email are case-insensitive."""
 
     async def add(self, user: User) -> None:
         """Insert a new user; raise Conflict when the username or email is taken."""
 
     async def get(self, user_id: str) -> User | None: ...
 
-    async def get_by_login(self, username_or_email: str) -> User | None:
+    async def find_by_login(self, username_or_email: str) -> User | None:
         """The user whose username or (normalised) email matches."""
-
-    async def count(self) -> int: ...
-
-    async def update(
-        self, user_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
-    ) -> bool:
-        """Write only ``changes``, and only while every ``expect`` column still holds its value.
-
-        False when no row matched (unknown id, or someone changed an expected column meanwhile):
-        callers never write back a whole row read earlier, so concurrent changes are not lost.
-        Raise Conflict when the new email is taken.
-        """
-
-    async def delete(self, user_id: str) -> bool: ...
 
     async def search(self, query: UserQuery) -> tuple[list[User], int]:
         """One page of users in a stable order (created_at, id), and the total matching the filters."""
 
+    async def update(self, user_id: str, changes: UserChanges, now: datetime) -> User | None:
+        """Write only the fields ``changes`` sets, and return the user as stored afterwards.
 
-class UserSessions(Protocol):
-    """The part of session storage that account changes need."""
+        None when there is no such user. When ``changes.ends_sessions``, every session of the user
+        ends in the same write. Raise Conflict when the new email is taken.
+        """
 
-    async def revoke_for_user(self, user_id: str, now: datetime, keep: str | None = None) -> list[str]:
-        """Revoke every live session of a user except ``keep``; return the revoked ids."""
+    async def change_password(self, change: PasswordChange) -> bool:
+        """Apply ``change`` unless the stored hash is no longer ``change.expected_hash`` (then False)."""
+
+    async def delete(self, user_id: str, now: datetime) -> bool:
+        """Remove the user and end their sessions; False when there was no such user."""
 
 
 class PrincipalCache(Protocol):
+    """The part of the session cache that account changes need."""
+
     async def forget_user(self, user_id: str) -> None:
         """Drop everything cached about a user's sessions (after a role, status or password change)."""
 
 
-class UsersUnitOfWork(Protocol):
-    """One transaction: changes are kept only when ``commit`` is called before leaving the block."""
+class UserUseCases(Protocol):
+    """The users domain as transports and other services see it, in this process or behind gRPC."""
 
-    @property
-    def users(self) -> UserRepository: ...
+    async def create(self, new: NewUser) -> User:
+        """Validate, hash and store a new account; Conflict when the username or email is taken."""
 
-    @property
-    def sessions(self) -> UserSessions: ...
+    async def create_admin(self, username: str, email: str, password: str) -> User: ...
 
-    async def __aenter__(self) -> Self: ...
+    async def create_by_admin(self, actor: Principal, new: NewUser) -> User: ...
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
+    async def get(self, actor: Principal, user_id: str) -> User: ...
 
-    async def commit(self) -> None: ...
+    async def search(self, actor: Principal, query: UserQuery) -> Page: ...
 
+    async def public_page(self, page: int, per_page: int) -> Page: ...
 
-class UsersUnitOfWorkFactory(Protocol):
-    def __call__(self) -> UsersUnitOfWork: ...
+    async def public_get(self, user_id: str) -> User: ...
+
+    async def update(self, actor: Principal, user_id: str, changes: UserChanges) -> User: ...
+
+    async def set_status(self, actor: Principal, user_id: str, status: Status) -> User: ...
+
+    async def set_role(self, actor: Principal, user_id: str, role: Role) -> User: ...
+
+    async def verify(self, actor: Principal, user_id: str) -> User: ...
+
+    async def delete(self, actor: Principal, user_id: str) -> None: ...
+
+    async def change_password(self, actor: Principal, user_id: str, current: str, new: str) -> None: ...

@@ -1,60 +1,51 @@
-"""SQLAlchemy Core implementation of the users repository (lean queries: the hot path avoids the ORM)."""
+"""SQLAlchemy Core implementation of the user store (lean queries: the hot path avoids the ORM).
+
+Each method is one atomic operation with its own transaction (``infra.db.transaction``); writes carry
+only the columns they change, guarded by what the caller verified.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from py_app.auth.repositories import end_user_sessions
 from py_app.core.errors import Conflict
-from py_app.users.models import Role, Status, User, UserQuery, normalize_email
-from py_app.users.tables import users
+from py_app.infra.db import reading, transaction
+from py_app.users.models import PasswordChange, User, UserChanges, UserQuery, normalize_email
+from py_app.users.tables import user_from_row, user_row, users
+
+TAKEN = "A user with this username or email already exists."
 
 
-class SqlUserRepository:
-    """Users in the ``users`` table, through one transaction's connection."""
+class SqlUserStore:
+    """Accounts in the ``users`` table."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
-        self._connection = connection
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
 
     async def add(self, user: User) -> None:
-        try:
-            async with self._connection.begin_nested():
-                await self._connection.execute(users.insert().values(**_row(user)))
-        except IntegrityError:
-            raise Conflict("A user with this username or email already exists.") from None
+        async with transaction(self._engine) as connection:
+            try:
+                await connection.execute(users.insert().values(**user_row(user)))
+            except IntegrityError:
+                raise Conflict(TAKEN) from None
 
     async def get(self, user_id: str) -> User | None:
-        result = await self._connection.execute(sa.select(users).where(users.c.id == user_id))
-        return _user(result.mappings().first())
+        async with reading(self._engine) as connection:
+            return await _get(connection, user_id)
 
-    async def get_by_login(self, username_or_email: str) -> User | None:
+    async def find_by_login(self, username_or_email: str) -> User | None:
         column = users.c.email if "@" in username_or_email else users.c.username
         value = normalize_email(username_or_email) if "@" in username_or_email else username_or_email
-        result = await self._connection.execute(sa.select(users).where(column == value))
-        return _user(result.mappings().first())
-
-    async def count(self) -> int:
-        result = await self._connection.execute(sa.select(sa.func.count()).select_from(users))
-        return int(result.scalar_one())
-
-    async def update(
-        self, user_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
-    ) -> bool:
-        condition = sa.and_(users.c.id == user_id, *(users.c[name] == value for name, value in (expect or {}).items()))
-        try:
-            async with self._connection.begin_nested():
-                result = await self._connection.execute(users.update().where(condition).values(**changes))
-        except IntegrityError:
-            raise Conflict("A user with this username or email already exists.") from None
-        return result.rowcount == 1
-
-    async def delete(self, user_id: str) -> bool:
-        result = await self._connection.execute(users.delete().where(users.c.id == user_id))
-        return result.rowcount == 1
+        async with reading(self._engine) as connection:
+            result = await connection.execute(sa.select(users).where(column == value))
+            return user_from_row(result.mappings().first())
 
     async def search(self, query: UserQuery) -> tuple[list[User], int]:
         conditions = []
@@ -68,32 +59,50 @@ class SqlUserRepository:
                 sa.or_(users.c.username.like(pattern, escape="\\"), users.c.email.like(pattern.lower(), escape="\\"))
             )
         where = sa.and_(sa.true(), *conditions)
-        total = (
-            await self._connection.execute(sa.select(sa.func.count()).select_from(users).where(where))
-        ).scalar_one()
-        rows = await self._connection.execute(
-            sa.select(users)
-            .where(where)
-            .order_by(users.c.created_at, users.c.id)
-            .limit(query.per_page)
-            .offset(query.offset)
-        )
-        return [user for row in rows.mappings() if (user := _user(row)) is not None], int(total)
+        page = sa.select(users).where(where).order_by(users.c.created_at, users.c.id)
+        async with reading(self._engine) as connection:  # one snapshot: the total matches the page
+            total = (await connection.execute(sa.select(sa.func.count()).select_from(users).where(where))).scalar_one()
+            rows = await connection.execute(page.limit(query.per_page).offset(query.offset))
+            return [user for row in rows.mappings() if (user := user_from_row(row)) is not None], int(total)
+
+    async def update(self, user_id: str, changes: UserChanges, now: datetime) -> User | None:
+        async with transaction(self._engine) as connection:
+            if not await _write(connection, user_id, {**changes.values(), "updated_at": now}):
+                return None
+            if changes.ends_sessions:
+                await end_user_sessions(connection, user_id, now)
+            return await _get(connection, user_id)
+
+    async def change_password(self, change: PasswordChange) -> bool:
+        async with transaction(self._engine) as connection:
+            values = {"password_hash": change.new_hash, "updated_at": change.now}
+            if not await _write(connection, change.user_id, values, expect={"password_hash": change.expected_hash}):
+                return False
+            await end_user_sessions(connection, change.user_id, change.now, keep=change.keep_session)
+            return True
+
+    async def delete(self, user_id: str, now: datetime) -> bool:
+        async with transaction(self._engine) as connection:  # sessions go with the row (ON DELETE CASCADE)
+            result = await connection.execute(users.delete().where(users.c.id == user_id))
+            return result.rowcount == 1
+
+
+async def _get(connection: AsyncConnection, user_id: str) -> User | None:
+    result = await connection.execute(sa.select(users).where(users.c.id == user_id))
+    return user_from_row(result.mappings().first())
+
+
+async def _write(
+    connection: AsyncConnection, user_id: str, values: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+) -> bool:
+    """UPDATE only ``values``, only while every ``expect`` column still holds its value."""
+    condition = sa.and_(users.c.id == user_id, *(users.c[name] == value for name, value in (expect or {}).items()))
+    try:
+        result = await connection.execute(users.update().where(condition).values(**values))
+    except IntegrityError:
+        raise Conflict(TAKEN) from None
+    return result.rowcount == 1
 
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _row(user: User) -> dict[str, Any]:
-    return {name: getattr(user, name) for name in User.__slots__}
-
-
-def _user(row: Any) -> User | None:
-    if row is None:
-        return None
-    values = dict(row)
-    values["role"] = Role(values["role"])
-    values["status"] = Status(values["status"])
-    values["is_verified"] = bool(values["is_verified"])
-    return User(**values)

@@ -12,8 +12,8 @@ from google.protobuf import timestamp_pb2
 from py_app._proto.arcana.v1 import common_pb2, users_pb2, users_pb2_grpc
 from py_app.core.errors import FieldError, InvalidInput
 from py_app.entrypoints.rpc_support import principal
-from py_app.users.models import Page, Role, Status, User, UserChanges, UserQuery
-from py_app.users.services import NewUser, UserService
+from py_app.users.models import NewUser, Page, Role, Status, User, UserChanges, UserQuery
+from py_app.users.ports import UserUseCases
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 E = TypeVar("E", bound=StrEnum)
@@ -61,7 +61,7 @@ def _optional(request: Any, field: str) -> str | None:
 
 
 class UserServicer(users_pb2_grpc.UserServiceServicer):
-    def __init__(self, users: UserService) -> None:
+    def __init__(self, users: UserUseCases) -> None:
         self._users = users
 
     async def GetUser(self, request: users_pb2.GetUserRequest, context: Context) -> common_pb2.User:  # noqa: N802

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import replace
 
 from py_app.core.errors import Conflict, FieldError, NotFound, PermissionDenied
 from py_app.core.identity import Principal
 from py_app.core.ports import Clock, PasswordHasher
 from py_app.users.models import (
+    NewUser,
     Page,
+    PasswordChange,
     Role,
     Status,
     User,
@@ -26,32 +27,17 @@ from py_app.users.models import (
     raise_if,
 )
 from py_app.users.passwords import check_password
-from py_app.users.ports import PrincipalCache, UsersUnitOfWorkFactory
+from py_app.users.ports import PrincipalCache, UserStore
 
 security_log = logging.getLogger("arcana.security")
 MAX_PER_PAGE = 100
 
 
-@dataclass(frozen=True, slots=True)
-class NewUser:
-    """What it takes to create an account."""
-
-    username: str
-    email: str
-    password: str
-    first_name: str = ""
-    last_name: str = ""
-    role: str = Role.USER.value
-    is_verified: bool = False
-
-
 class UserService:
     """Accounts: creation, reading, profile and administrative changes. Authorisation is decided here."""
 
-    def __init__(
-        self, uow: UsersUnitOfWorkFactory, hasher: PasswordHasher, clock: Clock, cache: PrincipalCache
-    ) -> None:
-        self._uow = uow
+    def __init__(self, store: UserStore, hasher: PasswordHasher, clock: Clock, cache: PrincipalCache) -> None:
+        self._store = store
         self._hasher = hasher
         self._clock = clock
         self._cache = cache
@@ -80,9 +66,7 @@ class UserService:
             created_at=now,
             updated_at=now,
         )
-        async with self._uow() as uow:
-            await uow.users.add(user)
-            await uow.commit()
+        await self._store.add(user)
         return user
 
     async def create_admin(self, username: str, email: str, password: str) -> User:
@@ -124,15 +108,12 @@ class UserService:
                 # An admin cannot lock themselves out, so some admin always remains.
                 raise PermissionDenied("Administrators cannot change their own role or status.")
         raise_if(*check_profile(changes))
-        user = await self._load(user_id)
-        values: dict[str, Any] = {
-            name: getattr(changes, name) for name in UserChanges.__slots__ if getattr(changes, name) is not None
-        }
-        if "email" in values:
-            values["email"] = normalize_email(values["email"])
-            if values["email"] != user.email:
-                values["is_verified"] = False  # a new address is unproven
-        return await self._apply(actor, user_id, values)
+        if changes.email is not None:
+            email = normalize_email(changes.email)
+            user = await self._load(user_id)
+            # A new address is unproven until verified again.
+            changes = replace(changes, email=email, is_verified=False if email != user.email else None)
+        return await self._apply(actor, user_id, changes)
 
     async def set_status(self, actor: Principal, user_id: str, status: Status) -> User:
         return await self.update(actor, user_id, UserChanges(status=status))
@@ -142,17 +123,14 @@ class UserService:
 
     async def verify(self, actor: Principal, user_id: str) -> User:
         _require_admin(actor)
-        return await self._apply(actor, user_id, {"is_verified": True})
+        return await self._apply(actor, user_id, UserChanges(is_verified=True))
 
     async def delete(self, actor: Principal, user_id: str) -> None:
         _require_admin(actor)
         if actor.user_id == user_id:
             raise PermissionDenied("Administrators cannot delete their own account.")
-        async with self._uow() as uow:
-            await uow.sessions.revoke_for_user(user_id, self._clock.now())
-            if not await uow.users.delete(user_id):
-                raise NotFound("No such user.")
-            await uow.commit()
+        if not _is_uuid(user_id) or not await self._store.delete(user_id, self._clock.now()):
+            raise NotFound("No such user.")
         await self._cache.forget_user(user_id)
         security_log.info("user_deleted", extra={"user_id": user_id, "by": actor.user_id})
 
@@ -165,34 +143,24 @@ class UserService:
         raise_if(
             None if current_ok else FieldError("current_password", "is wrong"), check_password(new, "new_password")
         )
-        new_hash = await self._hasher.hash(new)
-        now = self._clock.now()
-        async with self._uow() as uow:
-            # Only if the hash we verified against is still the stored one: a concurrent change wins.
-            changed = await uow.users.update(
-                user_id, {"password_hash": new_hash, "updated_at": now}, expect={"password_hash": user.password_hash}
-            )
-            if not changed:
-                raise Conflict("The password was changed meanwhile; try again.")
-            await uow.sessions.revoke_for_user(user_id, now, keep=actor.session_id)
-            await uow.commit()
+        change = PasswordChange(
+            user_id=user_id,
+            expected_hash=user.password_hash,  # a concurrent change wins over this one
+            new_hash=await self._hasher.hash(new),
+            now=self._clock.now(),
+            keep_session=actor.session_id,
+        )
+        if not await self._store.change_password(change):
+            raise Conflict("The password was changed meanwhile; try again.")
         await self._cache.forget_user(user_id)
         security_log.info("authn_password_change", extra={"user_id": user_id})
 
-    async def _apply(self, actor: Principal, user_id: str, values: dict[str, Any]) -> User:
-        """Write only the changed columns (a concurrent change to any other column is kept)."""
-        now = self._clock.now()
-        ends_sessions = values.get("status", Status.ACTIVE) is not Status.ACTIVE
-        async with self._uow() as uow:
-            if not await uow.users.update(user_id, {**values, "updated_at": now}):
-                raise NotFound("No such user.")
-            if ends_sessions:
-                await uow.sessions.revoke_for_user(user_id, now)
-            after = await uow.users.get(user_id)
-            await uow.commit()
-        if after is None:  # pragma: no cover - deleted between our update and read, inside one transaction
+    async def _apply(self, actor: Principal, user_id: str, changes: UserChanges) -> User:
+        """Write only the changed fields (a concurrent change to any other field is kept)."""
+        after = await self._store.update(user_id, changes, self._clock.now()) if _is_uuid(user_id) else None
+        if after is None:
             raise NotFound("No such user.")
-        if "role" in values or "status" in values:
+        if changes.touches_access:
             await self._cache.forget_user(user_id)
             security_log.info(
                 "privilege_permissions_changed",
@@ -203,8 +171,7 @@ class UserService:
     async def _load(self, user_id: str) -> User:
         if not _is_uuid(user_id):
             raise NotFound("No such user.")
-        async with self._uow() as uow:
-            user = await uow.users.get(user_id)
+        user = await self._store.get(user_id)
         if user is None:
             raise NotFound("No such user.")
         return user
@@ -214,8 +181,7 @@ class UserService:
             None if query.page >= 1 else FieldError("page", "must be at least 1"),
             None if 1 <= query.per_page <= MAX_PER_PAGE else FieldError("per_page", f"must be 1 to {MAX_PER_PAGE}"),
         )
-        async with self._uow() as uow:
-            items, total = await uow.users.search(query)
+        items, total = await self._store.search(query)
         return Page(items=items, page=query.page, per_page=query.per_page, total=total)
 
 

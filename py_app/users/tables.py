@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from py_app.infra.db import MYSQL_TABLE_ARGS, CaseInsensitiveString, UTCDateTime, metadata
+from py_app.users.models import Role, Status, User
 
 users = sa.Table(
     "users",
@@ -33,3 +36,18 @@ users = sa.Table(
     sa.Index("ix_users_created_at_id", "created_at", "id"),
     **MYSQL_TABLE_ARGS,
 )
+
+
+def user_row(user: User) -> dict[str, Any]:
+    return {name: getattr(user, name) for name in User.__slots__}
+
+
+def user_from_row(row: Any) -> User | None:
+    """A ``users`` row (any mapping with its columns) as a User; None for no row."""
+    if row is None:
+        return None
+    values = {name: row[name] for name in User.__slots__}
+    values["role"] = Role(values["role"])
+    values["status"] = Status(values["status"])
+    values["is_verified"] = bool(values["is_verified"])
+    return User(**values)

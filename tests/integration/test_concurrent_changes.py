@@ -12,25 +12,27 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from py_app.auth.models import ClientInfo
-from py_app.bootstrap import Container, build
+from py_app.bootstrap import Container, Overrides, build_edge
 from py_app.config import Settings
 from py_app.core.errors import Conflict, Unauthenticated, Unavailable
 from py_app.core.identity import Principal
 from py_app.core.ports import PasswordHasher
 from py_app.infra import migrations
-from py_app.infra.uow import SqlUnitOfWork
-from py_app.users.models import Role, Status
-from py_app.users.services import NewUser
+from py_app.infra.db import create_engine
+from py_app.infra.security import Argon2Hasher
+from py_app.users.models import NewUser, Role, Status
+from py_app.users.repositories import SqlUserStore
 
 CLIENT = ClientInfo("pytest", "127.0.0.1")
 PASSWORD = "correct horse battery"
 
 
 class GatedHasher:
-    """The real hasher, but the next verify waits at a gate after checking, until released."""
+    """The real hasher; once armed, the next verify waits at a gate after checking, until released."""
 
     def __init__(self, inner: PasswordHasher) -> None:
         self.inner = inner
+        self.armed = False
         self.reached = asyncio.Event()
         self.release = asyncio.Event()
 
@@ -42,33 +44,41 @@ class GatedHasher:
 
     async def verify(self, encoded: str, password: str) -> bool:
         result = await self.inner.verify(encoded, password)
-        if not self.reached.is_set():
+        if self.armed and not self.reached.is_set():
             self.reached.set()
             await self.release.wait()
         return result
 
 
 @pytest.fixture
-async def container(database_url: str, make_settings: Callable[..., Settings]) -> AsyncIterator[Container]:
+async def gate() -> AsyncIterator[GatedHasher]:
+    inner = Argon2Hasher()
+    yield GatedHasher(inner)
+    inner.close()
+
+
+@pytest.fixture
+async def container(
+    database_url: str, make_settings: Callable[..., Settings], gate: GatedHasher
+) -> AsyncIterator[Container]:
     await asyncio.to_thread(migrations.upgrade, database_url)
-    built = build(make_settings(database_url=database_url))
-    yield built
-    await built.aclose()
+    async with build_edge(make_settings(database_url=database_url), Overrides(hasher=gate)) as built:
+        yield built
 
 
-async def paused_login(container: Container, login: str, password: str) -> tuple[asyncio.Task[object], GatedHasher]:
-    gate = GatedHasher(container.auth._hasher)
-    container.auth._hasher = gate
+async def paused_login(container: Container, gate: GatedHasher, login: str, password: str) -> asyncio.Task[object]:
+    """A login held between its password check and its write (only this one: the gate opens once)."""
+    gate.armed = True
     task: asyncio.Task[object] = asyncio.create_task(container.auth.login(login, password, CLIENT))
     await gate.reached.wait()
-    return task, gate
+    return task
 
 
 @pytest.mark.req("SRS-049")
-async def test_a_suspension_during_a_login_wins(container: Container) -> None:
+async def test_a_suspension_during_a_login_wins(container: Container, gate: GatedHasher) -> None:
     admin = await container.users.create_admin("root", "root@example.com", "a long admin passphrase")
     alice = await container.users.create(NewUser("alice", "alice@example.com", PASSWORD))
-    login, gate = await paused_login(container, "alice", PASSWORD)
+    login = await paused_login(container, gate, "alice", PASSWORD)
     await container.users.set_status(Principal(admin.id, "s", "admin"), alice.id, Status.SUSPENDED)
     gate.release.set()
     with pytest.raises(Unauthenticated):
@@ -77,10 +87,10 @@ async def test_a_suspension_during_a_login_wins(container: Container) -> None:
 
 
 @pytest.mark.req("SRS-049")
-async def test_a_demotion_during_a_login_wins(container: Container) -> None:
+async def test_a_demotion_during_a_login_wins(container: Container, gate: GatedHasher) -> None:
     admin = await container.users.create_admin("root", "root@example.com", "a long admin passphrase")
     other = await container.users.create_admin("root2", "root2@example.com", "another admin passphrase")
-    login, gate = await paused_login(container, "root2", "another admin passphrase")
+    login = await paused_login(container, gate, "root2", "another admin passphrase")
     await container.users.set_role(Principal(admin.id, "s", "admin"), other.id, Role.USER)
     gate.release.set()
     result = await login
@@ -90,12 +100,13 @@ async def test_a_demotion_during_a_login_wins(container: Container) -> None:
 
 
 @pytest.mark.req("SRS-048")
-async def test_a_password_change_during_a_login_with_the_old_password_wins(container: Container) -> None:
+async def test_a_password_change_during_a_login_with_the_old_password_wins(
+    container: Container, gate: GatedHasher
+) -> None:
     await container.users.create(NewUser("alice", "alice@example.com", PASSWORD))
     mine = await container.auth.login("alice", PASSWORD, CLIENT)
     me = await container.auth.authenticate(mine.tokens.access_token)
-    attacker, gate = await paused_login(container, "alice", PASSWORD)
-    container.auth._hasher = gate.inner  # only the attacker's login is gated
+    attacker = await paused_login(container, gate, "alice", PASSWORD)
     await container.users.change_password(me, me.user_id, PASSWORD, "a brand new passphrase")
     gate.release.set()
     with pytest.raises(Unauthenticated):
@@ -119,14 +130,15 @@ async def test_two_concurrent_password_changes_cannot_both_win(container: Contai
 
 
 async def test_a_database_failure_is_unavailable_not_a_crash(make_settings: Callable[..., Settings]) -> None:
-    container = build(make_settings())  # never migrated: every query fails
-    try:
+    settings = make_settings()  # never migrated: every query fails
+    async with build_edge(settings) as container:
         with pytest.raises(Unavailable):
             await container.auth.login("anyone", PASSWORD, CLIENT)
-        assert container.engine.sync_engine.hide_parameters  # parameters hold hashes: never logged
+    engine = create_engine(settings.effective_database_url)
+    try:
+        assert engine.sync_engine.hide_parameters  # parameters hold hashes: never logged
         with pytest.raises(Unavailable) as caught:
-            async with SqlUnitOfWork(container.engine) as uow:
-                await uow.users.count()
+            await SqlUserStore(engine).get("00000000-0000-4000-8000-000000000000")
         assert str(caught.value) == "The database is busy or unavailable; try again."
     finally:
-        await container.aclose()
+        await engine.dispose()

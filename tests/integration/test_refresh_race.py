@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from py_app.auth.models import ClientInfo
-from py_app.bootstrap import Container, build
+from py_app.bootstrap import Container, build_edge
 from py_app.config import Settings
 from py_app.core.errors import Unauthenticated
 from py_app.infra import migrations
-from py_app.users.services import NewUser
+from py_app.users.models import NewUser
 
 CLIENT = ClientInfo("pytest", "127.0.0.1")
 
 
-@pytest.fixture
-async def container(database_url: str, make_settings: object) -> AsyncIterator[Container]:
+@pytest.fixture(params=[0], ids=["no-grace"])
+async def container(
+    request: pytest.FixtureRequest, database_url: str, make_settings: Callable[..., Settings]
+) -> AsyncIterator[Container]:
     await asyncio.to_thread(migrations.upgrade, database_url)
-    settings: Settings = make_settings(database_url=database_url, refresh_reuse_grace=0)  # type: ignore[operator]
-    built = build(settings)
-    yield built
-    await built.aclose()
+    settings = make_settings(database_url=database_url, refresh_reuse_grace=request.param)
+    async with build_edge(settings) as built:
+        yield built
 
 
 @pytest.mark.req("SRS-043")
@@ -44,8 +44,8 @@ async def test_concurrent_refreshes_of_one_token_have_exactly_one_winner(contain
 
 
 @pytest.mark.req("SRS-043")
+@pytest.mark.parametrize("container", [30], ids=["grace-30s"], indirect=True)
 async def test_within_the_grace_window_the_winner_keeps_its_session(container: Container) -> None:
-    container.auth._policy = replace(container.auth._policy, reuse_grace_seconds=30)
     registered = await container.auth.register(NewUser("graced", "graced@example.com", "correct horse battery"), CLIENT)
     token = registered.tokens.refresh_token
     outcomes = await asyncio.gather(

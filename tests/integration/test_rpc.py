@@ -10,7 +10,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from py_app import __version__
 from py_app._proto.arcana.v1 import info_pb2, info_pb2_grpc
-from py_app.bootstrap import Container, build
+from py_app.bootstrap import Container, build_edge
 from py_app.config import Settings
 from py_app.entrypoints import rpc
 from py_app.infra.security import core_version
@@ -21,7 +21,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 @pytest.fixture
 async def container(make_settings: Callable[..., Settings]) -> AsyncIterator[Container]:
-    built = build(make_settings())
+    built = build_edge(make_settings())
     yield built
     await built.aclose()
 
@@ -144,7 +144,7 @@ def test_rate_limits_carry_retry_info() -> None:
     from google.rpc import error_details_pb2
 
     from py_app.core.errors import RateLimited
-    from py_app.entrypoints.rpc_support import to_status
+    from py_app.infra.rpc_errors import to_status
 
     status = to_status(RateLimited("slow down", retry_after=7))
     assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED

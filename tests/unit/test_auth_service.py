@@ -2,14 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from py_app.auth.models import ClientInfo, token_digest
-from py_app.auth.services import BAD_CREDENTIALS, AuthService, SessionPolicy
+from py_app.auth.models import ClientInfo, SessionRules, SessionState, token_digest
+from py_app.auth.services import BAD_CREDENTIALS, AuthService
 from py_app.core.errors import InvalidInput, PermissionDenied, Unauthenticated
 from py_app.core.identity import Principal
+from py_app.core.ports import PasswordHasher
 from py_app.infra.cache import InProcessSessionCache
-from py_app.users.models import Role, Status
-from py_app.users.services import NewUser, UserService
-from tests.fakes import FakeTokens, FakeUnitOfWork, FixedClock, PlainHasher, Store
+from py_app.users.models import NewUser, Role, Status
+from py_app.users.services import UserService
+from tests.fakes import Database, FakeTokens, FixedClock, InMemorySessionStore, InMemoryUserStore, PlainHasher
 
 CLIENT = ClientInfo(user_agent="pytest", ip="127.0.0.1")
 PASSWORD = "correct horse battery"
@@ -33,15 +34,33 @@ class CountingHasher(PlainHasher):
 
 
 class Rig:
-    def __init__(self, grace: int = 10) -> None:
-        self.store = Store()
+    """The two services over in-memory stores, wired as the composition root wires them."""
+
+    def __init__(
+        self,
+        grace: int = 10,
+        *,
+        hasher: PasswordHasher | None = None,
+        rules: SessionRules | None = None,
+        cache_ttl: float = 60,
+        sessions: InMemorySessionStore | None = None,
+    ) -> None:
+        self.db = sessions.db if sessions else Database()
         self.clock = FixedClock()
-        self.hasher = PlainHasher()
-        self.cache = InProcessSessionCache(ttl=60)
-        self.users = UserService(lambda: FakeUnitOfWork(self.store), self.hasher, self.clock, self.cache)
-        policy = SessionPolicy(idle_seconds=3600, absolute_seconds=7200, reuse_grace_seconds=grace)
+        self.hasher = hasher or PlainHasher()
+        self.cache = InProcessSessionCache(ttl=cache_ttl)
+        accounts = InMemoryUserStore(self.db)
+        self.users = UserService(accounts, self.hasher, self.clock, self.cache)
         self.auth = AuthService(
-            lambda: FakeUnitOfWork(self.store), self.users, self.hasher, FakeTokens(), self.cache, self.clock, policy
+            sessions=sessions or InMemorySessionStore(self.db),
+            accounts=accounts,
+            users=self.users,
+            hasher=self.hasher,
+            tokens=FakeTokens(),
+            cache=self.cache,
+            clock=self.clock,
+            rules=rules or SessionRules(idle_seconds=3600, absolute_seconds=7200, reuse_grace_seconds=grace),
+            refresh_key=b"k" * 32,
         )
 
 
@@ -73,21 +92,20 @@ async def test_login_failures_are_indistinguishable(rig: Rig) -> None:
 
 @pytest.mark.req("SRS-041")
 async def test_unknown_users_cost_a_hash_verification_too() -> None:
-    rig = Rig()
     hasher = CountingHasher()
-    rig.auth._hasher = hasher  # the same service, watching its hasher
+    rig = Rig(hasher=hasher)  # the same service, watching its hasher
     with pytest.raises(Unauthenticated):
         await rig.auth.login("ghost@example.com", PASSWORD, CLIENT)
     assert len(hasher.verified) == 1
 
 
 @pytest.mark.req("SRS-053")
-async def test_login_rehashes_when_parameters_changed(rig: Rig) -> None:
+async def test_login_rehashes_when_parameters_changed() -> None:
+    rig = Rig()
     user_id, _, _ = await register(rig)
-    hasher = CountingHasher()
-    rig.auth._hasher = hasher
-    await rig.auth.login("ALICE@example.com", PASSWORD, CLIENT)
-    stored = rig.store.users.rows[user_id]
+    rehashing = Rig(hasher=CountingHasher(), sessions=InMemorySessionStore(rig.db))  # same data, new parameters
+    await rehashing.auth.login("ALICE@example.com", PASSWORD, CLIENT)
+    stored = rig.db.users[user_id]
     assert stored.password_hash == f"v2:plain${PASSWORD}"
     assert stored.last_login_at == rig.clock.now()
 
@@ -130,8 +148,8 @@ async def test_a_second_presentation_within_the_grace_window_fails_without_revok
 @pytest.mark.req("SRS-053")
 async def test_refresh_tokens_are_stored_only_as_digests(rig: Rig) -> None:
     _, _, refresh = await register(rig)
-    assert refresh not in rig.store.sessions.tokens
-    assert token_digest(refresh) in rig.store.sessions.tokens
+    assert refresh not in rig.db.tokens
+    assert token_digest(refresh) in rig.db.tokens
     assert len(refresh) >= 43  # 256 bits, base64url
 
 
@@ -195,38 +213,29 @@ async def test_expired_access_tokens_are_rejected(rig: Rig) -> None:
 
 
 @pytest.mark.req("SRS-044")
-async def test_a_logout_during_an_uncached_check_is_not_undone_by_the_cache(rig: Rig) -> None:
-    _, access, _ = await register(rig)
-    original_state = rig.store.sessions.state
+async def test_a_logout_during_an_uncached_check_is_not_undone_by_the_cache() -> None:
+    class LogoutDuringRead(InMemorySessionStore):
+        """A logout commits and clears the cache just after this request read the session as live."""
 
-    class RacingUnitOfWork(FakeUnitOfWork):
-        async def __aenter__(self) -> RacingUnitOfWork:
-            await super().__aenter__()
-            read = self.sessions.state
+        racing = True
 
-            async def state_then_logout(session_id: str, user_id: str) -> object:
-                found = await read(session_id, user_id)
-                # The read is done; a logout commits and clears the cache before this request caches.
+        async def state(self, session_id: str, user_id: str) -> SessionState | None:
+            found = await super().state(session_id, user_id)
+            if self.racing:
+                self.racing = False
                 await rig.auth.logout(Principal(user_id, session_id, "user"))
-                return found
+            return found
 
-            self.sessions.state = state_then_logout  # type: ignore[method-assign]
-            return self
-
-    rig.auth._uow = lambda: RacingUnitOfWork(rig.store)
+    rig = Rig(sessions=LogoutDuringRead())
+    _, access, _ = await register(rig)
     await rig.auth.authenticate(access)  # saw the session live, just before it ended
-    rig.auth._uow = lambda: FakeUnitOfWork(rig.store)
-    assert original_state is not None
     with pytest.raises(Unauthenticated):
         await rig.auth.authenticate(access)
 
 
 @pytest.mark.req("SRS-043")
 async def test_an_idle_session_stops_authenticating() -> None:
-    rig = Rig()
-    rig.auth._policy = SessionPolicy(idle_seconds=60, absolute_seconds=7200, reuse_grace_seconds=10)
-    rig.cache = InProcessSessionCache(ttl=0.0)
-    rig.auth._cache = rig.cache
+    rig = Rig(rules=SessionRules(idle_seconds=60, absolute_seconds=7200, reuse_grace_seconds=10), cache_ttl=0.0)
     _, access, _ = await register(rig)
     rig.clock.advance(61)
     with pytest.raises(Unauthenticated):
@@ -235,9 +244,8 @@ async def test_an_idle_session_stops_authenticating() -> None:
 
 @pytest.mark.req("SRS-041")
 async def test_the_dummy_hash_is_made_before_serving() -> None:
-    rig = Rig()
     hasher = CountingHasher()
-    rig.auth._hasher = hasher
+    rig = Rig(hasher=hasher)
     await rig.auth.prepare()
     hashes_before = hasher.hashes
     with pytest.raises(Unauthenticated):
@@ -255,4 +263,4 @@ async def test_admins_cannot_lock_themselves_out(rig: Rig) -> None:
             await change
     with pytest.raises(PermissionDenied):
         await rig.users.delete(me, admin.id)
-    assert rig.store.users.rows[admin.id].role is Role.ADMIN
+    assert rig.db.users[admin.id].role is Role.ADMIN

@@ -6,24 +6,26 @@ import pytest
 
 from py_app.core.errors import Conflict, InvalidInput
 from py_app.infra.cache import NoSessionCache
-from py_app.users.models import Role, Status
+from py_app.users.models import NewUser, Role, Status
 from py_app.users.passwords import common_passwords
-from py_app.users.services import NewUser, UserService
-from tests.fakes import FakeUnitOfWork, FixedClock, PlainHasher, Store
+from py_app.users.services import UserService
+from tests.fakes import FixedClock, InMemoryUserStore, PlainHasher
 
 
 @pytest.fixture
-def store() -> Store:
-    return Store()
+def store() -> InMemoryUserStore:
+    return InMemoryUserStore()
 
 
 @pytest.fixture
-def service(store: Store) -> UserService:
-    return UserService(lambda: FakeUnitOfWork(store), PlainHasher(), FixedClock(), NoSessionCache())
+def service(store: InMemoryUserStore) -> UserService:
+    return UserService(store, PlainHasher(), FixedClock(), NoSessionCache())
 
 
 @pytest.mark.req("SRS-012")
-async def test_create_stores_a_normalised_user_with_a_uuid_and_utc_times(service: UserService, store: Store) -> None:
+async def test_create_stores_a_normalised_user_with_a_uuid_and_utc_times(
+    service: UserService, store: InMemoryUserStore
+) -> None:
     user = await service.create(NewUser("Alice_1", "  Alice@Example.COM ", "correct horse battery"))
     assert uuid.UUID(user.id).version == 4
     assert user.email == "alice@example.com"
@@ -31,7 +33,7 @@ async def test_create_stores_a_normalised_user_with_a_uuid_and_utc_times(service
     assert (user.role, user.status, user.is_verified) == (Role.USER, Status.ACTIVE, False)
     assert user.created_at.utcoffset() is not None
     assert user.created_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
-    assert store.users.rows[user.id] == user
+    assert store.db.users[user.id] == user
 
 
 @pytest.mark.req("SRS-014")

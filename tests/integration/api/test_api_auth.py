@@ -23,6 +23,8 @@ from api_support import (
 )
 from conftest import OpenApi
 
+from py_app.infra.db import create_engine
+
 # --- register (SRS-040) -----------------------------------------------------------------------------------------
 
 
@@ -301,10 +303,14 @@ async def test_development_key_under_data_dir_signs_the_tokens(open_api: OpenApi
 @pytest.mark.req("SRS-053", "SRS-052")
 async def test_stored_password_hashes_verify_with_argon2_cffi(api: Api) -> None:
     login = await api.register("peggy", password="a quite long passphrase with spaces ✓")
-    async with api.container.engine.connect() as connection:
-        stored = (
-            await connection.execute(sa.text("SELECT password_hash FROM users WHERE id = :id"), {"id": login.id})
-        ).scalar_one()
+    engine = create_engine(api.settings.effective_database_url)
+    try:
+        async with engine.connect() as connection:
+            stored = (
+                await connection.execute(sa.text("SELECT password_hash FROM users WHERE id = :id"), {"id": login.id})
+            ).scalar_one()
+    finally:
+        await engine.dispose()
     assert stored.startswith("$argon2id$")
     hasher = argon2.PasswordHasher()
     assert hasher.verify(stored, "a quite long passphrase with spaces ✓")

@@ -1,0 +1,73 @@
+"""The gRPC-only process runner: ``ARCANA_WORKERS`` processes, each with its own event loop and server.
+
+grpc.aio servers must be created after a fork, so each worker process is started first and builds
+its own container and server; they all bind the same port with SO_REUSEPORT and the kernel spreads
+connections between them. SIGTERM or SIGINT drains every worker and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+
+from py_app.bootstrap import build_grpc
+from py_app.config import Settings, resolve_jwt_secret
+from py_app.entrypoints import rpc
+from py_app.infra.logs import configure_logging
+
+logger = logging.getLogger("arcana.grpc")
+
+
+def run(settings: Settings) -> int:
+    """Serve gRPC until SIGINT or SIGTERM; 0 after a clean drain, 1 when a worker failed."""
+    resolve_jwt_secret(settings)  # made once, before the workers start: they must all sign alike
+    logger.info("starting", extra={"grpc": f"{settings.grpc_host}:{settings.grpc_port}", "workers": settings.workers})
+    if settings.workers == 1:
+        return asyncio.run(serve_until_signalled(settings))
+    context = multiprocessing.get_context("spawn")  # a clean interpreter: no grpc state crosses a fork
+    processes = [
+        context.Process(target=_worker_main, args=(settings,), name=f"grpc-{n}") for n in range(settings.workers)
+    ]
+    for process in processes:
+        process.start()
+    stopping = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in processes:
+            if process.pid is not None and process.exitcode is None:
+                process.terminate()
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for process in processes:
+        process.join()
+    failed = [process.name for process in processes if process.exitcode != 0]
+    if failed:
+        logger.error("worker processes failed", extra={"workers": failed, "stopping": stopping})
+        return 1
+    return 0
+
+
+def _worker_main(settings: Settings) -> None:
+    configure_logging(settings.log_level)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into one SIGTERM per worker
+    raise SystemExit(asyncio.run(serve_until_signalled(settings)))
+
+
+async def serve_until_signalled(settings: Settings) -> int:
+    """One process: build its container, serve gRPC, drain on SIGTERM/SIGINT, close everything."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with build_grpc(settings) as container:
+        await container.auth.prepare()
+        async with rpc.serving(container, settings.grpc_host, settings.grpc_port):
+            await stop.wait()
+            container.lifecycle.draining = True
+    logger.info("stopped")
+    return 0
