@@ -3,7 +3,8 @@
 A role is what one process does: ``edge`` serves REST and gRPC, ``grpc`` serves gRPC only, ``worker``
 runs background jobs. Each role has a builder that returns a container typed by ports; whatever the
 builder opened is closed by the container's exit stack. Every dependency can be supplied through
-``Overrides`` (tests pass fakes that way; nothing reaches into a service's private attributes).
+keyword (``build_edge(settings, hasher=...)``, see ``Overrides``): tests pass fakes that way, and nothing
+reaches into a service's private attributes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import Self, TypedDict, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -37,17 +38,16 @@ from py_app.users.services import UserService
 Runner = Callable[[Settings], int]
 
 
-@dataclass(frozen=True, kw_only=True)
-class Overrides:
+class Overrides(TypedDict, total=False):
     """Dependencies supplied instead of the ones the settings would build."""
 
-    clock: Clock | None = None
-    hasher: PasswordHasher | None = None
-    tokens: AccessTokens | None = None
-    cache: SessionCache | None = None
-    rules: SessionRules | None = None
-    user_store: UserStore | None = None
-    session_store: SessionStore | None = None
+    clock: Clock
+    hasher: PasswordHasher
+    tokens: AccessTokens
+    cache: SessionCache
+    rules: SessionRules
+    user_store: UserStore
+    session_store: SessionStore
 
 
 @dataclass(kw_only=True)
@@ -86,17 +86,17 @@ class WorkerContainer:
         await self.stack.aclose()
 
 
-def build_edge(settings: Settings, overrides: Overrides | None = None) -> Container:
+def build_edge(settings: Settings, **overrides: Unpack[Overrides]) -> Container:
     """The monolithic edge (REST + gRPC): every port served by an in-process adapter."""
-    return _build_services(settings, overrides or Overrides())
+    return _build_services(settings, overrides)
 
 
-def build_grpc(settings: Settings, overrides: Overrides | None = None) -> Container:
+def build_grpc(settings: Settings, **overrides: Unpack[Overrides]) -> Container:
     """A gRPC-only process: the same services, no REST."""
-    return _build_services(settings, overrides or Overrides())
+    return _build_services(settings, overrides)
 
 
-def build_worker(settings: Settings, overrides: Overrides | None = None) -> WorkerContainer:
+def build_worker(settings: Settings, **overrides: Unpack[Overrides]) -> WorkerContainer:
     return WorkerContainer(settings=settings)
 
 
@@ -117,24 +117,24 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
         redis = create_redis(settings.redis_url)
         stack.push_async_callback(redis.aclose)
         probes.append(RedisProbe(redis))
-    hasher = overrides.hasher or _hasher(stack)
-    clock = overrides.clock or SystemClock()
+    hasher = overrides.get("hasher") or _hasher(stack)
+    clock = overrides.get("clock") or SystemClock()
     secret = resolve_jwt_secret(settings)
-    tokens = overrides.tokens or JwtAccessTokens(
+    tokens = overrides.get("tokens") or JwtAccessTokens(
         secret, issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl=settings.access_token_ttl
     )
-    cache = overrides.cache or _session_cache(settings, engine)
-    user_store = overrides.user_store or SqlUserStore(engine)
+    cache = overrides.get("cache") or _session_cache(settings, engine)
+    user_store = overrides.get("user_store") or SqlUserStore(engine)
     users = UserService(user_store, hasher, clock, cache)
     auth = AuthService(
-        sessions=overrides.session_store or SqlSessionStore(engine),
+        sessions=overrides.get("session_store") or SqlSessionStore(engine),
         accounts=user_store,
         users=users,
         hasher=hasher,
         tokens=tokens,
         cache=cache,
         clock=clock,
-        rules=overrides.rules or _rules(settings),
+        rules=overrides.get("rules") or _rules(settings),
         refresh_key=derive_key(secret, "refresh-token-child"),
     )
     lifecycle = Lifecycle()

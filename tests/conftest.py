@@ -50,7 +50,7 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'arcana.db'}"
 
 
-async def _mariadb_admin(statement: str) -> None:
+async def mariadb_admin(statement: str) -> None:
     """Run one statement on the MariaDB server as the admin URL's user."""
     import sqlalchemy as sa
 
@@ -69,14 +69,14 @@ def mariadb_url() -> Iterator[str]:
     """A fresh, empty MariaDB database with a unique name, dropped afterwards."""
     name = f"arcana_t_{uuid.uuid4().hex[:12]}"
     try:
-        asyncio.run(_mariadb_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+        asyncio.run(mariadb_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
     except Exception as exc:
         unavailable("MariaDB at 127.0.0.1:3306", exc)
         raise
     try:
         yield MARIADB_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        asyncio.run(_mariadb_admin(f"DROP DATABASE IF EXISTS `{name}`"))
+        asyncio.run(mariadb_admin(f"DROP DATABASE IF EXISTS `{name}`"))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])

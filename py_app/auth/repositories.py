@@ -112,10 +112,11 @@ async def end_user_sessions(
     condition = sa.and_(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
     if keep is not None:
         condition = sa.and_(condition, sessions.c.id != keep)
-    # Write first (SQLite takes its write lock at the first write); then read what this write ended.
-    await connection.execute(sessions.update().where(condition).values(revoked_at=now))
-    query = sa.select(sessions.c.id).where(sessions.c.user_id == user_id, sessions.c.revoked_at == now)
-    return [row.id for row in await connection.execute(query)]
+    # Lock the live ones (SQLite already holds its write lock), then end exactly those.
+    live = [row.id for row in await connection.execute(sa.select(sessions.c.id).where(condition).with_for_update())]
+    if live:
+        await connection.execute(sessions.update().where(sessions.c.id.in_(live)).values(revoked_at=now))
+    return live
 
 
 async def _record_login(connection: AsyncConnection, login: LoginWrite) -> bool:

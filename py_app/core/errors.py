@@ -40,6 +40,8 @@ class DomainError(Exception):
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         if "code" in cls.__dict__:
+            if not all(hasattr(cls, wire) for wire in ("http_status", "grpc_status")):
+                raise TypeError(f"{cls.__name__} must say what it is on each transport (http_status, grpc_status)")
             if cls.code in ERRORS:
                 raise TypeError(f"error code {cls.code!r} is already registered by {ERRORS[cls.code].__name__}")
             ERRORS[cls.code] = cls

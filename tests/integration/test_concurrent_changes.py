@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from py_app.auth.models import ClientInfo
-from py_app.bootstrap import Container, Overrides, build_edge
+from py_app.bootstrap import Container, build_edge
 from py_app.config import Settings
 from py_app.core.errors import Conflict, Unauthenticated, Unavailable
 from py_app.core.identity import Principal
@@ -62,7 +62,7 @@ async def container(
     database_url: str, make_settings: Callable[..., Settings], gate: GatedHasher
 ) -> AsyncIterator[Container]:
     await asyncio.to_thread(migrations.upgrade, database_url)
-    async with build_edge(make_settings(database_url=database_url), Overrides(hasher=gate)) as built:
+    async with build_edge(make_settings(database_url=database_url), hasher=gate) as built:
         yield built
 
 

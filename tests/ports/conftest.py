@@ -1,0 +1,129 @@
+"""The port-contract suite: every store port runs the same tests against the in-memory fake, SQLite and
+MariaDB, which is what proves the fakes faithful (and, with the deployment modes, the gRPC clients too).
+
+One database per backend for the whole session (migrated once); tests use unique names, so they never
+see each other's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from py_app.auth.models import Session
+from py_app.auth.ports import SessionStore
+from py_app.auth.repositories import SqlSessionStore
+from py_app.infra import migrations
+from py_app.infra.db import create_engine
+from py_app.users.models import Role, Status, User, new_user_id
+from py_app.users.ports import UserStore
+from py_app.users.repositories import SqlUserStore
+from tests.conftest import MARIADB_ADMIN_URL, mariadb_admin, unavailable
+from tests.fakes import stores
+
+BACKENDS = ["fake", "sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
+T0 = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Stores:
+    backend: str
+    users: UserStore
+    sessions: SessionStore
+
+
+class Databases:
+    """One migrated database per SQL backend, made on first use and dropped when the session ends."""
+
+    def __init__(self, folder: str) -> None:
+        self._folder = folder
+        self._urls: dict[str, str] = {}
+        self._mariadb: str | None = None
+
+    async def url(self, backend: str) -> str:
+        if backend not in self._urls:
+            self._urls[backend] = await (self._sqlite() if backend == "sqlite" else self._mariadb_database())
+        return self._urls[backend]
+
+    async def _sqlite(self) -> str:
+        url = f"sqlite+aiosqlite:///{self._folder}/ports.db"
+        await asyncio.to_thread(migrations.upgrade, url)
+        return url
+
+    async def _mariadb_database(self) -> str:
+        name = f"arcana_t_{uuid.uuid4().hex[:12]}"
+        try:
+            await mariadb_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        except Exception as exc:
+            unavailable("MariaDB at 127.0.0.1:3306", exc)
+            raise
+        self._mariadb = name
+        url = MARIADB_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        await asyncio.to_thread(migrations.upgrade, url)
+        return url
+
+    def drop(self) -> None:
+        if self._mariadb is not None:
+            asyncio.run(mariadb_admin(f"DROP DATABASE IF EXISTS `{self._mariadb}`"))
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    made = Databases(str(tmp_path_factory.mktemp("ports")))
+    yield made
+    made.drop()
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, databases: Databases) -> AsyncIterator[Stores]:
+    if request.param == "fake":
+        users, sessions = stores()
+        yield Stores("fake", users, sessions)
+        return
+    engine = create_engine(await databases.url(request.param))
+    try:
+        yield Stores(request.param, SqlUserStore(engine), SqlSessionStore(engine))
+    finally:
+        await engine.dispose()
+
+
+def unique(prefix: str = "u") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def make_user(username: str | None = None, **fields: object) -> User:
+    name = username or unique()
+    values: dict[str, object] = {
+        "id": new_user_id(),
+        "username": name,
+        "email": f"{name.lower()}@example.com",
+        "password_hash": "$argon2id$stored",
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    values.update(fields)
+    return User(**values)  # type: ignore[arg-type]
+
+
+def make_session(user: User, *, at: datetime = T0, lifetime: float = 3600) -> Session:
+    return Session(
+        id=str(uuid.uuid4()),
+        user_id=user.id,
+        created_at=at,
+        last_used_at=at,
+        expires_at=at + timedelta(seconds=lifetime),
+        user_agent="pytest",
+        ip="127.0.0.1",
+    )
+
+
+def digest() -> str:
+    return uuid.uuid4().hex + uuid.uuid4().hex  # 64 hex characters, like a SHA-256 digest
+
+
+__all__ = ["T0", "Role", "Status", "Stores", "digest", "make_session", "make_user", "unique"]
