@@ -1,25 +1,30 @@
-"""One live server for the whole contract suite (migrated, first admin created), and a client per protocol.
+"""One live server per database backend for the whole contract suite (migrated, first admin), and a client per protocol.
 
 The server is a real ``python -m py_app serve`` process on free ports under a temporary data directory, with
-``ARCANA_REFRESH_REUSE_GRACE=0`` so refresh-token reuse is detected at once. Every test gets fresh clients
-(httpx and grpc.aio objects belong to the test's own event loop) and unique usernames (the server is shared).
+``ARCANA_REFRESH_REUSE_GRACE=0`` so refresh-token reuse is detected at once. ``live_server`` is session-scoped
+and parametrised over SQLite (a file under the data directory) and MariaDB (a freshly created database, dropped
+at the end; with CI=true an unreachable MariaDB fails the tests). Every test gets fresh clients (httpx and
+grpc.aio objects belong to the test's own event loop) and unique usernames (the server is shared).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import MARIADB_ADMIN_URL, _mariadb_admin, free_port, unavailable
 from tests.contract.clients import Client, GrpcClient, RestClient, Tokens, login
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,10 +34,12 @@ ADMIN_USERNAME = "root"
 ADMIN_EMAIL = "root@example.com"
 ADMIN_PASSWORD = "contract-suite-admin-passphrase-quiet-otter-58"
 PROTOCOLS = ("rest", "grpc")
+BACKENDS = ("sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb))
 
 
 @dataclass(frozen=True)
 class LiveServer:
+    backend: str
     http: str
     grpc: str
     data_dir: Path
@@ -47,8 +54,10 @@ class LiveServer:
         return (self.data_dir / "jwt_secret").read_text().strip()
 
 
-def _environment(data_dir: Path, http_port: int, grpc_port: int) -> dict[str, str]:
+def _environment(data_dir: Path, http_port: int, grpc_port: int, database_url: str) -> dict[str, str]:
     environ = {key: value for key, value in os.environ.items() if not key.startswith("ARCANA_")}
+    if database_url:  # else SQLite under the data directory
+        environ["ARCANA_DATABASE_URL"] = database_url
     environ.update(
         ARCANA_DATA_DIR=str(data_dir),
         ARCANA_HTTP_PORT=str(http_port),
@@ -78,12 +87,35 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(10)
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+@contextmanager
+def _database(backend: str) -> Iterator[str]:
+    """The live server's ``ARCANA_DATABASE_URL``: "" (SQLite under its data directory) or a fresh MariaDB database."""
+    if backend == "sqlite":
+        yield ""
+        return
+    name = f"arcana_contract_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_mariadb_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    except Exception as exc:
+        unavailable("MariaDB at 127.0.0.1:3306", exc)
+        raise
+    try:
+        yield MARIADB_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(_mariadb_admin(f"DROP DATABASE IF EXISTS `{name}`"))
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """``python -m py_app serve`` after ``migrate`` and ``create-admin``; stopped with SIGTERM at the end."""
-    base = tmp_path_factory.mktemp("contract")
+    backend = str(request.param)
+    with _database(backend) as database_url:
+        yield from _serve(backend, database_url, tmp_path_factory.mktemp(f"contract-{backend}"))
+
+
+def _serve(backend: str, database_url: str, base: Path) -> Iterator[LiveServer]:
     http_port, grpc_port = free_port(), free_port()
-    environ = _environment(base / "var", http_port, grpc_port)
+    environ = _environment(base / "var", http_port, grpc_port, database_url)
     _run(["migrate"], environ)
     _run(["create-admin", "--username", ADMIN_USERNAME, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD], environ)
     log = base / "server.log"
@@ -96,7 +128,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = LiveServer(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", base / "var", log, process)
+    server = LiveServer(backend, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", base / "var", log, process)
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
@@ -110,6 +142,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             if time.monotonic() > deadline:
                 pytest.fail(f"server not ready within {STARTUP_SECONDS}s:\n{server.output()[-3000:]}")
             time.sleep(0.1)
+        sqlite_file = server.data_dir / "arcana.db"
+        assert sqlite_file.exists() == (backend == "sqlite"), f"the {backend} server and {sqlite_file} disagree"
         yield server
     finally:
         _stop(process)
