@@ -29,6 +29,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc, common_pb2, users_pb2, users_pb2_grpc
+from tests.contract.transcript import volatile
 
 V1 = "/api/v1"
 KINDS = frozenset({"ok", "invalid", "unauthenticated", "forbidden", "not_found", "conflict", "rate_limited"})
@@ -673,8 +674,11 @@ NEW_PASSWORD = "maroon-glacier-teapot-73"
 
 
 def unique(prefix: str) -> str:
-    """A username no other test on the shared server uses (lower case, within the 32-character limit)."""
-    return f"{prefix[:18]}_{uuid.uuid4().hex[:10]}".lower()
+    """A username no other test on the shared server uses (lower case, within the 32-character limit).
+
+    Registered with the running scenario's transcript, which shows it as a stable ``<name:N>``.
+    """
+    return volatile(f"{prefix[:18]}_{uuid.uuid4().hex[:10]}".lower())
 
 
 async def register(client: Client, username: str, *, user_agent: str | None = None, **names: str) -> Tokens:

@@ -1,26 +1,39 @@
-"""One live server for the whole contract suite (migrated, first admin created), and a client per protocol.
+"""One live server per database backend for the whole contract suite, and every scenario run over both protocols.
 
 The server is a real ``python -m py_app serve`` process on free ports under a temporary data directory, with
-``ARCANA_REFRESH_REUSE_GRACE=0`` so refresh-token reuse is detected at once. Every test gets fresh clients
-(httpx and grpc.aio objects belong to the test's own event loop) and unique usernames (the server is shared).
+``ARCANA_REFRESH_REUSE_GRACE=0`` so refresh-token reuse is detected at once; it is migrated and has its first
+admin. ``live_server`` is session-scoped and parametrised over SQLite (a file under the data directory) and
+MariaDB (a freshly created database, dropped at the end; with CI=true an unreachable MariaDB fails the tests).
+
+A test decorated with ``@scenario`` takes ``client`` (and optionally ``admin``): it runs once over REST and
+once over gRPC, inside one test, each run through a recording client, and then the two transcripts must be
+equal (see transcript.py). Every run gets fresh clients (httpx and grpc.aio objects belong to the test's own
+event loop) and unique usernames (the server is shared).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import MARIADB_ADMIN_URL, _mariadb_admin, free_port, unavailable
 from tests.contract.clients import Client, GrpcClient, RestClient, Tokens, login
+from tests.contract.transcript import LABELS, Entry, Recorder, RecordingClient, assert_same_transcripts, recording
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 60
@@ -29,10 +42,13 @@ ADMIN_USERNAME = "root"
 ADMIN_EMAIL = "root@example.com"
 ADMIN_PASSWORD = "contract-suite-admin-passphrase-quiet-otter-58"
 PROTOCOLS = ("rest", "grpc")
+BACKENDS = ("sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb))
+PER_PROTOCOL = ("client", "admin")  # the arguments a scenario gets afresh for each protocol
 
 
 @dataclass(frozen=True)
 class LiveServer:
+    backend: str
     http: str
     grpc: str
     data_dir: Path
@@ -47,8 +63,10 @@ class LiveServer:
         return (self.data_dir / "jwt_secret").read_text().strip()
 
 
-def _environment(data_dir: Path, http_port: int, grpc_port: int) -> dict[str, str]:
+def _environment(data_dir: Path, http_port: int, grpc_port: int, database_url: str) -> dict[str, str]:
     environ = {key: value for key, value in os.environ.items() if not key.startswith("ARCANA_")}
+    if database_url:  # else SQLite under the data directory
+        environ["ARCANA_DATABASE_URL"] = database_url
     environ.update(
         ARCANA_DATA_DIR=str(data_dir),
         ARCANA_HTTP_PORT=str(http_port),
@@ -78,12 +96,35 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(10)
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+@contextmanager
+def _database(backend: str) -> Iterator[str]:
+    """The live server's ``ARCANA_DATABASE_URL``: "" (SQLite under its data directory) or a fresh MariaDB database."""
+    if backend == "sqlite":
+        yield ""
+        return
+    name = f"arcana_contract_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_mariadb_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    except Exception as exc:
+        unavailable("MariaDB at 127.0.0.1:3306", exc)
+        raise
+    try:
+        yield MARIADB_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(_mariadb_admin(f"DROP DATABASE IF EXISTS `{name}`"))
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """``python -m py_app serve`` after ``migrate`` and ``create-admin``; stopped with SIGTERM at the end."""
-    base = tmp_path_factory.mktemp("contract")
+    backend = str(request.param)
+    with _database(backend) as database_url:
+        yield from _serve(backend, database_url, tmp_path_factory.mktemp(f"contract-{backend}"))
+
+
+def _serve(backend: str, database_url: str, base: Path) -> Iterator[LiveServer]:
     http_port, grpc_port = free_port(), free_port()
-    environ = _environment(base / "var", http_port, grpc_port)
+    environ = _environment(base / "var", http_port, grpc_port, database_url)
     _run(["migrate"], environ)
     _run(["create-admin", "--username", ADMIN_USERNAME, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD], environ)
     log = base / "server.log"
@@ -96,7 +137,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = LiveServer(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", base / "var", log, process)
+    server = LiveServer(backend, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", base / "var", log, process)
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
@@ -110,6 +151,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             if time.monotonic() > deadline:
                 pytest.fail(f"server not ready within {STARTUP_SECONDS}s:\n{server.output()[-3000:]}")
             time.sleep(0.1)
+        sqlite_file = server.data_dir / "arcana.db"
+        assert sqlite_file.exists() == (backend == "sqlite"), f"the {backend} server and {sqlite_file} disagree"
         yield server
     finally:
         _stop(process)
@@ -119,14 +162,61 @@ def make_client(protocol: str, server: LiveServer) -> Client:
     return RestClient(server.http) if protocol == "rest" else GrpcClient(server.grpc)
 
 
-@pytest.fixture(params=PROTOCOLS)
-async def client(request: pytest.FixtureRequest, live_server: LiveServer) -> AsyncIterator[Client]:
-    """The scenario's protocol: every test using it runs once over REST and once over gRPC."""
-    made = make_client(request.param, live_server)
-    try:
-        yield made
-    finally:
-        await made.aclose()
+# --- one scenario, both protocols, one test --------------------------------------------------------------------
+
+Scenario = Callable[..., Awaitable[None]]
+
+
+async def run_over(protocol: str, made: Client, body: Scenario, arguments: Mapping[str, Any]) -> list[Entry]:
+    """Run the scenario once through a recording ``made`` client; its specific assertions apply as written."""
+    recorder = Recorder(protocol)
+    client = RecordingClient(made, recorder)
+    with recording(recorder):
+        try:
+            given: dict[str, Any] = {"client": client}
+            if "admin" in inspect.signature(body).parameters:
+                given["admin"] = await login(client, ADMIN_USERNAME, ADMIN_PASSWORD)
+            await body(**arguments, **given)
+        except BaseException as error:
+            error.add_note(f"(in the {LABELS[protocol]} run of the scenario, after {len(recorder.entries)} calls)")
+            raise
+        finally:
+            await client.aclose()
+    return recorder.entries
+
+
+async def compare_protocols(
+    body: Scenario, clients: Mapping[str, Callable[[], Client]], arguments: Mapping[str, Any]
+) -> dict[str, list[Entry]]:
+    """REST first, then gRPC, on the same server; then both transcripts must be equal."""
+    transcripts = {protocol: await run_over(protocol, clients[protocol](), body, arguments) for protocol in PROTOCOLS}
+    assert_same_transcripts(transcripts)
+    return transcripts
+
+
+def scenario(body: Scenario) -> Scenario:
+    """Make ``body(client, [admin,] ...)`` one test that runs it over REST and over gRPC and compares the two.
+
+    ``client`` is a recording client of one protocol, ``admin`` the first admin logged in over it; every
+    other argument is an ordinary fixture or parameter, shared by both runs. Markers stay on the test.
+    """
+    signature = inspect.signature(body)
+    assert "client" in signature.parameters, f"{body.__name__}: a scenario takes a `client`"
+    shared = [parameter for name, parameter in signature.parameters.items() if name not in PER_PROTOCOL]
+    needs_server = "live_server" in signature.parameters
+
+    @functools.wraps(body)
+    async def test(**arguments: Any) -> None:
+        server: LiveServer = arguments["live_server"]
+        passed = arguments if needs_server else {k: v for k, v in arguments.items() if k != "live_server"}
+        makers = {protocol: functools.partial(make_client, protocol, server) for protocol in PROTOCOLS}
+        await compare_protocols(body, makers, passed)
+
+    server_parameter = inspect.Parameter("live_server", inspect.Parameter.KEYWORD_ONLY, annotation=LiveServer)
+    test.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*shared, *([] if needs_server else [server_parameter])]
+    )
+    return test
 
 
 @pytest.fixture
@@ -145,12 +235,6 @@ async def grpc_client(live_server: LiveServer) -> AsyncIterator[GrpcClient]:
         yield made
     finally:
         await made.aclose()
-
-
-@pytest.fixture
-async def admin(client: Client) -> Tokens:
-    """The first admin, logged in over the scenario's protocol."""
-    return await login(client, ADMIN_USERNAME, ADMIN_PASSWORD)
 
 
 @pytest.fixture

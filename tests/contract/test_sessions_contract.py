@@ -8,12 +8,13 @@ from datetime import datetime
 import pytest
 
 from tests.contract.clients import Client, Tokens, assert_user, fails, login, ok, register, tokens, unique
-from tests.contract.conftest import ADMIN_USERNAME
+from tests.contract.conftest import ADMIN_USERNAME, scenario
 
 pytestmark = pytest.mark.req("SRS-060")
 SESSION_FIELDS = {"id", "created_at", "last_used_at", "user_agent", "ip", "current"}
 
 
+@scenario
 async def test_me_returns_the_caller(client: Client, admin: Tokens) -> None:
     name = unique("sam")
     made = await register(client, name, first_name="Sam")
@@ -21,6 +22,7 @@ async def test_me_returns_the_caller(client: Client, admin: Tokens) -> None:
     assert_user(ok(await client.me(admin.access)), username=ADMIN_USERNAME, role="admin", is_verified=True)
 
 
+@scenario
 async def test_sessions_list_marks_the_current_one_and_never_shows_tokens(client: Client) -> None:
     name = unique("tina")
     first = await register(client, name, user_agent="Agent-One/1.0")
@@ -55,6 +57,7 @@ async def test_sessions_list_marks_the_current_one_and_never_shows_tokens(client
     assert not {item["id"] for item in theirs} & {item["id"] for item in items}
 
 
+@scenario
 async def test_revoke_one_session(client: Client) -> None:
     name = unique("victor")
     keep = await register(client, name, user_agent="Keep/1")
@@ -77,6 +80,7 @@ async def test_revoke_one_session(client: Client) -> None:
     fails(await client.revoke_session(keep.access, drop_id), "not_found")
 
 
+@scenario
 async def test_revoke_all_keeping_the_current_session(client: Client) -> None:
     name = unique("xena")
     current = await register(client, name)
@@ -91,6 +95,7 @@ async def test_revoke_all_keeping_the_current_session(client: Client) -> None:
     ok(await client.me(bystander.access))
 
 
+@scenario
 async def test_revoke_all_by_default_includes_the_current_session(client: Client) -> None:
     name = unique("zoe")
     current = await register(client, name)
@@ -102,6 +107,7 @@ async def test_revoke_all_by_default_includes_the_current_session(client: Client
     tokens(await client.login(name, "violet-harbour-lantern-42"))
 
 
+@scenario
 async def test_account_calls_need_a_token(client: Client) -> None:
     fails(await client.me(None), "unauthenticated")
     fails(await client.sessions(None), "unauthenticated")
