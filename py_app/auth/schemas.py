@@ -8,9 +8,10 @@ from typing import Annotated
 import msgspec
 
 from py_app.auth.models import AuthResult, Session
+from py_app.users.models import MAX_TOKEN
 from py_app.users.schemas import Name, Password, ShortText, UserOut
 
-Token = Annotated[str, msgspec.Meta(max_length=16384)]  # anything this long is simply not a token of ours
+Token = Annotated[str, msgspec.Meta(max_length=MAX_TOKEN)]
 
 
 class RegisterIn(msgspec.Struct, frozen=True):
@@ -23,8 +24,9 @@ class RegisterIn(msgspec.Struct, frozen=True):
 
 
 class LoginIn(msgspec.Struct, frozen=True):
-    username_or_email: ShortText
-    password: Password
+    # Bounded by the service (MAX_LOGIN, MAX_SECRET), which names every bad field in one answer.
+    username_or_email: str
+    password: str
 
 
 class RefreshIn(msgspec.Struct, frozen=True):

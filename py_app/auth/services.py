@@ -23,7 +23,18 @@ from py_app.auth.ports import AccessTokens, Accounts, SessionCache, SessionStore
 from py_app.core.errors import NotFound, Unauthenticated
 from py_app.core.identity import Principal
 from py_app.core.ports import Clock, PasswordHasher
-from py_app.users.models import LoginWrite, NewUser, Role, Status, User
+from py_app.users.models import (
+    MAX_LOGIN,
+    MAX_SECRET,
+    MAX_TOKEN,
+    LoginWrite,
+    NewUser,
+    Role,
+    Status,
+    User,
+    check_length,
+    raise_if,
+)
 from py_app.users.ports import UserUseCases
 
 security_log = logging.getLogger("arcana.security")
@@ -71,6 +82,10 @@ class AuthService:
 
     async def login(self, username_or_email: str, password: str, client: ClientInfo) -> AuthResult:
         """One answer for every failure, and the same work: unknown users verify against a dummy hash."""
+        raise_if(
+            check_length("username_or_email", username_or_email, MAX_LOGIN),
+            check_length("password", password, MAX_SECRET),
+        )
         user = await self._accounts.find_by_login(username_or_email.strip())
         if user is None:
             await self._hasher.verify(await self._dummy(), password)
@@ -94,6 +109,7 @@ class AuthService:
         or a client misbehaves): the whole session ends. Within the grace period a second
         presentation (two tabs racing) only fails, so the family never forks.
         """
+        raise_if(check_length("refresh_token", refresh_token, MAX_TOKEN))
         now = self._clock.now()
         child = child_token(self._refresh_key, refresh_token)
         rotation = await self._sessions.rotate(token_digest(refresh_token), token_digest(child), now, self._rules)

@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_200_OK
 from py_app.core.identity import Principal
 from py_app.entrypoints.problems import problem_responses
 from py_app.entrypoints.rest_support import Injected
-from py_app.users.models import NewUser, Role, Status, UserQuery
+from py_app.users.models import MAX_PAGE, MAX_QUERY, NewUser, Role, Status, UserQuery
 from py_app.users.ports import UserUseCases
 from py_app.users.schemas import (
     PasswordChangeIn,
@@ -26,7 +26,7 @@ from py_app.users.schemas import (
     UserPatchIn,
 )
 
-PageNumber = Annotated[int, QueryParameter(ge=1, le=1_000_000, description="1-based page")]
+PageNumber = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="1-based page")]
 PerPage = Annotated[int, QueryParameter(ge=1, le=100, description="items per page, 1 to 100")]
 
 
@@ -44,7 +44,7 @@ class UsersController(Controller):
         per_page: PerPage = 20,
         role: FromQuery[Role | None] = None,
         status: FromQuery[Status | None] = None,
-        q: Annotated[str | None, QueryParameter(max_length=254, description="username or email prefix")] = None,
+        q: Annotated[str | None, QueryParameter(max_length=MAX_QUERY, description="username or email prefix")] = None,
     ) -> UserPageOut:
         query = UserQuery(page=page, per_page=per_page, role=role, status=status, prefix=q)
         return UserPageOut.of(await users.search(principal, query))

@@ -15,6 +15,12 @@ USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 MAX_EMAIL = 254
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
+# Bounds on raw input, the same whichever transport carried it (REST schemas use them too).
+MAX_LOGIN = 320  # a username or an email, as typed
+MAX_SECRET = 1024  # a password as typed: longer is never stored (the policy's 128) and never hashed
+MAX_TOKEN = 16384  # anything longer is simply not a token of ours
+MAX_QUERY = 254  # a username or email prefix
+MAX_PAGE = 1_000_000  # deeper pages would make the database skip millions of rows
 
 
 class Role(StrEnum):
@@ -161,6 +167,10 @@ def check_profile(changes: UserChanges) -> list[FieldError | None]:
     if changes.email is not None:
         errors.append(check_email(normalize_email(changes.email)))
     return errors
+
+
+def check_length(field: str, value: str, limit: int) -> FieldError | None:
+    return FieldError(field, f"must be at most {limit} characters") if len(value) > limit else None
 
 
 def new_user_id() -> str:

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import msgspec
 
-from py_app.users.models import Page, Role, Status, User, UserChanges
+from py_app.users.models import MAX_LOGIN, MAX_SECRET, Page, Role, Status, User, UserChanges
 
 Name = Annotated[str, msgspec.Meta(max_length=100)]
-Password = Annotated[str, msgspec.Meta(max_length=1024)]  # the policy (8..128) is the service's; this bounds input
-ShortText = Annotated[str, msgspec.Meta(max_length=320)]
+Password = Annotated[str, msgspec.Meta(max_length=MAX_SECRET)]  # the policy (8..128) is the service's
+ShortText = Annotated[str, msgspec.Meta(max_length=MAX_LOGIN)]
 
 
 class UserOut(msgspec.Struct, frozen=True):

@@ -10,6 +10,8 @@ from py_app.core.errors import Conflict, FieldError, NotFound, PermissionDenied
 from py_app.core.identity import Principal
 from py_app.core.ports import Clock, PasswordHasher
 from py_app.users.models import (
+    MAX_PAGE,
+    MAX_QUERY,
     NewUser,
     Page,
     PasswordChange,
@@ -19,6 +21,7 @@ from py_app.users.models import (
     UserChanges,
     UserQuery,
     check_email,
+    check_length,
     check_profile,
     check_role,
     check_username,
@@ -178,8 +181,9 @@ class UserService:
 
     async def _page(self, query: UserQuery) -> Page:
         raise_if(
-            None if query.page >= 1 else FieldError("page", "must be at least 1"),
+            None if 1 <= query.page <= MAX_PAGE else FieldError("page", f"must be 1 to {MAX_PAGE:,}"),
             None if 1 <= query.per_page <= MAX_PER_PAGE else FieldError("per_page", f"must be 1 to {MAX_PER_PAGE}"),
+            check_length("q", query.prefix or "", MAX_QUERY),
         )
         items, total = await self._store.search(query)
         return Page(items=items, page=query.page, per_page=query.per_page, total=total)

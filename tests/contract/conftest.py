@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import MARIADB_ADMIN_URL, _mariadb_admin, free_port, unavailable
+from tests.conftest import MARIADB_ADMIN_URL, free_port, mariadb_admin, unavailable
 from tests.contract.clients import Client, GrpcClient, RestClient, Tokens, login
 from tests.contract.transcript import LABELS, Entry, Recorder, RecordingClient, assert_same_transcripts, recording
 
@@ -104,14 +104,14 @@ def _database(backend: str) -> Iterator[str]:
         return
     name = f"arcana_contract_{uuid.uuid4().hex[:12]}"
     try:
-        asyncio.run(_mariadb_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+        asyncio.run(mariadb_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
     except Exception as exc:
         unavailable("MariaDB at 127.0.0.1:3306", exc)
         raise
     try:
         yield MARIADB_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        asyncio.run(_mariadb_admin(f"DROP DATABASE IF EXISTS `{name}`"))
+        asyncio.run(mariadb_admin(f"DROP DATABASE IF EXISTS `{name}`"))
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

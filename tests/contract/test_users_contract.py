@@ -352,15 +352,6 @@ async def test_status_and_role_values_are_validated(client: Client, admin: Token
 
 
 Attack = Callable[[Client, Tokens], Awaitable[Outcome]]
-GRPC_HAS_NO_LOGIN_BOUNDS = (
-    "product defect: REST bounds the login body (username_or_email at most 320 characters, password 1024; msgspec "
-    "Meta in users/schemas.py) and answers 400 naming username_or_email; gRPC Login has no such bound and answers "
-    "UNAUTHENTICATED"
-)
-REST_BOUNDS_PAGE = (
-    "product defect: REST caps `page` at 1,000,000 (QueryParameter le=1_000_000 in users/controllers.py) and answers "
-    "400 naming page; gRPC ListUsers and SRS-046 (page >= 1) accept it and answer an empty page"
-)
 
 
 @pytest.mark.parametrize(
@@ -372,9 +363,8 @@ REST_BOUNDS_PAGE = (
         pytest.param(
             lambda c, a: c.login("x" * 5000, "y" * 5000),
             "invalid",
-            ("username_or_email",),
+            ("username_or_email", "password"),
             id="oversized login",
-            marks=pytest.mark.xfail(raises=AssertionError, strict=True, reason=GRPC_HAS_NO_LOGIN_BOUNDS),
         ),
         pytest.param(
             lambda c, a: c.register("nul\x00l", "n\x00@example.com", "p\x00" * 8),
@@ -397,11 +387,12 @@ REST_BOUNDS_PAGE = (
         pytest.param(lambda c, a: c.refresh("\x00" * 100), "unauthenticated", (), id="nul refresh token"),
         pytest.param(
             lambda c, a: c.list_users(a.access, page=2**31 - 1, per_page=10),
-            "ok",
-            (),
+            "invalid",
+            ("page",),
             id="largest page",
-            marks=pytest.mark.xfail(raises=AssertionError, strict=True, reason=REST_BOUNDS_PAGE),
         ),
+        pytest.param(lambda c, a: c.list_users(a.access, q="a" * 255), "invalid", ("q",), id="oversized q"),
+        pytest.param(lambda c, a: c.refresh("r" * 16385), "invalid", ("refresh_token",), id="oversized refresh"),
         pytest.param(lambda c, a: c.list_users(a.access, q="\x00'\""), "ok", (), id="nul and quotes in q"),
         pytest.param(lambda c, a: c.get_user(a.access, "..%2F..%2Fetc%2Fpasswd"), "not_found", (), id="path in id"),
         pytest.param(lambda c, a: c.get_user(a.access, "a" * 5000), "not_found", (), id="oversized id"),

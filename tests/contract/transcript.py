@@ -22,9 +22,9 @@ names with ``varying(...)``; concurrent calls, whose order of answering is a rac
 from __future__ import annotations
 
 import difflib
+import inspect
 import pprint
 import re
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -217,7 +217,7 @@ def unordered() -> Iterator[None]:
 
 def _where() -> str:
     """The scenario's own line that made the call: the first frame in a contract test module."""
-    frame: FrameType | None = sys._getframe(2)
+    frame: FrameType | None = inspect.currentframe()
     while frame is not None:
         path = Path(frame.f_code.co_filename)
         if path.parent == HERE and path.name.startswith("test_"):
