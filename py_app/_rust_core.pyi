@@ -1,8 +1,8 @@
-"""Arcana's native core (Rust, PyO3): token signing/verification, argon2id, JSON encoding.
+"""Arcana's native core (Rust, PyO3): token signing/verification and argon2id.
 
 Every exception raised by the core subclasses :class:`CoreError` (itself a ``ValueError``),
-except ``TypeError`` for values the JSON encoder does not support and plain ``ValueError`` for
-invalid constructor arguments. Handles are immutable and safe to share between threads.
+except ``TypeError`` for claims ``TokenSigner.sign`` cannot encode as JSON and plain
+``ValueError`` for invalid constructor arguments. Handles are immutable and safe to share between threads.
 """
 
 from typing import Any, Final, Self, final
@@ -25,8 +25,6 @@ __all__ = [
     "TokenSigner",
     "TokenVerifier",
     "UnknownKeyError",
-    "encode_user",
-    "encode_users",
     "version",
 ]
 
@@ -182,9 +180,3 @@ class TokenVerifier:
 
     def jwks(self) -> str:
         """RFC 7517 JWKS document of the public keys (``{"keys":[]}`` for HMAC)."""
-
-def encode_user(user: dict[str, Any]) -> bytes:
-    """Compact JSON of one record, byte-identical to ``msgspec.json.encode(user)``."""
-
-def encode_users(users: list[dict[str, Any]]) -> bytes:
-    """Compact JSON array of records, byte-identical to ``msgspec.json.encode(users)``."""

@@ -32,10 +32,6 @@ COMPARISONS: list[tuple[str, str, str, float | None, str]] = [
     ("jwt verify EdDSA", "rust", "pyjwt", 10.0, "verify_access vs jwt.decode"),
     ("argon2 hash 1 thread", "rust", "argon2-cffi", 0.8, "target: Rust time <= 1.25x argon2-cffi"),
     ("argon2 verify 1 thread", "rust", "argon2-cffi", 0.8, "target: Rust time <= 1.25x argon2-cffi"),
-    ("codec 1 user", "rust", "msgspec", None, "no target (Rust expected to lose)"),
-    ("codec 1 user", "rust", "orjson", None, ""),
-    ("codec 100 users", "rust", "msgspec", None, ""),
-    ("codec 100 users", "rust", "orjson", None, ""),
 ]
 
 

@@ -1,4 +1,6 @@
-//! Compact JSON serialization, byte-identical to `msgspec.json.encode` for plain data.
+//! Compact JSON writing for token headers, claims (`TokenSigner.sign` of a dict) and JWKS documents
+//! (no Python API of its own:
+//! the service encodes its responses with msgspec, which measured faster; benchmarks/README.md).
 //!
 //! Output rules (matching msgspec 0.22): no whitespace; dict order preserved; strings escape
 //! only `"` `\` and control characters (`\b \t \n \f \r` short, the others `\u00xx` in lower-case
@@ -113,7 +115,7 @@ fn itoa_buf(mut v: u64) -> Digits {
 // Python bindings
 // ---------------------------------------------------------------------------------------------
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 /// Appends the JSON form of a Python value (str, int, float, bool, None, dict, list, tuple).
 pub fn write_py(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> CoreResult<()> {
@@ -206,32 +208,6 @@ pub fn write_dict(out: &mut Vec<u8>, d: &Bound<'_, PyDict>, depth: usize) -> Cor
     }
     out.push(b'}');
     Ok(())
-}
-
-/// Encode one user record (a dict) as compact JSON bytes, identical to `msgspec.json.encode`.
-#[pyfunction]
-pub fn encode_user<'py>(user: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyBytes>> {
-    let mut out = Vec::with_capacity(256);
-    write_dict(&mut out, user, 0)?;
-    Ok(PyBytes::new(user.py(), &out))
-}
-
-/// Encode a list of user records as a compact JSON array, identical to `msgspec.json.encode`.
-#[pyfunction]
-pub fn encode_users<'py>(users: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyBytes>> {
-    let mut out = Vec::with_capacity(64 + 256 * users.len());
-    out.push(b'[');
-    for (n, user) in users.iter().enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
-        let d = user
-            .cast::<PyDict>()
-            .map_err(|_| CoreError::Unsupported("encode_users expects a list of dicts".into()))?;
-        write_dict(&mut out, d, 1)?;
-    }
-    out.push(b']');
-    Ok(PyBytes::new(users.py(), &out))
 }
 
 #[cfg(test)]

@@ -20,7 +20,5 @@ fn _rust_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<password::PyPasswordHasher>()?;
     m.add_class::<jwt::PyTokenSigner>()?;
     m.add_class::<jwt::PyTokenVerifier>()?;
-    m.add_function(wrap_pyfunction!(codec::encode_user, m)?)?;
-    m.add_function(wrap_pyfunction!(codec::encode_users, m)?)?;
     Ok(())
 }
