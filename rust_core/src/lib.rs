@@ -1,7 +1,6 @@
 //! Arcana's native core. This file is the table of contents: modules and the Python exports.
 use pyo3::prelude::*;
 
-pub mod codec;
 pub mod errors;
 pub mod jwt;
 pub mod password;
