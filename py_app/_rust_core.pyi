@@ -5,9 +5,10 @@ except ``TypeError`` for claims ``TokenSigner.sign`` cannot encode as JSON and p
 ``ValueError`` for invalid constructor arguments. Handles are immutable and safe to share between threads.
 """
 
-from typing import Any, Final, Self, final
+from typing import Any, Final, Literal, Self, final
 
 __all__ = [
+    "BUILD_PROFILE",
     "MAX_PASSWORD_BYTES",
     "CoreError",
     "ExpiredTokenError",
@@ -27,6 +28,12 @@ __all__ = [
     "UnknownKeyError",
     "version",
 ]
+
+__version__: Final[str]
+"""The crate version (Cargo.toml); the same string as ``version()``."""
+
+BUILD_PROFILE: Final[Literal["release", "debug"]]
+"""The cargo profile the extension was built with; ``make setup`` builds "release"."""
 
 MAX_PASSWORD_BYTES: Final[int]
 """Longest password accepted (UTF-8 bytes, 1024); longer ones raise PasswordTooLongError."""
