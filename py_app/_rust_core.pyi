@@ -139,6 +139,13 @@ class TokenSigner:
     def sign(self, claims: dict[str, Any], typ: str = "JWT") -> str:
         """Sign JSON claims (str/int/float/bool/None/list/tuple/dict with str keys)."""
 
+    def sign_payload(self, payload: bytes, typ: str = "JWT") -> str:
+        """Sign ``payload``, the claims as JSON object bytes (e.g. ``msgspec.json.encode(struct)``).
+
+        The bytes are signed as given: the caller guarantees a JSON object without duplicate
+        members, which is what ``TokenVerifier`` accepts.
+        """
+
     def sign_access(
         self,
         *,
@@ -181,6 +188,12 @@ class TokenVerifier:
 
     def verify(self, token: str, now: int) -> dict[str, Any]:
         """Verify at Unix time ``now`` and return all claims; raise a TokenError subclass."""
+
+    def verify_payload(self, token: str, now: int) -> bytes:
+        """Verify like ``verify`` (every step, the same exceptions) and return the payload bytes as signed.
+
+        Decode them with ``msgspec.json.decode(payload, type=SomeStruct)``.
+        """
 
     def verify_access(self, token: str, now: int) -> tuple[str, str, str, str, int]:
         """Verify and return ``(sub, sid, role, jti, exp)``; those claims are required."""

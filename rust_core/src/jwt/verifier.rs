@@ -103,6 +103,22 @@ impl Verifier {
         now: i64,
         f: impl FnOnce(&Members<'_>) -> CoreResult<R>,
     ) -> CoreResult<R> {
+        self.verify_raw(token, now, |_, claims| f(claims))
+    }
+
+    /// Verifies `token` and returns its payload exactly as signed (the claims' JSON bytes).
+    pub fn verify_payload(&self, token: &str, now: i64) -> CoreResult<Vec<u8>> {
+        self.verify_raw(token, now, |payload, _| Ok(payload.to_vec()))
+    }
+
+    /// Verifies `token` at time `now` and hands `f` the payload bytes and the claims parsed
+    /// from them: every step runs before `f` sees either.
+    pub fn verify_raw<R>(
+        &self,
+        token: &str,
+        now: i64,
+        f: impl FnOnce(&[u8], &Members<'_>) -> CoreResult<R>,
+    ) -> CoreResult<R> {
         // 1. size before anything else
         if token.len() > self.policy.max_token_bytes {
             return Err(CoreError::MalformedToken("token exceeds the size limit"));
@@ -171,7 +187,7 @@ impl Verifier {
             "payload is not a JSON object",
         )?;
         claims::check(&self.policy, &claims, typ, now)?;
-        f(&claims)
+        f(&payload_bytes, &claims)
     }
 
     /// Fast path: `(sub, sid, role, jti, exp)`; each claim required with the right type.
