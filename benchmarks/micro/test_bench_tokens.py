@@ -31,7 +31,7 @@ from py_app.infra.security import JwtAccessTokens
 REPS = 7
 ROUNDS, ITERATIONS = 60, 300
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-ISSUE = {
+ISSUE: dict[str, Any] = {
     "user_id": "0b9c2d4e-8f1a-4c3b-9e7d-1a2b3c4d5e6f",
     "session_id": "9e8d7c6b-5a4f-4e3d-2c1b-0a9f8e7d6c5b",
     "role": "user",
