@@ -60,6 +60,7 @@ proto-check:
 	$(PY) tools/gen_proto.py --check
 
 bench: setup ## run the micro benchmarks and write benchmarks/micro/REPORT.md
+	@mkdir -p var
 	$(PY) -m pytest benchmarks/micro --benchmark-only -p no:cacheprovider --benchmark-json=var/bench-micro.json -o addopts=""
 	$(PY) benchmarks/micro/report.py var/bench-micro.json
 

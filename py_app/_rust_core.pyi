@@ -1,13 +1,14 @@
-"""Arcana's native core (Rust, PyO3): token signing/verification, argon2id, JSON encoding.
+"""Arcana's native core (Rust, PyO3): token signing/verification and argon2id.
 
 Every exception raised by the core subclasses :class:`CoreError` (itself a ``ValueError``),
-except ``TypeError`` for values the JSON encoder does not support and plain ``ValueError`` for
-invalid constructor arguments. Handles are immutable and safe to share between threads.
+except ``TypeError`` for claims ``TokenSigner.sign`` cannot encode as JSON and plain
+``ValueError`` for invalid constructor arguments. Handles are immutable and safe to share between threads.
 """
 
-from typing import Any, Final, Self, final
+from typing import Any, Final, Literal, Self, final
 
 __all__ = [
+    "BUILD_PROFILE",
     "MAX_PASSWORD_BYTES",
     "CoreError",
     "ExpiredTokenError",
@@ -25,10 +26,14 @@ __all__ = [
     "TokenSigner",
     "TokenVerifier",
     "UnknownKeyError",
-    "encode_user",
-    "encode_users",
     "version",
 ]
+
+__version__: Final[str]
+"""The crate version (Cargo.toml); the same string as ``version()``."""
+
+BUILD_PROFILE: Final[Literal["release", "debug"]]
+"""The cargo profile the extension was built with; ``make setup`` builds "release"."""
 
 MAX_PASSWORD_BYTES: Final[int]
 """Longest password accepted (UTF-8 bytes, 1024); longer ones raise PasswordTooLongError."""
@@ -134,6 +139,14 @@ class TokenSigner:
     def sign(self, claims: dict[str, Any], typ: str = "JWT") -> str:
         """Sign JSON claims (str/int/float/bool/None/list/tuple/dict with str keys)."""
 
+    def sign_payload(self, payload: bytes, typ: str = "JWT") -> str:
+        """Sign ``payload``, the claims as JSON object bytes (e.g. ``msgspec.json.encode(struct)``).
+
+        The bytes are signed as given: the caller guarantees a JSON object without duplicate
+        members, which is what ``TokenVerifier`` accepts. Access tokens use ``sign_access``, which
+        measured as fast through the adapter (benchmarks/README.md).
+        """
+
     def sign_access(
         self,
         *,
@@ -177,14 +190,15 @@ class TokenVerifier:
     def verify(self, token: str, now: int) -> dict[str, Any]:
         """Verify at Unix time ``now`` and return all claims; raise a TokenError subclass."""
 
+    def verify_payload(self, token: str, now: int) -> bytes:
+        """Verify like ``verify`` (every step, the same exceptions) and return the payload bytes as signed.
+
+        Decode them with ``msgspec.json.decode(payload, type=SomeStruct)``. The service verifies access
+        tokens with ``verify_access``: the decode made this path 5-8% slower (benchmarks/README.md).
+        """
+
     def verify_access(self, token: str, now: int) -> tuple[str, str, str, str, int]:
         """Verify and return ``(sub, sid, role, jti, exp)``; those claims are required."""
 
     def jwks(self) -> str:
         """RFC 7517 JWKS document of the public keys (``{"keys":[]}`` for HMAC)."""
-
-def encode_user(user: dict[str, Any]) -> bytes:
-    """Compact JSON of one record, byte-identical to ``msgspec.json.encode(user)``."""
-
-def encode_users(users: list[dict[str, Any]]) -> bytes:
-    """Compact JSON array of records, byte-identical to ``msgspec.json.encode(users)``."""

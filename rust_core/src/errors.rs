@@ -13,216 +13,150 @@
 //!         ├── ExpiredTokenError, ImmatureTokenError
 //!         └── InvalidIssuerError, InvalidAudienceError, InvalidTypeError
 //! ```
+//!
+//! The enum, its messages, the exception classes, `From<CoreError> for PyErr` and [`register`]
+//! are all generated from the one `core_errors!` table below: adding an error is one row there
+//! (and, for a new class, one class in `py_app/_rust_core.pyi`).
 use std::fmt;
 
-/// Every error the core can report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CoreError {
-    /// A constructor argument is out of range (Python: plain `ValueError`).
-    InvalidArgument(String),
-    /// A value of a type the JSON encoder does not support (Python: `TypeError`).
-    Unsupported(String),
-    /// A supported type whose value cannot be encoded, e.g. an int beyond 64 bits (`CoreError`).
-    Encode(String),
-    /// A stored password hash that is not a supported argon2 PHC string.
-    PasswordHash(String),
-    /// A password longer than `MAX_PASSWORD_BYTES` (UTF-8 bytes).
-    PasswordTooLong,
-    /// Bad compact form, base64, JSON, duplicate/wrong-type claim, oversized token.
-    MalformedToken(&'static str),
-    /// The header `alg` is not the verifier's single algorithm.
-    InvalidAlgorithm,
-    /// The header `kid` is missing (with several keys) or not in the key ring.
-    UnknownKey,
-    /// The signature does not match (or has the wrong length).
-    InvalidSignature,
-    /// `exp` is in the past beyond the leeway.
-    Expired,
-    /// `nbf` or `iat` is in the future beyond the leeway.
-    Immature(&'static str),
-    /// `iss` is missing or not the configured issuer.
-    InvalidIssuer,
-    /// `aud` is missing or does not intersect the allowlist.
-    InvalidAudience,
-    /// Header `typ` is missing or not the configured type.
-    InvalidType,
+use pyo3::prelude::*;
+
+/// Generates everything error-related from one table.
+///
+/// - `bases`: abstract Python classes no variant maps to directly: `Name(Parent) "docstring";`
+/// - `variants`: `Variant(binding: Type) => Class(Parent, "docstring"): "message", args;`, or
+///   `=> Class:` (without the parenthesised part) to map onto a class that already exists.
+macro_rules! core_errors {
+    (
+        bases { $( $base:ident($base_parent:ident) $base_doc:literal; )* }
+        variants { $(
+            $(#[$meta:meta])*
+            $variant:ident $(($field:ident: $ty:ty))?
+                => $class:ident $(($parent:ident, $doc:literal))?: $fmt:literal $(, $arg:expr)*;
+        )* }
+    ) => {
+        /// Every error the core can report.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum CoreError {
+            $( $(#[$meta])* $variant $(($ty))?, )*
+        }
+
+        impl fmt::Display for CoreError {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $( Self::$variant $(($field))? => write!(f, $fmt $(, $arg)*), )*
+                }
+            }
+        }
+
+        /// The Python exception classes (a module of their own so `CoreError` can keep its name).
+        pub mod exc {
+            /// Built-in classes some variants map onto.
+            pub use pyo3::exceptions::{PyTypeError, PyValueError};
+
+            $( pyo3::create_exception!(py_app._rust_core, $base, $base_parent, $base_doc); )*
+            $( $( pyo3::create_exception!(py_app._rust_core, $class, $parent, $doc); )? )*
+        }
+
+        impl From<CoreError> for PyErr {
+            fn from(err: CoreError) -> PyErr {
+                let msg = err.to_string();
+                match err {
+                    $( CoreError::$variant { .. } => exc::$class::new_err(msg), )*
+                }
+            }
+        }
+
+        /// The Python names of the classes [`register`] adds, bases first.
+        pub const PYTHON_CLASSES: &[&str] = &[
+            $( stringify!($base), )*
+            $( $( core_errors!(@name $class $parent), )? )*
+        ];
+
+        /// Adds the exception classes to the module under their Python names.
+        pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+            let py = m.py();
+            $( m.add(stringify!($base), py.get_type::<exc::$base>())?; )*
+            $( $( core_errors!(@add m, py, $class, $parent); )? )*
+            Ok(())
+        }
+    };
+    // Helpers that mention `$parent` only so the optional group can repeat over it.
+    (@name $class:ident $parent:ident) => { stringify!($class) };
+    (@add $m:ident, $py:ident, $class:ident, $parent:ident) => {
+        $m.add(stringify!($class), $py.get_type::<exc::$class>())?
+    };
+}
+
+core_errors! {
+    bases {
+        CoreError(PyValueError) "Base class of every error raised by the Rust core.";
+        TokenError(CoreError) "Base class of every token verification failure.";
+    }
+    variants {
+        /// A constructor argument is out of range (Python: plain `ValueError`).
+        InvalidArgument(m: String) => PyValueError: "{}", m;
+        /// A value of a type the JSON encoder does not support (Python: `TypeError`).
+        Unsupported(m: String) => PyTypeError: "{}", m;
+        /// A supported type whose value cannot be encoded, e.g. an int beyond 64 bits (`CoreError`).
+        Encode(m: String) => CoreError: "{}", m;
+        /// A stored password hash that is not a supported argon2 PHC string.
+        PasswordHash(m: String) => PasswordHashError(CoreError,
+            "A stored hash is not a well-formed, supported argon2 PHC string."):
+            "invalid password hash: {}", m;
+        /// A password longer than `MAX_PASSWORD_BYTES` (UTF-8 bytes).
+        PasswordTooLong => PasswordTooLongError(CoreError,
+            "The password is longer than MAX_PASSWORD_BYTES UTF-8 bytes."):
+            "password longer than {} bytes", crate::password::MAX_PASSWORD_BYTES;
+        /// Bad compact form, base64, JSON, duplicate/wrong-type claim, oversized token.
+        MalformedToken(m: &'static str) => MalformedTokenError(TokenError,
+            "Bad compact form, base64, JSON, duplicate or wrong-type claim, or oversized token."):
+            "malformed token: {}", m;
+        /// The header `alg` is not the verifier's single algorithm.
+        InvalidAlgorithm => InvalidAlgorithmError(TokenError,
+            "The header alg is not the verifier's single allowed algorithm."):
+            "token algorithm not allowed";
+        /// The header `kid` is missing (with several keys) or not in the key ring.
+        UnknownKey => UnknownKeyError(TokenError,
+            "The header kid is missing or not in the key ring."):
+            "unknown signing key id";
+        /// The signature does not match (or has the wrong length).
+        InvalidSignature => InvalidSignatureError(TokenError,
+            "The signature does not verify."):
+            "invalid token signature";
+        /// `exp` is in the past beyond the leeway.
+        Expired => ExpiredTokenError(TokenError,
+            "exp is in the past beyond the leeway."):
+            "token has expired";
+        /// `nbf` or `iat` is in the future beyond the leeway.
+        Immature(claim: &'static str) => ImmatureTokenError(TokenError,
+            "nbf or iat is in the future beyond the leeway."):
+            "token is not yet valid ({})", claim;
+        /// `iss` is missing or not the configured issuer.
+        InvalidIssuer => InvalidIssuerError(TokenError,
+            "iss is missing or differs from the configured issuer."):
+            "invalid token issuer";
+        /// `aud` is missing or does not intersect the allowlist.
+        InvalidAudience => InvalidAudienceError(TokenError,
+            "aud is missing or does not intersect the audience allowlist."):
+            "invalid token audience";
+        /// Header `typ` is missing or not the configured type.
+        InvalidType => InvalidTypeError(TokenError,
+            "The header typ is missing or differs from the configured type."):
+            "invalid token type";
+    }
 }
 
 /// The crate-wide result type.
 pub type CoreResult<T> = Result<T, CoreError>;
 
-impl fmt::Display for CoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidArgument(m) | Self::Unsupported(m) | Self::Encode(m) => f.write_str(m),
-            Self::PasswordHash(m) => write!(f, "invalid password hash: {m}"),
-            Self::PasswordTooLong => write!(
-                f,
-                "password longer than {} bytes",
-                crate::password::MAX_PASSWORD_BYTES
-            ),
-            Self::MalformedToken(m) => write!(f, "malformed token: {m}"),
-            Self::InvalidAlgorithm => f.write_str("token algorithm not allowed"),
-            Self::UnknownKey => f.write_str("unknown signing key id"),
-            Self::InvalidSignature => f.write_str("invalid token signature"),
-            Self::Expired => f.write_str("token has expired"),
-            Self::Immature(claim) => write!(f, "token is not yet valid ({claim})"),
-            Self::InvalidIssuer => f.write_str("invalid token issuer"),
-            Self::InvalidAudience => f.write_str("invalid token audience"),
-            Self::InvalidType => f.write_str("invalid token type"),
-        }
-    }
-}
-
 impl std::error::Error for CoreError {}
-
-// ---------------------------------------------------------------------------------------------
-// Python bindings
-// ---------------------------------------------------------------------------------------------
-use pyo3::exceptions::{PyTypeError, PyValueError};
-use pyo3::prelude::*;
-
-/// The Python exception classes (a module of their own so `CoreError` can keep its name).
-pub mod exc {
-    use pyo3::exceptions::PyValueError;
-
-    pyo3::create_exception!(
-        py_app._rust_core,
-        CoreError,
-        PyValueError,
-        "Base class of every error raised by the Rust core."
-    );
-    pyo3::create_exception!(
-        py_app._rust_core,
-        PasswordHashError,
-        CoreError,
-        "A stored hash is not a well-formed, supported argon2 PHC string."
-    );
-    pyo3::create_exception!(
-        py_app._rust_core,
-        PasswordTooLongError,
-        CoreError,
-        "The password is longer than MAX_PASSWORD_BYTES UTF-8 bytes."
-    );
-    pyo3::create_exception!(
-        py_app._rust_core,
-        TokenError,
-        CoreError,
-        "Base class of every token verification failure."
-    );
-    pyo3::create_exception!(
-        py_app._rust_core,
-        MalformedTokenError,
-        TokenError,
-        "Bad compact form, base64, JSON, duplicate or wrong-type claim, or oversized token."
-    );
-    pyo3::create_exception!(
-        py_app._rust_core,
-        InvalidAlgorithmError,
-        TokenError,
-        "The header alg is not the verifier's single allowed algorithm."
-    );
-    pyo3::create_exception!(
-        py_app._rust_core,
-        UnknownKeyError,
-        TokenError,
-        "The header kid is missing or not in the key ring."
-    );
-    pyo3::create_exception!(
-        py_app._rust_core,
-        InvalidSignatureError,
-        TokenError,
-        "The signature does not verify."
-    );
-    pyo3::create_exception!(
-        py_app._rust_core,
-        ExpiredTokenError,
-        TokenError,
-        "exp is in the past beyond the leeway."
-    );
-    pyo3::create_exception!(
-        py_app._rust_core,
-        ImmatureTokenError,
-        TokenError,
-        "nbf or iat is in the future beyond the leeway."
-    );
-    pyo3::create_exception!(
-        py_app._rust_core,
-        InvalidIssuerError,
-        TokenError,
-        "iss is missing or differs from the configured issuer."
-    );
-    pyo3::create_exception!(
-        py_app._rust_core,
-        InvalidAudienceError,
-        TokenError,
-        "aud is missing or does not intersect the audience allowlist."
-    );
-    pyo3::create_exception!(
-        py_app._rust_core,
-        InvalidTypeError,
-        TokenError,
-        "The header typ is missing or differs from the configured type."
-    );
-}
-use exc::*;
-
-impl From<CoreError> for PyErr {
-    fn from(err: CoreError) -> PyErr {
-        let msg = err.to_string();
-        match err {
-            CoreError::InvalidArgument(_) => PyValueError::new_err(msg),
-            CoreError::Unsupported(_) => PyTypeError::new_err(msg),
-            CoreError::Encode(_) => exc::CoreError::new_err(msg),
-            CoreError::PasswordHash(_) => PasswordHashError::new_err(msg),
-            CoreError::PasswordTooLong => PasswordTooLongError::new_err(msg),
-            CoreError::MalformedToken(_) => MalformedTokenError::new_err(msg),
-            CoreError::InvalidAlgorithm => InvalidAlgorithmError::new_err(msg),
-            CoreError::UnknownKey => UnknownKeyError::new_err(msg),
-            CoreError::InvalidSignature => InvalidSignatureError::new_err(msg),
-            CoreError::Expired => ExpiredTokenError::new_err(msg),
-            CoreError::Immature(_) => ImmatureTokenError::new_err(msg),
-            CoreError::InvalidIssuer => InvalidIssuerError::new_err(msg),
-            CoreError::InvalidAudience => InvalidAudienceError::new_err(msg),
-            CoreError::InvalidType => InvalidTypeError::new_err(msg),
-        }
-    }
-}
-
-/// Adds the exception classes to the module under their Python names.
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    m.add("CoreError", py.get_type::<exc::CoreError>())?;
-    m.add("PasswordHashError", py.get_type::<PasswordHashError>())?;
-    m.add(
-        "PasswordTooLongError",
-        py.get_type::<PasswordTooLongError>(),
-    )?;
-    m.add("TokenError", py.get_type::<TokenError>())?;
-    m.add("MalformedTokenError", py.get_type::<MalformedTokenError>())?;
-    m.add(
-        "InvalidAlgorithmError",
-        py.get_type::<InvalidAlgorithmError>(),
-    )?;
-    m.add("UnknownKeyError", py.get_type::<UnknownKeyError>())?;
-    m.add(
-        "InvalidSignatureError",
-        py.get_type::<InvalidSignatureError>(),
-    )?;
-    m.add("ExpiredTokenError", py.get_type::<ExpiredTokenError>())?;
-    m.add("ImmatureTokenError", py.get_type::<ImmatureTokenError>())?;
-    m.add("InvalidIssuerError", py.get_type::<InvalidIssuerError>())?;
-    m.add(
-        "InvalidAudienceError",
-        py.get_type::<InvalidAudienceError>(),
-    )?;
-    m.add("InvalidTypeError", py.get_type::<InvalidTypeError>())?;
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::exc::*;
+    use super::{exc, register, CoreError, PYTHON_CLASSES};
+    use pyo3::prelude::*;
 
     #[test]
     fn display_messages_are_informative() {
@@ -306,5 +240,28 @@ mod tests {
             assert!(!hash.is_instance_of::<TokenError>(py));
             assert!(hash.is_instance_of::<exc::CoreError>(py));
         });
+    }
+
+    #[test]
+    fn register_adds_every_class_of_the_table_under_its_own_name() -> PyResult<()> {
+        Python::initialize();
+        Python::attach(|py| {
+            let m = PyModule::new(py, "errors_under_test")?;
+            register(&m)?;
+            assert_eq!(PYTHON_CLASSES.len(), 13);
+            for name in PYTHON_CLASSES {
+                let class = m.getattr(*name)?;
+                assert_eq!(class.getattr("__name__")?.extract::<String>()?, *name);
+                assert_eq!(
+                    class.getattr("__module__")?.extract::<String>()?,
+                    "py_app._rust_core"
+                );
+                let base = py.get_type::<exc::CoreError>();
+                assert!(
+                    class.is(&base) || class.cast::<pyo3::types::PyType>()?.is_subclass(&base)?
+                );
+            }
+            Ok(())
+        })
     }
 }
