@@ -139,14 +139,6 @@ class TokenSigner:
     def sign(self, claims: dict[str, Any], typ: str = "JWT") -> str:
         """Sign JSON claims (str/int/float/bool/None/list/tuple/dict with str keys)."""
 
-    def sign_payload(self, payload: bytes, typ: str = "JWT") -> str:
-        """Sign ``payload``, the claims as JSON object bytes (e.g. ``msgspec.json.encode(struct)``).
-
-        The bytes are signed as given: the caller guarantees a JSON object without duplicate
-        members, which is what ``TokenVerifier`` accepts. Access tokens use ``sign_access``, which
-        measured as fast through the adapter (benchmarks/README.md).
-        """
-
     def sign_access(
         self,
         *,
@@ -189,13 +181,6 @@ class TokenVerifier:
 
     def verify(self, token: str, now: int) -> dict[str, Any]:
         """Verify at Unix time ``now`` and return all claims; raise a TokenError subclass."""
-
-    def verify_payload(self, token: str, now: int) -> bytes:
-        """Verify like ``verify`` (every step, the same exceptions) and return the payload bytes as signed.
-
-        Decode them with ``msgspec.json.decode(payload, type=SomeStruct)``. The service verifies access
-        tokens with ``verify_access``: the decode made this path 5-8% slower (benchmarks/README.md).
-        """
 
     def verify_access(self, token: str, now: int) -> tuple[str, str, str, str, int]:
         """Verify and return ``(sub, sid, role, jti, exp)``; those claims are required."""

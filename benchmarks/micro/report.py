@@ -29,8 +29,6 @@ COMPARISONS: list[tuple[str, str, str, float | None, str]] = [
     ("jwt sign HS256", "rust-generic", "pyjwt", 10.0, "sign(dict) vs jwt.encode"),
     ("jwt verify HS256", "rust", "pyjwt", 10.0, "verify_access vs jwt.decode"),
     ("jwt verify HS256", "rust-generic", "pyjwt", 10.0, "verify (full dict) vs jwt.decode"),
-    ("jwt sign HS256", "rust-bytes", "pyjwt", 10.0, "sign_payload(bytes), Rust call only, vs jwt.encode"),
-    ("jwt verify HS256", "rust-bytes", "pyjwt", 10.0, "verify_payload -> bytes, Rust call only, vs jwt.decode"),
     ("jwt sign EdDSA", "rust", "pyjwt", 10.0, "sign_access vs jwt.encode"),
     ("jwt verify EdDSA", "rust", "pyjwt", 10.0, "verify_access vs jwt.decode"),
     ("argon2 hash 1 thread", "rust", "argon2-cffi", 0.8, "target: Rust time <= 1.25x argon2-cffi"),

@@ -42,12 +42,6 @@ impl PyTokenSigner {
         Ok(self.inner.sign_payload(&payload, typ))
     }
 
-    /// Sign a payload given as JSON bytes (a JSON object, e.g. `msgspec.json.encode(struct)`).
-    #[pyo3(signature = (payload, typ="JWT"))]
-    fn sign_payload(&self, payload: &[u8], typ: &str) -> String {
-        self.inner.sign_payload(payload, typ)
-    }
-
     /// Build and sign an access token in one call.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (*, iss, sub, aud, iat, exp, jti, sid, role, typ="at+jwt"))]
@@ -149,19 +143,6 @@ impl PyTokenVerifier {
         let token = self.token_str(token)?;
         self.inner
             .verify_with(token, now, |claims| Ok(members_to_py(py, claims)))?
-    }
-
-    /// Verify and return the payload bytes exactly as signed.
-    fn verify_payload<'py>(
-        &self,
-        token: &Bound<'py, PyString>,
-        now: i64,
-    ) -> PyResult<Bound<'py, PyBytes>> {
-        let py = token.py();
-        let token = self.token_str(token)?;
-        Ok(self
-            .inner
-            .verify_raw(token, now, |payload, _| Ok(PyBytes::new(py, payload)))?)
     }
 
     /// Verify and return (sub, sid, role, jti, exp).

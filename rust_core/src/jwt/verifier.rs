@@ -106,11 +106,6 @@ impl Verifier {
         self.verify_raw(token, now, |_, claims| f(claims))
     }
 
-    /// Verifies `token` and returns its payload exactly as signed (the claims' JSON bytes).
-    pub fn verify_payload(&self, token: &str, now: i64) -> CoreResult<Vec<u8>> {
-        self.verify_raw(token, now, |payload, _| Ok(payload.to_vec()))
-    }
-
     /// Verifies `token` at time `now` and hands `f` the payload bytes and the claims parsed
     /// from them: every step runs before `f` sees either.
     pub fn verify_raw<R>(
