@@ -441,7 +441,8 @@ class RestClient:
 def _time(message: Message, name: str) -> datetime | None:
     if not message.HasField(name):
         return None
-    return getattr(message, name).ToDatetime(tzinfo=UTC)
+    moment: datetime = getattr(message, name).ToDatetime(tzinfo=UTC)
+    return moment
 
 
 def grpc_user(user: common_pb2.User) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import string
 import uuid
+from typing import Any
 
 import jwt
 import pytest
@@ -23,6 +24,8 @@ from tests.contract.clients import (
 )
 from tests.contract.conftest import LiveServer, scenario
 from tests.contract.transcript import unordered, volatile
+
+NO_KEY: Any = None  # alg "none" signs with no key; PyJWT's types do not say so
 
 pytestmark = pytest.mark.req("SRS-060")
 # 3-character usernames: only test_boundary_values_are_accepted makes them, every live server has a fresh
@@ -271,7 +274,7 @@ def bad_authorizations(secret: str) -> dict[str, str]:
         "expired": "Bearer " + jwt.encode({**claims, "exp": now, "iat": now - 60}, secret, algorithm="HS256"),
         "unknown session": "Bearer "
         + jwt.encode({**claims, "exp": now + 10**8, "iat": now, "role": "admin"}, secret, algorithm="HS256"),
-        "alg none": "Bearer " + jwt.encode({**claims, "exp": now + 10**8, "iat": now}, None, algorithm="none"),
+        "alg none": "Bearer " + jwt.encode({**claims, "exp": now + 10**8, "iat": now}, NO_KEY, algorithm="none"),
         "json header": 'Bearer {"alg":"none"}',
     }
 

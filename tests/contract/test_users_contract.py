@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -99,7 +99,7 @@ async def test_list_filters_by_role_status_and_prefix(client: Client, admin: Tok
 @scenario
 async def test_list_rejects_out_of_range_paging(client: Client, admin: Tokens) -> None:
     for query in ({"per_page": 101}, {"per_page": -1}, {"page": -3}, {"per_page": 1000}):
-        fails(await client.list_users(admin.access, **query), "invalid")
+        fails(await client.list_users(admin.access, **cast(dict[str, Any], query)), "invalid")
     for per_page in (1, 100):
         with varying("items", "total", "total_pages"):  # the whole shared server's users
             assert ok(await client.list_users(admin.access, per_page=per_page))["per_page"] == per_page

@@ -127,8 +127,8 @@ def test_create_admin_prompts_twice_on_a_terminal(
     monkeypatch.setenv("ARCANA_DATA_DIR", str(tmp_path / "var"))
     assert cli.main(["migrate"]) == 0
     answers = iter(["typed at the prompt", "typed at the prompt"])
-    monkeypatch.setattr(cli.getpass, "getpass", lambda prompt: next(answers))
-    monkeypatch.setattr(cli.sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
     assert cli.main(["create-admin", "--username", "tty", "--email", "tty@example.com"]) == 0
     assert "created admin tty" in capsys.readouterr().out
 

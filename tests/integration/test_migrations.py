@@ -19,8 +19,10 @@ async def _tables_and_indexes(url: str) -> tuple[set[str], set[str]]:
             def read(sync: sa.Connection) -> tuple[set[str], set[str]]:
                 inspector = sa.inspect(sync)
                 tables = set(inspector.get_table_names())
-                indexes = {index["name"] for index in inspector.get_indexes("users")} if "users" in tables else set()
-                uniques = {u["name"] for u in inspector.get_unique_constraints("users")} if "users" in tables else set()
+                if "users" not in tables:
+                    return tables, set()
+                indexes = {str(index["name"]) for index in inspector.get_indexes("users")}
+                uniques = {str(unique["name"]) for unique in inspector.get_unique_constraints("users")}
                 return tables, indexes | uniques
 
             return await connection.run_sync(read)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.req("SRS-082")
 RULES = SessionRules(idle_seconds=600, absolute_seconds=3600, reuse_grace_seconds=10)
 
 
-async def opened(store: Stores, **user_fields: object) -> tuple[str, str, str]:
+async def opened(store: Stores, **user_fields: Any) -> tuple[str, str, str]:
     """A user with one open session: (user id, session id, refresh digest)."""
     user = make_user(**user_fields)
     await store.users.add(user)

@@ -217,16 +217,17 @@ async def test_a_logout_during_an_uncached_check_is_not_undone_by_the_cache() ->
     class LogoutDuringRead(InMemorySessionStore):
         """A logout commits and clears the cache just after this request read the session as live."""
 
-        racing = True
+        racing: Rig | None = None
 
         async def state(self, session_id: str, user_id: str) -> SessionState | None:
             found = await super().state(session_id, user_id)
-            if self.racing:
-                self.racing = False
-                await rig.auth.logout(Principal(user_id, session_id, "user"))
+            if self.racing is not None:
+                logout, self.racing = self.racing.auth.logout, None
+                await logout(Principal(user_id, session_id, "user"))
             return found
 
-    rig = Rig(sessions=LogoutDuringRead())
+    store = LogoutDuringRead()
+    rig = store.racing = Rig(sessions=store)
     _, access, _ = await register(rig)
     await rig.auth.authenticate(access)  # saw the session live, just before it ended
     with pytest.raises(Unauthenticated):

@@ -42,7 +42,7 @@ def test_every_error_round_trips_through_rest(code: str) -> None:
         f"urn:arcana:problem:{code}",
     )
     headers = {key.lower(): value for key, value in response.headers.items()}
-    back = error_from_problem(response.status_code, body, headers)
+    back = error_from_problem(ERRORS[code].http_status, body, headers)
     assert same(back, error), (back, error)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from litestar import Litestar
@@ -80,7 +80,7 @@ def assert_problem(response: httpx.Response, status: int, *fields: str) -> dict[
             assert any(wanted == name or name.endswith(f".{wanted}") for name in named), (
                 f"errors do not name {wanted!r}: {errors}"
             )
-    return body
+    return cast(dict[str, Any], body)
 
 
 def parse_time(value: Any) -> datetime:

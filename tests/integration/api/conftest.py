@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
-from api_support import JWT_SECRET, Api
 from litestar import Litestar
 
 from py_app.config import Settings
 from py_app.entrypoints.rest import create_app
 from py_app.infra import migrations
+from tests.integration.api.api_support import JWT_SECRET, Api
 
 OpenApi = Callable[..., contextlib.AbstractAsyncContextManager[Api]]
 
@@ -61,7 +61,7 @@ def open_api(make_settings: Callable[..., Settings]) -> OpenApi:
         settings = make_settings(**overrides)
         await asyncio.to_thread(migrations.upgrade, settings.effective_database_url)
         app = create_app(settings)
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=("203.0.113.7", 40000))
+        transport = httpx.ASGITransport(app=cast(Any, app), raise_app_exceptions=False, client=("203.0.113.7", 40000))
         async with running(app), httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client:
             api = Api(app=app, client=client, settings=settings)
             if with_admin:

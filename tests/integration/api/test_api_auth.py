@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any, cast
 
 import argon2
 import jwt
 import pytest
 import sqlalchemy as sa
-from api_support import (
+
+from py_app.infra.db import create_engine
+from tests.integration.api.api_support import (
     ADMIN_USERNAME,
     JWT_SECRET,
     PASSWORD,
@@ -21,9 +24,7 @@ from api_support import (
     expect,
     parse_time,
 )
-from conftest import OpenApi
-
-from py_app.infra.db import create_engine
+from tests.integration.api.conftest import OpenApi
 
 # --- register (SRS-040) -----------------------------------------------------------------------------------------
 
@@ -335,7 +336,7 @@ async def test_forged_and_expired_tokens_are_rejected(sqlite_api: Api) -> None:
         "wrong issuer": sign({**good, "iss": "evil"}),
         "unknown subject": sign({**good, "sub": str(uuid.uuid4())}),
         "unknown session": sign({**good, "sid": str(uuid.uuid4())}),
-        "alg none": jwt.encode(good, None, algorithm="none"),
+        "alg none": jwt.encode(good, cast(Any, None), algorithm="none"),
         "tampered payload": login.access[:-4] + ("AAAA" if not login.access.endswith("AAAA") else "BBBB"),
     }
     for name, token in forged.items():

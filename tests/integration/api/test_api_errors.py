@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import jwt
 import pytest
-from api_support import JWT_SECRET, PASSWORD, PUBLIC, V1, Api, assert_problem, expect
+
+from tests.integration.api.api_support import JWT_SECRET, PASSWORD, PUBLIC, V1, Api, assert_problem, expect
+
+NO_KEY: Any = None  # alg "none" signs with no key; PyJWT's types do not say so
 
 PROTECTED = [
     ("POST", "/auth/logout"),
@@ -42,7 +46,7 @@ def bad_authorizations() -> dict[str, str]:
         "huge": "Bearer " + "a" * 20_000,
         "other key": "Bearer " + jwt.encode({**claims, "exp": now + 10**8, "iat": now}, other_key, algorithm="HS256"),
         "expired": "Bearer " + jwt.encode({**claims, "exp": now, "iat": now - 60}, JWT_SECRET, algorithm="HS256"),
-        "alg none": "Bearer " + jwt.encode({**claims, "exp": now + 10**8, "iat": now}, None, algorithm="none"),
+        "alg none": "Bearer " + jwt.encode({**claims, "exp": now + 10**8, "iat": now}, NO_KEY, algorithm="none"),
         "json header": 'Bearer {"alg":"none"}',
     }
 
@@ -53,7 +57,7 @@ async def test_every_protected_route_answers_401_problem_without_or_with_a_bad_t
     assert api.admin is not None
     for method, template in PROTECTED:
         path = V1 + template.format(id=api.admin.id)
-        body = {} if method in ("POST", "PUT", "PATCH") else None
+        body: dict[str, object] | None = {} if method in ("POST", "PUT", "PATCH") else None
         response = await api.client.request(method, path, json=body)
         assert response.status_code == 401, f"{method} {path}: {response.status_code} {response.text}"
         assert_problem(response, 401)

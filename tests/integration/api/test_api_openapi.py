@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from api_support import Api, expect
+
+from tests.integration.api.api_support import Api, expect
 
 ROUTES = {
     ("post", "/api/v1/auth/register"),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from api_support import PASSWORD, V1, Api, assert_problem, assert_user, expect
+
+from tests.integration.api.api_support import PASSWORD, V1, Api, assert_problem, assert_user, expect
 
 NEW_PASSWORD = "maroon-glacier-teapot-73"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from api_support import PASSWORD, PUBLIC, V1, Api, assert_no_password_hash, assert_problem, expect
+
+from tests.integration.api.api_support import PASSWORD, PUBLIC, V1, Api, assert_no_password_hash, assert_problem, expect
 
 PUBLIC_FIELDS = {"id", "email", "first_name", "last_name", "avatar"}
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from api_support import (
+
+from tests.integration.api.api_support import (
     ADMIN_USERNAME,
     PASSWORD,
     V1,

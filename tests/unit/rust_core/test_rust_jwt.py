@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 import pytest
-import rust_core_helpers as h
 
 from py_app import _rust_core as rc
+from tests.unit.rust_core import rust_core_helpers as h
 
 ALGS = ["HS256", "HS384", "HS512", "EdDSA"]
 
@@ -140,8 +141,8 @@ def test_exception_hierarchy() -> None:
     for exc in token_errors:
         assert issubclass(exc, rc.TokenError)
         assert exc.__module__ == "py_app._rust_core"
-    for exc in (rc.TokenError, rc.PasswordHashError, rc.PasswordTooLongError):
-        assert issubclass(exc, rc.CoreError)
+    for core in (rc.TokenError, rc.PasswordHashError, rc.PasswordTooLongError):
+        assert issubclass(core, rc.CoreError)
     assert issubclass(rc.CoreError, ValueError)
 
 
@@ -160,7 +161,7 @@ def test_exception_hierarchy() -> None:
         ({"exp": ...}, rc.MalformedTokenError),
     ],
 )
-def test_claim_failures_raise_distinct_errors(overrides: dict[str, object], error: type[Exception]) -> None:
+def test_claim_failures_raise_distinct_errors(overrides: dict[str, Any], error: type[Exception]) -> None:
     with pytest.raises(error):
         h.verifier().verify(h.access_token(**overrides), h.NOW)
 
@@ -269,7 +270,7 @@ def test_audience_allowlist_and_list_form() -> None:
 @pytest.mark.req("SRS-031")
 @pytest.mark.parametrize("missing", ["sub", "sid", "role", "jti"])
 def test_verify_access_requires_its_claims(missing: str) -> None:
-    token = h.access_token(**{missing: ...})
+    token = h.access_token(**{missing: cast(Any, ...)})
     assert missing not in h.verifier().verify(token, h.NOW)
     with pytest.raises(rc.MalformedTokenError):
         h.verifier().verify_access(token, h.NOW)

@@ -6,9 +6,9 @@ import hashlib
 import hmac
 
 import pytest
-import rust_core_helpers as h
 
 from py_app import _rust_core as rc
+from tests.unit.rust_core import rust_core_helpers as h
 
 
 @pytest.mark.req("SRS-032")

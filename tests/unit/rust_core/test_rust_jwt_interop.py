@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import jwt
 import pytest
-import rust_core_helpers as h
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from py_app import _rust_core as rc
+from tests.unit.rust_core import rust_core_helpers as h
 
 ALGS = ["HS256", "HS384", "HS512", "EdDSA"]
 
@@ -18,7 +19,7 @@ def pyjwt_sign_key(alg: str) -> object:
     return Ed25519PrivateKey.from_private_bytes(h.ED_SEED) if alg == "EdDSA" else h.SECRETS[alg]
 
 
-def pyjwt_verify_key(alg: str) -> object:
+def pyjwt_verify_key(alg: str) -> Any:
     return Ed25519PublicKey.from_public_bytes(h.ed_public()) if alg == "EdDSA" else h.SECRETS[alg]
 
 
@@ -37,11 +38,11 @@ def test_rust_signed_tokens_verify_with_pyjwt(alg: str) -> None:
             pyjwt_verify_key(alg),
             algorithms=[alg],
             audience=h.AUDIENCE,
-            issuer=h.ISSUER,  # type: ignore[arg-type]
+            issuer=h.ISSUER,
         )
         assert decoded["exp"] == now + 600
         assert jwt.get_unverified_header(token)["kid"] == "k1"
-    assert jwt.decode(generic, pyjwt_verify_key(alg), algorithms=[alg], audience=h.AUDIENCE)["extra"] == {  # type: ignore[arg-type]
+    assert jwt.decode(generic, pyjwt_verify_key(alg), algorithms=[alg], audience=h.AUDIENCE)["extra"] == {
         "n": [1, 2.5, None, True, "é"]
     }
 

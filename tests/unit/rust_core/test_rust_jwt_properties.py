@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import rust_core_helpers as h
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from py_app import _rust_core as rc
+from tests.unit.rust_core import rust_core_helpers as h
 
 RESERVED = {"iss", "sub", "aud", "iat", "exp", "nbf", "jti", "sid", "role"}
 JSON_LEAVES = (

@@ -9,9 +9,9 @@ import time
 
 import argon2
 import pytest
-import rust_core_helpers as h
 
 from py_app import _rust_core as rc
+from tests.unit.rust_core import rust_core_helpers as h
 
 PHC = re.compile(r"^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$")
 FLOOR = (19456, 2, 1)
