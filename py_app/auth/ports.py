@@ -75,7 +75,7 @@ class AccessTokens(Protocol):
 
 
 # What a cache hands out before a database read and takes back with the result: an opaque version.
-Stamp: TypeAlias = tuple[int, int]
+Stamp: TypeAlias = tuple[int, ...]
 
 
 class SessionCache(Protocol):

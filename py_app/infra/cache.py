@@ -1,4 +1,9 @@
-"""Session caches: in-process (one process sees every change) or none. A Redis adapter comes with the hot path."""
+"""Session caches: in-process (when one process sees every change) or none. A Redis adapter comes with the hot path.
+
+Invalidation is versioned per session and per user: ``stamp`` reads both versions before the
+database read, every ``forget`` advances them, and ``put`` refuses a result stamped before an
+advance. A logout therefore voids only the puts racing that one session, not everyone's.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,9 @@ class InProcessSessionCache:
         self._ttl = ttl
         self._max_entries = max_entries
         self._entries: dict[str, tuple[Principal, float]] = {}
-        self._generation = 0
+        self._session_versions: dict[str, int] = {}
+        self._user_versions: dict[str, int] = {}
+        self._epoch = 0  # advances when the tables are cleared, so a version that restarts at 0 is still new
 
     async def get(self, session_id: str) -> Principal | None:
         entry = self._entries.get(session_id)
@@ -29,24 +36,36 @@ class InProcessSessionCache:
         return principal
 
     async def stamp(self, session_id: str, user_id: str) -> Stamp:
-        return (self._generation, 0)
+        return (self._epoch, self._session_versions.get(session_id, 0), self._user_versions.get(user_id, 0))
 
     async def put(self, principal: Principal, stamp: Stamp) -> None:
-        if stamp != (self._generation, 0):
-            return  # something was forgotten while the caller read the database: its view may be stale
+        if stamp != await self.stamp(principal.session_id, principal.user_id):
+            return  # forgotten while the caller read the database: its view may be stale
         if len(self._entries) >= self._max_entries:
-            self._entries.clear()  # crude but bounded: the cache only saves reads
+            self._clear()  # crude but bounded: the cache only saves reads
         self._entries[principal.session_id] = (principal, time.monotonic() + self._ttl)
 
     async def forget(self, session_ids: list[str]) -> None:
-        self._generation += 1
         for session_id in session_ids:
+            self._session_versions[session_id] = self._session_versions.get(session_id, 0) + 1
             self._entries.pop(session_id, None)
+        self._bound_versions()
 
     async def forget_user(self, user_id: str) -> None:
-        self._generation += 1
+        self._user_versions[user_id] = self._user_versions.get(user_id, 0) + 1
         for session_id in [sid for sid, (p, _) in self._entries.items() if p.user_id == user_id]:
             del self._entries[session_id]
+        self._bound_versions()
+
+    def _bound_versions(self) -> None:
+        if len(self._session_versions) + len(self._user_versions) > self._max_entries:
+            self._clear()
+
+    def _clear(self) -> None:
+        self._entries.clear()
+        self._session_versions.clear()
+        self._user_versions.clear()
+        self._epoch += 1
 
 
 class NoSessionCache:
@@ -56,7 +75,7 @@ class NoSessionCache:
         return None
 
     async def stamp(self, session_id: str, user_id: str) -> Stamp:
-        return (0, 0)
+        return ()
 
     async def put(self, principal: Principal, stamp: Stamp) -> None:
         return None
