@@ -78,6 +78,11 @@ class Rotation:
     session: Session | None = None
     user: User | None = None
 
+    @property
+    def grants(self) -> bool:
+        """Tokens may be handed out: freshly rotated, or the same child again for a racing tab."""
+        return self.outcome in (RotationOutcome.ROTATED, RotationOutcome.REPLAYED)
+
 
 @dataclass(frozen=True, slots=True)
 class ClientInfo:

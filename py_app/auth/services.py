@@ -105,15 +105,20 @@ class AuthService:
     async def refresh(self, refresh_token: str, client: ClientInfo) -> AuthResult:
         """Rotate: the presented token is spent atomically and its child stored in the same write.
 
-        A token spent beyond the grace period, or whose child is already spent, is reuse (it leaked,
-        or a client misbehaves): the whole session ends. Within the grace period a second
-        presentation (two tabs racing) only fails, so the family never forks.
+        Presented again within the grace period while its child is unspent (two tabs racing), the
+        same child comes back with a fresh access token, so both tabs keep working and the family
+        never forks. A token spent beyond the grace, or whose child is already spent (an older
+        generation), is reuse: it leaked or a client misbehaves, and the whole session ends.
         """
         raise_if(check_length("refresh_token", refresh_token, MAX_TOKEN))
         now = self._clock.now()
         child = child_token(self._refresh_key, refresh_token)
         rotation = await self._sessions.rotate(token_digest(refresh_token), token_digest(child), now, self._rules)
-        if rotation.outcome is RotationOutcome.ROTATED and rotation.session and rotation.user:
+        if (
+            rotation.outcome in (RotationOutcome.ROTATED, RotationOutcome.REPLAYED)
+            and rotation.session
+            and rotation.user
+        ):
             access = self._tokens.issue(
                 user_id=rotation.user.id, session_id=rotation.session.id, role=rotation.user.role.value, now=now
             )

@@ -111,14 +111,16 @@ async def test_login_rehashes_when_parameters_changed() -> None:
 
 
 @pytest.mark.req("SRS-042")
-async def test_refresh_rotates_and_the_old_token_dies(rig: Rig) -> None:
+async def test_refresh_rotates_and_the_old_token_yields_nothing_but_its_one_child(rig: Rig) -> None:
     _, _, first = await register(rig)
     rotated = await rig.auth.refresh(first, CLIENT)
     assert rotated.tokens.refresh_token != first
+    again = await rig.auth.refresh(first, CLIENT)  # within the grace: the same child, never a second family
+    assert again.tokens.refresh_token == rotated.tokens.refresh_token
+    following = await rig.auth.refresh(rotated.tokens.refresh_token, CLIENT)
+    assert following.user.username == "alice"
     with pytest.raises(Unauthenticated):
-        await rig.auth.refresh(first, CLIENT)
-    again = await rig.auth.refresh(rotated.tokens.refresh_token, CLIENT)
-    assert again.user.username == "alice"
+        await rig.auth.refresh(first, CLIENT)  # its child is spent now: reuse
 
 
 @pytest.mark.req("SRS-043")
@@ -134,15 +136,32 @@ async def test_reuse_after_the_grace_window_revokes_the_family(rig: Rig) -> None
         await rig.auth.authenticate(second.access_token)
 
 
-@pytest.mark.req("SRS-043")
-async def test_a_second_presentation_within_the_grace_window_fails_without_revoking(rig: Rig) -> None:
+@pytest.mark.req("SRS-043", "SRS-170")
+async def test_a_second_presentation_within_the_grace_window_gets_the_same_child(rig: Rig) -> None:
     _, _, first = await register(rig)
     winner = (await rig.auth.refresh(first, CLIENT)).tokens
     rig.clock.advance(5)
-    with pytest.raises(Unauthenticated):
-        await rig.auth.refresh(first, CLIENT)
-    assert (await rig.auth.authenticate(winner.access_token)).user_id
+    second_tab = (await rig.auth.refresh(first, CLIENT)).tokens
+    assert second_tab.refresh_token == winner.refresh_token  # one family, one child
+    assert second_tab.access_token != winner.access_token  # a fresh access token for the same session
+    for tab in (winner, second_tab):
+        principal = await rig.auth.authenticate(tab.access_token)
+        assert principal.session_id == (await rig.auth.authenticate(winner.access_token)).session_id
     assert (await rig.auth.refresh(winner.refresh_token, CLIENT)).tokens.refresh_token
+
+
+@pytest.mark.req("SRS-043", "SRS-170")
+async def test_an_older_generation_is_reuse_even_within_the_grace_window(rig: Rig) -> None:
+    _, _, first = await register(rig)
+    child = (await rig.auth.refresh(first, CLIENT)).tokens
+    grandchild = (await rig.auth.refresh(child.refresh_token, CLIENT)).tokens
+    rig.clock.advance(1)
+    with pytest.raises(Unauthenticated):
+        await rig.auth.refresh(first, CLIENT)  # its child is spent: this token is two generations old
+    with pytest.raises(Unauthenticated):
+        await rig.auth.authenticate(grandchild.access_token)  # the session ended
+    with pytest.raises(Unauthenticated):
+        await rig.auth.refresh(grandchild.refresh_token, CLIENT)
 
 
 @pytest.mark.req("SRS-053")
