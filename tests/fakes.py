@@ -15,7 +15,17 @@ from datetime import UTC, datetime, timedelta
 from py_app.auth.models import Rotation, RotationOutcome, Session, SessionRules, SessionState
 from py_app.auth.ports import AccessClaims
 from py_app.core.errors import Conflict, Unauthenticated
-from py_app.users.models import LoginWrite, PasswordChange, Status, User, UserChanges, UserQuery, normalize_email
+from py_app.users.models import (
+    LAST_ADMIN,
+    LoginWrite,
+    PasswordChange,
+    Status,
+    User,
+    UserChanges,
+    UserQuery,
+    is_active_admin,
+    normalize_email,
+)
 
 TAKEN = "A user with this username or email already exists."
 
@@ -64,6 +74,10 @@ class Database:
             self.sessions[session_id] = replace(self.sessions[session_id], revoked_at=now)
         return ended
 
+    def keep_an_admin(self, user_id: str) -> None:
+        if [user.id for user in self.users.values() if is_active_admin(user)] == [user_id]:
+            raise Conflict(LAST_ADMIN)
+
     def state(self, session_id: str) -> SessionState | None:
         session = self.sessions.get(session_id)
         user = self.users.get(session.user_id) if session else None
@@ -107,6 +121,8 @@ class InMemoryUserStore:
         user = self.db.users.get(user_id)
         if user is None:
             return None
+        if changes.may_remove_an_admin:
+            self.db.keep_an_admin(user_id)
         if changes.email is not None and any(
             other.id != user_id and other.email == changes.email for other in self.db.users.values()
         ):
@@ -125,6 +141,7 @@ class InMemoryUserStore:
         return True
 
     async def delete(self, user_id: str, now: datetime) -> bool:
+        self.db.keep_an_admin(user_id)
         if self.db.users.pop(user_id, None) is None:
             return False
         for session_id in [s.id for s in self.db.sessions.values() if s.user_id == user_id]:

@@ -124,6 +124,18 @@ class UserChanges:
         """A role or status change alters what the account's live sessions may do."""
         return self.role is not None or self.status is not None
 
+    @property
+    def may_remove_an_admin(self) -> bool:
+        """Applied to an active administrator, this change would leave them no longer one."""
+        return (self.role is not None and self.role is not Role.ADMIN) or self.ends_sessions
+
+
+LAST_ADMIN = "The last active administrator cannot be demoted, suspended, deactivated or deleted."
+
+
+def is_active_admin(user: User) -> bool:
+    return user.role is Role.ADMIN and user.status is Status.ACTIVE
+
 
 @dataclass(frozen=True, slots=True)
 class PasswordChange:

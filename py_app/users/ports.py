@@ -32,14 +32,19 @@ class UserStore(Protocol):
         """Write only the fields ``changes`` sets, and return the user as stored afterwards.
 
         None when there is no such user. When ``changes.ends_sessions``, every session of the user
-        ends in the same write. Raise Conflict when the new email is taken.
+        ends in the same write. Raise Conflict when the new email is taken, or when the change would
+        leave no active administrator (checked in the same write: two admins demoting each other at
+        once leave one).
         """
 
     async def change_password(self, change: PasswordChange) -> bool:
         """Apply ``change`` unless the stored hash is no longer ``change.expected_hash`` (then False)."""
 
     async def delete(self, user_id: str, now: datetime) -> bool:
-        """Remove the user and end their sessions; False when there was no such user."""
+        """Remove the user and end their sessions; False when there was no such user.
+
+        Raise Conflict when the user is the last active administrator (checked in the same write).
+        """
 
 
 class PrincipalCache(Protocol):

@@ -17,7 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from py_app.auth.repositories import end_user_sessions
 from py_app.core.errors import Conflict
 from py_app.infra.db import reading, transaction
-from py_app.users.models import PasswordChange, User, UserChanges, UserQuery, normalize_email
+from py_app.users.models import (
+    LAST_ADMIN,
+    PasswordChange,
+    Role,
+    Status,
+    User,
+    UserChanges,
+    UserQuery,
+    normalize_email,
+)
 from py_app.users.tables import user_from_row, user_row, users
 
 TAKEN = "A user with this username or email already exists."
@@ -67,6 +76,8 @@ class SqlUserStore:
 
     async def update(self, user_id: str, changes: UserChanges, now: datetime) -> User | None:
         async with transaction(self._engine) as connection:
+            if changes.may_remove_an_admin:
+                await _keep_an_admin(connection, user_id)
             if not await _write(connection, user_id, {**changes.values(), "updated_at": now}):
                 return None
             if changes.ends_sessions:
@@ -83,8 +94,18 @@ class SqlUserStore:
 
     async def delete(self, user_id: str, now: datetime) -> bool:
         async with transaction(self._engine) as connection:  # sessions go with the row (ON DELETE CASCADE)
+            await _keep_an_admin(connection, user_id)
             result = await connection.execute(users.delete().where(users.c.id == user_id))
             return result.rowcount == 1
+
+
+async def _keep_an_admin(connection: AsyncConnection, user_id: str) -> None:
+    """Refuse to remove the only active administrator. The active admins' rows stay locked until the
+    write commits (SQLite's write lock is already held), so a concurrent demotion waits, then sees this one."""
+    active = sa.and_(users.c.role == Role.ADMIN.value, users.c.status == Status.ACTIVE.value)
+    admins = [row.id for row in await connection.execute(sa.select(users.c.id).where(active).with_for_update())]
+    if admins == [user_id]:
+        raise Conflict(LAST_ADMIN)
 
 
 async def _get(connection: AsyncConnection, user_id: str) -> User | None:

@@ -20,7 +20,7 @@ from py_app.core.ports import PasswordHasher
 from py_app.infra import migrations
 from py_app.infra.db import create_engine
 from py_app.infra.security import Argon2Hasher
-from py_app.users.models import NewUser, Role, Status
+from py_app.users.models import NewUser, Role, Status, UserQuery
 from py_app.users.repositories import SqlUserStore
 
 CLIENT = ClientInfo("pytest", "127.0.0.1")
@@ -142,3 +142,19 @@ async def test_a_database_failure_is_unavailable_not_a_crash(make_settings: Call
         assert str(caught.value) == "The database is busy or unavailable; try again."
     finally:
         await engine.dispose()
+
+
+@pytest.mark.req("SRS-171")
+async def test_two_admins_demoting_each_other_at_once_leave_one(container: Container) -> None:
+    first = await container.users.create_admin("root", "root@example.com", "a long admin passphrase")
+    second = await container.users.create_admin("root2", "root2@example.com", "another admin passphrase")
+    as_first, as_second = Principal(first.id, "s1", "admin"), Principal(second.id, "s2", "admin")
+    outcomes = await asyncio.gather(
+        container.users.set_role(as_first, second.id, Role.USER),
+        container.users.set_role(as_second, first.id, Role.USER),
+        return_exceptions=True,
+    )
+    refused = [outcome for outcome in outcomes if isinstance(outcome, Conflict)]
+    assert len(refused) == 1, outcomes
+    page = await container.users.search(as_first, UserQuery(role=Role.ADMIN))
+    assert page.total == 1

@@ -43,7 +43,7 @@ class Databases:
     def __init__(self, folder: str) -> None:
         self._folder = folder
         self._urls: dict[str, str] = {}
-        self._mariadb: str | None = None
+        self._made: list[str] = []
 
     async def url(self, backend: str) -> str:
         if backend not in self._urls:
@@ -55,6 +55,14 @@ class Databases:
         await asyncio.to_thread(migrations.upgrade, url)
         return url
 
+    async def fresh(self, backend: str) -> str:
+        """A database of its own (for tests about the whole table, like "the last admin")."""
+        if backend == "sqlite":
+            url = f"sqlite+aiosqlite:///{self._folder}/{uuid.uuid4().hex[:8]}.db"
+            await asyncio.to_thread(migrations.upgrade, url)
+            return url
+        return await self._mariadb_database()
+
     async def _mariadb_database(self) -> str:
         name = f"arcana_t_{uuid.uuid4().hex[:12]}"
         try:
@@ -62,14 +70,14 @@ class Databases:
         except Exception as exc:
             unavailable("MariaDB at 127.0.0.1:3306", exc)
             raise
-        self._mariadb = name
+        self._made.append(name)
         url = MARIADB_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
         await asyncio.to_thread(migrations.upgrade, url)
         return url
 
     def drop(self) -> None:
-        if self._mariadb is not None:
-            asyncio.run(mariadb_admin(f"DROP DATABASE IF EXISTS `{self._mariadb}`"))
+        for name in self._made:
+            asyncio.run(mariadb_admin(f"DROP DATABASE IF EXISTS `{name}`"))
 
 
 @pytest.fixture(scope="session")
@@ -86,6 +94,20 @@ async def store(request: pytest.FixtureRequest, databases: Databases) -> AsyncIt
         yield Stores("fake", users, sessions)
         return
     engine = create_engine(await databases.url(request.param))
+    try:
+        yield Stores(request.param, SqlUserStore(engine), SqlSessionStore(engine))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+async def fresh_store(request: pytest.FixtureRequest, databases: Databases) -> AsyncIterator[Stores]:
+    """Like ``store``, but over an empty database of its own."""
+    if request.param == "fake":
+        users, sessions = stores()
+        yield Stores("fake", users, sessions)
+        return
+    engine = create_engine(await databases.fresh(request.param))
     try:
         yield Stores(request.param, SqlUserStore(engine), SqlSessionStore(engine))
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, timedelta
 
 import pytest
@@ -150,3 +151,39 @@ async def test_delete_removes_the_user_and_their_sessions(store: Stores) -> None
     assert await store.users.get(user.id) is None
     assert await store.sessions.state(session.id, user.id) is None
     assert not await store.users.delete(user.id, LATER)
+
+
+@pytest.mark.req("SRS-171")
+async def test_the_last_active_admin_cannot_be_demoted_suspended_or_deleted(fresh_store: Stores) -> None:
+    store = fresh_store
+    first, second = make_user(role=Role.ADMIN), make_user(role=Role.ADMIN)
+    await store.users.add(first)
+    await store.users.add(second)
+    assert await store.users.update(second.id, UserChanges(role=Role.USER), LATER) is not None
+    for change in (
+        UserChanges(role=Role.GUEST),
+        UserChanges(status=Status.SUSPENDED),
+        UserChanges(status=Status.INACTIVE),
+    ):
+        with pytest.raises(Conflict):
+            await store.users.update(first.id, change, LATER)
+    with pytest.raises(Conflict):
+        await store.users.delete(first.id, LATER)
+    assert await store.users.get(first.id) == first  # nothing changed
+    assert await store.users.update(first.id, UserChanges(role=Role.ADMIN, last_name="Kept"), LATER) is not None
+    assert await store.users.update(second.id, UserChanges(status=Status.SUSPENDED), LATER) is not None
+
+
+@pytest.mark.req("SRS-171")
+async def test_two_admins_demoting_each_other_at_once_leave_one(fresh_store: Stores) -> None:
+    store = fresh_store
+    admins = [make_user(role=Role.ADMIN) for _ in range(2)]
+    for admin in admins:
+        await store.users.add(admin)
+    outcomes = await asyncio.gather(
+        *(store.users.update(admin.id, UserChanges(role=Role.USER), LATER) for admin in admins), return_exceptions=True
+    )
+    refused = [admin.id for admin, outcome in zip(admins, outcomes, strict=True) if isinstance(outcome, Conflict)]
+    remaining = [admin.id for admin in admins if (user := await store.users.get(admin.id)) and user.role is Role.ADMIN]
+    assert len(refused) == 1, outcomes  # whichever came second was refused ...
+    assert remaining == refused  # ... and is the one admin left
