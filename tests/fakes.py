@@ -25,6 +25,7 @@ from py_app.users.models import (
     UserQuery,
     is_active_admin,
     normalize_email,
+    username_key,
 )
 
 TAKEN = "A user with this username or email already exists."
@@ -100,8 +101,8 @@ class InMemoryUserStore:
     async def find_by_login(self, username_or_email: str) -> User | None:
         if "@" in username_or_email:
             return next((u for u in self.db.users.values() if u.email == normalize_email(username_or_email)), None)
-        key = username_or_email.lower()
-        return next((u for u in self.db.users.values() if u.username.lower() == key), None)
+        key = username_key(username_or_email)
+        return next((u for u in self.db.users.values() if key and u.username.lower() == key), None)
 
     async def search(self, query: UserQuery) -> tuple[list[User], int]:
         prefix = (query.prefix or "").lower()
@@ -111,7 +112,7 @@ class InMemoryUserStore:
                 for user in self.db.users.values()
                 if (query.role is None or user.role is query.role)
                 and (query.status is None or user.status is query.status)
-                and (user.username.lower().startswith(prefix) or user.email.startswith(prefix))
+                and ((prefix.isascii() and user.username.lower().startswith(prefix)) or user.email.startswith(prefix))
             ),
             key=lambda user: (user.created_at, user.id),
         )

@@ -35,6 +35,7 @@ from py_app.users.models import (
     check_length,
     raise_if,
 )
+from py_app.users.passwords import normalize_password, verify_password
 from py_app.users.ports import UserUseCases
 
 security_log = logging.getLogger("arcana.security")
@@ -88,13 +89,15 @@ class AuthService:
         )
         user = await self._accounts.find_by_login(username_or_email.strip())
         if user is None:
-            await self._hasher.verify(await self._dummy(), password)
+            await verify_password(self._hasher, await self._dummy(), password)
             security_log.info("authn_login_fail", extra={"reason": "unknown_user"})
             raise Unauthenticated(BAD_CREDENTIALS)
-        if not await self._hasher.verify(user.password_hash, password) or user.status is not Status.ACTIVE:
+        matches, legacy = await verify_password(self._hasher, user.password_hash, password)
+        if not matches or user.status is not Status.ACTIVE:
             security_log.info("authn_login_fail", extra={"user_id": user.id, "reason": "credentials_or_status"})
             raise Unauthenticated(BAD_CREDENTIALS)
-        rehash = await self._hasher.hash(password) if self._hasher.needs_rehash(user.password_hash) else None
+        stale = legacy or self._hasher.needs_rehash(user.password_hash)
+        rehash = await self._hasher.hash(normalize_password(password)) if stale else None
         # Recorded only while the account is as we verified it: a suspension or password change that
         # landed during the hash wins, and this login fails like any other.
         write = LoginWrite(user_id=user.id, verified_hash=user.password_hash, now=self._clock.now(), new_hash=rehash)

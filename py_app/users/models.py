@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from email_validator import EmailNotValidError, validate_email
+
 from py_app.core.errors import FieldError, InvalidInput
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,32}")
-# Deliberately simple: one @, a dot in the domain, no spaces. Deliverability is proven by verification mail.
-EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 MAX_EMAIL = 254
+# Control, format (zero-width, bidi overrides), surrogate and line/paragraph-separator characters:
+# invisible or terminal-altering, never part of a name anyone types on purpose.
+FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 # Bounds on raw input, the same whichever transport carried it (REST schemas use them too).
 MAX_LOGIN = 320  # a username or an email, as typed
@@ -170,15 +174,22 @@ LIMITS = {"first_name": 100, "last_name": 100, "phone": 32, "avatar_url": 500}
 
 def check_profile(changes: UserChanges) -> list[FieldError | None]:
     errors: list[FieldError | None] = [
-        FieldError(name, f"must be at most {limit} characters")
+        check_length(name, getattr(changes, name), limit) or check_text(name, getattr(changes, name))
         for name, limit in LIMITS.items()
-        if len(getattr(changes, name) or "") > limit
+        if getattr(changes, name) is not None
     ]
     if changes.avatar_url and not changes.avatar_url.startswith(("https://", "http://")):
         errors.append(FieldError("avatar_url", "must be an http(s) URL"))
     if changes.email is not None:
-        errors.append(check_email(normalize_email(changes.email)))
+        errors.append(check_email(changes.email))
     return errors
+
+
+def check_text(field: str, value: str) -> FieldError | None:
+    """Refuse control and invisible formatting characters (NUL, zero-width, ANSI escapes, bidi overrides)."""
+    if any(unicodedata.category(char) in FORBIDDEN_CATEGORIES for char in value):
+        return FieldError(field, "must not contain control or invisible formatting characters")
+    return None
 
 
 def check_length(field: str, value: str, limit: int) -> FieldError | None:
@@ -195,14 +206,33 @@ def check_username(username: str) -> FieldError | None:
     return FieldError("username", "must be 3 to 32 characters of letters, digits, '_', '.' or '-'")
 
 
+def username_key(username: str) -> str | None:
+    """What usernames are compared by, on every backend: ASCII case folded, nothing else.
+
+    None when ``username`` cannot be one (``check_username``): a login as ``ålice``, fullwidth
+    ``ALICE`` (U+FF21 ...) or ``alice `` then never reaches a database whose collation would fold or
+    pad it into ``alice``.
+    """
+    return username.lower() if USERNAME_RE.fullmatch(username) else None
+
+
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    """The stored form: email-validator's normalisation (IDNA domain, NFC), then lower case."""
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return email.strip().lower()  # never stored (check_email refuses it); a lookup simply finds nothing
 
 
 def check_email(email: str) -> FieldError | None:
-    if len(email) <= MAX_EMAIL and EMAIL_RE.fullmatch(email):
-        return None
-    return FieldError("email", "must be a valid email address")
+    """Syntax and safe characters by email-validator (no DNS: delivery is proven by verification mail)."""
+    try:
+        normalized = validate_email(email.strip(), check_deliverability=False).normalized
+    except EmailNotValidError:
+        return FieldError("email", "must be a valid email address")
+    if len(normalized) > MAX_EMAIL:
+        return FieldError("email", f"must be at most {MAX_EMAIL} characters")
+    return None
 
 
 def check_role(role: str) -> FieldError | None:

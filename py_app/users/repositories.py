@@ -26,6 +26,7 @@ from py_app.users.models import (
     UserChanges,
     UserQuery,
     normalize_email,
+    username_key,
 )
 from py_app.users.tables import user_from_row, user_row, users
 
@@ -50,8 +51,13 @@ class SqlUserStore:
             return await _get(connection, user_id)
 
     async def find_by_login(self, username_or_email: str) -> User | None:
-        column = users.c.email if "@" in username_or_email else users.c.username
-        value = normalize_email(username_or_email) if "@" in username_or_email else username_or_email
+        if "@" in username_or_email:
+            column, value = users.c.email, normalize_email(username_or_email)
+        else:
+            key = username_key(username_or_email)
+            if key is None:
+                return None
+            column, value = users.c.username_key, key
         async with reading(self._engine) as connection:
             result = await connection.execute(sa.select(users).where(column == value))
             return user_from_row(result.mappings().first())
@@ -65,7 +71,10 @@ class SqlUserStore:
         if query.prefix:
             pattern = _escape_like(query.prefix) + "%"
             conditions.append(
-                sa.or_(users.c.username.like(pattern, escape="\\"), users.c.email.like(pattern.lower(), escape="\\"))
+                sa.or_(
+                    users.c.username_key.like(pattern.lower(), escape="\\") if query.prefix.isascii() else sa.false(),
+                    users.c.email.like(pattern.lower(), escape="\\"),
+                )
             )
         where = sa.and_(sa.true(), *conditions)
         page = sa.select(users).where(where).order_by(users.c.created_at, users.c.id)

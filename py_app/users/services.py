@@ -29,7 +29,7 @@ from py_app.users.models import (
     normalize_email,
     raise_if,
 )
-from py_app.users.passwords import check_password
+from py_app.users.passwords import check_password, context_words, normalize_password, verify_password
 from py_app.users.ports import PrincipalCache, UserStore
 
 security_log = logging.getLogger("arcana.security")
@@ -51,7 +51,7 @@ class UserService:
         raise_if(
             check_username(new.username),
             check_email(email),
-            check_password(new.password),
+            check_password(new.password, context=context_words(new.username, email)),
             check_role(new.role),
             *check_profile(UserChanges(first_name=new.first_name, last_name=new.last_name)),
         )
@@ -60,7 +60,7 @@ class UserService:
             id=new_user_id(),
             username=new.username,
             email=email,
-            password_hash=await self._hasher.hash(new.password),
+            password_hash=await self._hasher.hash(normalize_password(new.password)),
             first_name=new.first_name,
             last_name=new.last_name,
             role=Role(new.role),
@@ -142,14 +142,15 @@ class UserService:
         if actor.user_id != user_id:
             raise PermissionDenied("You may only change your own password.")
         user = await self._load(user_id)
-        current_ok = await self._hasher.verify(user.password_hash, current)
+        current_ok, _ = await verify_password(self._hasher, user.password_hash, current)
         raise_if(
-            None if current_ok else FieldError("current_password", "is wrong"), check_password(new, "new_password")
+            None if current_ok else FieldError("current_password", "is wrong"),
+            check_password(new, "new_password", context=context_words(user.username, user.email)),
         )
         change = PasswordChange(
             user_id=user_id,
             expected_hash=user.password_hash,  # a concurrent change wins over this one
-            new_hash=await self._hasher.hash(new),
+            new_hash=await self._hasher.hash(normalize_password(new)),
             now=self._clock.now(),
             keep_session=actor.session_id,
         )

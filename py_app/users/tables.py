@@ -8,13 +8,21 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from py_app.infra.db import MYSQL_TABLE_ARGS, CaseInsensitiveString, UTCDateTime, metadata
-from py_app.users.models import Role, Status, User
+from py_app.users.models import Role, Status, User, username_key
 
 users = sa.Table(
     "users",
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("username", CaseInsensitiveString(32), nullable=False, unique=True),
+    sa.Column("username", CaseInsensitiveString(32), nullable=False),
+    # What usernames are compared by (models.username_key: ASCII case folded), byte for byte on every
+    # backend (migration 0004): no collation may make a confusable name equal to a stored one.
+    sa.Column(
+        "username_key",
+        sa.String(32).with_variant(mysql.VARCHAR(32, collation="utf8mb4_bin"), "mysql"),
+        nullable=False,
+        unique=True,
+    ),
     # Stored lower-cased; compared byte for byte on every backend (migration 0003).
     sa.Column(
         "email",
@@ -39,7 +47,9 @@ users = sa.Table(
 
 
 def user_row(user: User) -> dict[str, Any]:
-    return {name: getattr(user, name) for name in User.__slots__}
+    key = username_key(user.username)
+    assert key is not None, "stored usernames are checked first"
+    return {**{name: getattr(user, name) for name in User.__slots__}, "username_key": key}
 
 
 def user_from_row(row: Any) -> User | None:

@@ -319,3 +319,26 @@ async def test_forged_tokens_for_a_real_session_are_rejected(client: Client, liv
         assert outcome.kind == "unauthenticated", f"{name}: {outcome}"
         fails(outcome, "unauthenticated")
     ok(await client.me(made.access))
+
+
+# --- identity hygiene (SRS-172, SRS-173, SRS-174) -------------------------------------------------------------
+
+
+def _fullwidth(text: str) -> str:
+    return "".join(chr(ord(char) + 0xFEE0) if char.isalnum() else char for char in text)
+
+
+@pytest.mark.req("SRS-172", "SRS-173", "SRS-174")
+@scenario
+async def test_confusable_names_invisible_characters_and_context_passwords_are_refused(client: Client) -> None:
+    name = unique("hygiene")
+    email = volatile(f"{name}@example.com")
+    bad_names = await client.register(name, email, PASSWORD, first_name="Ann\u200b", last_name="\x1b[31mLee")
+    fails(bad_names, "invalid", "first_name", "last_name")
+    fails(await client.register(name, email, f"my {name} password"), "invalid", "password")
+    fails(await client.register(name, email, "          "), "invalid", "password")
+    made = await register(client, name)
+    for confusable in (_fullwidth(name), "å" + name[1:], name[:3] + "\u200b" + name[3:]):
+        fails(await client.login(confusable, PASSWORD), "unauthenticated")
+    ok(await client.login(name.upper(), PASSWORD))
+    fails(await client.update_user(made.access, made.id, phone="+1\x00555"), "invalid", "phone")

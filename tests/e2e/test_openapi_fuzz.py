@@ -17,7 +17,7 @@ import pytest
 from tests.e2e.support import ROOT, migrate, start
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-ADMIN_PASSWORD = "fuzzing admin passphrase"
+ADMIN_PASSWORD = "violet harbour lantern 42"
 
 
 @pytest.mark.req("SRS-051")

@@ -187,3 +187,19 @@ async def test_two_admins_demoting_each_other_at_once_leave_one(fresh_store: Sto
     remaining = [admin.id for admin in admins if (user := await store.users.get(admin.id)) and user.role is Role.ADMIN]
     assert len(refused) == 1, outcomes  # whichever came second was refused ...
     assert remaining == refused  # ... and is the one admin left
+
+
+@pytest.mark.req("SRS-172")
+async def test_usernames_match_ascii_case_insensitively_and_nothing_more(store: Stores) -> None:
+    tag = unique("")
+    alice = make_user(f"Alice{tag}")
+    await store.users.add(alice)
+    assert await store.users.find_by_login(f"ALICE{tag}") == alice
+    assert await store.users.find_by_login(f"alice{tag}") == alice
+    fullwidth = "".join(chr(ord(char) + 0xFEE0) for char in f"ALICE{tag}")  # U+FF21 ... : looks the same
+    for confusable in (f"ålice{tag}", f"Alicé{tag}", fullwidth, f"alice{tag} ", f"ali\u200bce{tag}"):
+        assert await store.users.find_by_login(confusable) is None, confusable
+    with pytest.raises(Conflict):
+        await store.users.add(make_user(f"aLiCe{tag}"))
+    found, total = await store.users.search(UserQuery(prefix=f"ålice{tag}"))
+    assert (found, total) == ([], 0)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from py_app.auth.models import ClientInfo, SessionRules, SessionState, token_digest
@@ -11,6 +13,11 @@ from py_app.infra.cache import InProcessSessionCache
 from py_app.users.models import NewUser, Role, Status
 from py_app.users.services import UserService
 from tests.fakes import Database, FakeTokens, FixedClock, InMemorySessionStore, InMemoryUserStore, PlainHasher
+
+
+def fullwidth(text: str) -> str:
+    return "".join(chr(ord(char) + 0xFEE0) for char in text)
+
 
 CLIENT = ClientInfo(user_agent="pytest", ip="127.0.0.1")
 PASSWORD = "correct horse battery"
@@ -284,3 +291,28 @@ async def test_admins_cannot_lock_themselves_out(rig: Rig) -> None:
     with pytest.raises(PermissionDenied):
         await rig.users.delete(me, admin.id)
     assert rig.db.users[admin.id].role is Role.ADMIN
+
+
+@pytest.mark.req("SRS-174")
+async def test_login_accepts_any_form_of_a_normalised_password_and_upgrades_old_hashes(rig: Rig) -> None:
+    decomposed, composed = "Cafe\u0301 au lait 42", "Café au lait 42"
+    made = await rig.auth.register(NewUser("ann", "ann@example.com", decomposed), CLIENT)
+    assert (await rig.auth.login("ann", composed, CLIENT)).user.id == made.user.id  # typed on another keyboard
+    # An account whose hash predates normalisation still logs in with what it typed, and is rehashed.
+    legacy = replace(rig.db.users[made.user.id], password_hash=f"plain${decomposed}")
+    rig.db.users[legacy.id] = legacy
+    await rig.auth.login("ann", decomposed, CLIENT)
+    assert rig.db.users[legacy.id].password_hash == f"plain${composed}"
+    with pytest.raises(Unauthenticated):
+        await rig.auth.login("ann", "Cafe au lait 42", CLIENT)
+
+
+@pytest.mark.req("SRS-041", "SRS-174")
+async def test_a_password_that_normalises_costs_the_same_work_for_known_and_unknown_users() -> None:
+    known, unknown = CountingHasher(), CountingHasher()
+    for hasher, login in ((known, "ann"), (unknown, "ghost")):
+        rig = Rig(hasher=hasher)
+        await rig.auth.register(NewUser("ann", "ann@example.com", "correct horse battery"), CLIENT)
+        with pytest.raises(Unauthenticated):
+            await rig.auth.login(login, fullwidth("wrong") + " password!", CLIENT)  # fullwidth: two forms to try
+    assert len(known.verified) == len(unknown.verified) == 2

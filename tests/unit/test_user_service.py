@@ -86,3 +86,47 @@ async def test_every_bad_field_is_named_at_once(service: UserService) -> None:
 async def test_create_admin_makes_a_verified_admin(service: UserService) -> None:
     admin = await service.create_admin("root_admin", "root@example.com", "a strong admin passphrase")
     assert (admin.role, admin.is_verified) == (Role.ADMIN, True)
+
+
+@pytest.mark.req("SRS-173")
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("first_name", "Ann\x00"),
+        ("last_name", "Lee\u200b"),
+        ("last_name", "\x1b[31mred"),
+        ("first_name", "\u202eevil"),
+        ("email", "ann\u200b@example.com"),
+    ],
+    ids=["nul", "zero-width", "ansi-escape", "bidi-override", "zero-width-email"],
+)
+async def test_text_fields_refuse_control_and_format_characters(
+    service: UserService, store: InMemoryUserStore, field: str, value: str
+) -> None:
+    fields = {"first_name": "", "last_name": "", "email": "ann@example.com"} | {field: value}
+    with pytest.raises(InvalidInput) as caught:
+        await service.create(
+            NewUser("ann", fields["email"], "correct horse battery", fields["first_name"], fields["last_name"])
+        )
+    assert [error.field for error in caught.value.errors] == [field]
+    assert store.db.users == {}
+
+
+@pytest.mark.req("SRS-174")
+@pytest.mark.parametrize(
+    "password",
+    ["          ", "ann-is-my-password", "my ANN@example.com", "annie.smith rocks!", "arcana forever 2026"],
+    ids=["whitespace-only", "username", "username-any-case", "email-local-part", "service-name"],
+)
+async def test_passwords_refuse_blanks_and_context_words(service: UserService, password: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        await service.create(NewUser("ann", "annie.smith@example.com", password))
+    assert [error.field for error in caught.value.errors] == ["password"]
+
+
+@pytest.mark.req("SRS-174")
+async def test_passwords_are_nfkc_normalised_before_hashing(service: UserService) -> None:
+    user = await service.create(
+        NewUser("ann", "ann@example.com", "\ufb01ne \uff30\uff21\uff33\uff33 phrase")
+    )  # ligature, fullwidth
+    assert user.password_hash == "plain$fine PASS phrase"
