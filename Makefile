@@ -6,39 +6,50 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-stamp
+DEV_STAMP := $(VENV)/.dev-stamp
 RUST_STAMP := $(VENV)/.rust-stamp
 RUST_SOURCES := Cargo.toml Cargo.lock $(shell find rust_core -type f 2>/dev/null)
 
-.PHONY: help setup run test check lint types rust-check proto proto-check bench clean
+.PHONY: help setup dev run test check lint types rust-check proto proto-check bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(DEPS_STAMP): requirements.lock pyproject.toml
-	@echo "== python environment ($(VENV)) =="
+# Runtime dependencies and the build tool only: what serving needs (requirements.lock + maturin).
+$(DEPS_STAMP): requirements.lock requirements-build.lock pyproject.toml
+	@echo "== python environment ($(VENV), runtime) =="
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock -r requirements-build.lock
 	@touch $@
 
-# The release build runs only when Rust sources or the Python environment changed.
+# Tests, linters and benchmark tools on top (requirements-dev.lock).
+$(DEV_STAMP): $(DEPS_STAMP) requirements-dev.lock
+	@echo "== development tools =="
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
+	@touch $@
+
+# The release build runs only when Rust sources or the Python environment changed. It installs the
+# package in editable mode, which also gives the venv the `arcana` command.
 $(RUST_STAMP): $(DEPS_STAMP) $(RUST_SOURCES)
 	@echo "== rust extension (release) =="
-	@VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release --skip-install --quiet
+	@VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release --quiet
 	@$(PY) -c "from py_app import _rust_core; print('rust core', _rust_core.version())"
 	@touch $@
 
-setup: $(RUST_STAMP) ## create the venv, install pinned dependencies, build the Rust extension
+setup: $(RUST_STAMP) ## create the venv, install the pinned runtime dependencies, build the Rust extension
+
+dev: setup $(DEV_STAMP) ## setup, plus the pinned test and development tools
 
 run: setup ## set up, migrate the database (SQLite under ./var by default) and serve REST :8000 + gRPC :50051
 	@$(PY) -m py_app migrate
 	@exec $(PY) -m py_app serve
 
-test: setup ## set up, then run cargo test and the whole pytest suite with coverage and spec coverage
+test: dev ## set up (with the test tools), then run cargo test and the whole pytest suite with coverage and spec coverage
 	cargo test --quiet
 	$(PY) -m pytest --spec-check --cov=py_app --cov-report=term:skip-covered
 
-check: setup lint types rust-check proto-check ## ruff, mypy (strict), import contracts, rustfmt, clippy, stubs, protos
+check: dev lint types rust-check proto-check ## ruff, mypy (strict), import contracts, rustfmt, clippy, stubs, protos
 
 lint:
 	$(VENV)/bin/ruff check .
@@ -53,13 +64,13 @@ rust-check:
 	cargo fmt --check
 	cargo clippy --all-targets --quiet -- -D warnings
 
-proto: $(DEPS_STAMP) ## regenerate py_app/_proto from protos/
+proto: $(DEV_STAMP) ## regenerate py_app/_proto from protos/
 	$(PY) tools/gen_proto.py
 
 proto-check:
 	$(PY) tools/gen_proto.py --check
 
-bench: setup ## run the micro benchmarks and write benchmarks/micro/REPORT.md
+bench: dev ## run the micro benchmarks and write benchmarks/micro/REPORT.md
 	@mkdir -p var
 	$(PY) -m pytest benchmarks/micro --benchmark-only -p no:cacheprovider --benchmark-json=var/bench-micro.json -o addopts=""
 	$(PY) benchmarks/micro/report.py var/bench-micro.json

@@ -31,6 +31,7 @@ from py_app.infra.db import create_engine
 from py_app.infra.probes import DatabaseProbe, RedisProbe
 from py_app.infra.redis import create_redis
 from py_app.infra.security import Argon2Hasher, JwtAccessTokens, derive_key
+from py_app.users.models import Role, Status, UserQuery
 from py_app.users.ports import UserStore, UserUseCases
 from py_app.users.repositories import SqlUserStore
 from py_app.users.services import UserService
@@ -106,6 +107,16 @@ def runner(settings: Settings) -> Runner:
 
     runners: dict[str, Runner] = {"edge": serve.serve, "grpc": grpc_runner.run, "worker": worker.run}
     return runners[settings.role]
+
+
+async def admin_exists(settings: Settings) -> bool:
+    """Whether an active administrator exists (for the start-up hint), reading only the user store."""
+    engine = create_engine(settings.effective_database_url)
+    try:
+        query = UserQuery(per_page=1, role=Role.ADMIN, status=Status.ACTIVE)
+        return (await SqlUserStore(engine).search(query))[1] > 0
+    finally:
+        await engine.dispose()
 
 
 def _build_services(settings: Settings, overrides: Overrides) -> Container:

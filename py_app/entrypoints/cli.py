@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from py_app import __version__
 from py_app.config import Settings, SettingsError, load_settings, unknown_variables
@@ -20,8 +21,9 @@ logger = logging.getLogger("arcana.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
+    invoked = Path(sys.argv[0]).name
     parser = argparse.ArgumentParser(
-        prog="python -m py_app",
+        prog="python -m py_app" if invoked in ("__main__.py", "-c", "") else invoked,
         description="Arcana user and authentication service. Settings come from ARCANA_* environment variables.",
     )
     parser.add_argument("--version", action="version", version=f"arcana {__version__}")
@@ -37,7 +39,11 @@ def _parser() -> argparse.ArgumentParser:
         "migrate", help="apply database migrations", description="Upgrade ARCANA_DATABASE_URL's schema."
     )
     migrate.add_argument("--revision", default="head", help="upgrade to this revision (default: head)")
-    migrate.add_argument("--downgrade", metavar="REVISION", help="downgrade to REVISION instead (e.g. base)")
+    migrate.add_argument(
+        "--downgrade", metavar="REVISION", help="downgrade to REVISION instead (e.g. base): drops data, needs --yes"
+    )
+    migrate.add_argument("--yes", action="store_true", help="confirm a downgrade that drops tables or columns")
+    migrate.add_argument("--current", action="store_true", help="only show the revision the database is at")
     admin = commands.add_parser(
         "create-admin",
         help="create an administrator account",
@@ -64,6 +70,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(settings)
     if args.command == "migrate":
+        if args.current:
+            return _current(settings)
+        if args.downgrade and not args.yes:
+            print(
+                f"arcana: downgrading to {args.downgrade} drops the tables and columns of later revisions, "
+                "and their data; add --yes to confirm",
+                file=sys.stderr,
+            )
+            return 2
         return _migrate(settings, args.revision, args.downgrade)
     return _create_admin(settings, args.username, args.email, args.password)
 
@@ -92,7 +107,32 @@ def _migrate(settings: Settings, revision: str, downgrade: str | None) -> int:
         print(f"arcana: migration failed: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
         return 1
     print(f"database at revision {current or 'base'}")
+    if current is not None and not _admin_exists(settings):
+        print("no administrator yet: create one with `python -m py_app create-admin --username NAME --email EMAIL`")
     return 0
+
+
+def _current(settings: Settings) -> int:
+    from py_app.infra import migrations
+
+    try:
+        current = migrations.run_current_revision(settings.effective_database_url)
+    except Exception as exc:  # noqa: BLE001 - report any driver failure as one line
+        print(f"arcana: cannot read the revision: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        return 1
+    head = migrations.head_revision()
+    state = "up to date" if current == head else f"behind head {head}: run `migrate`"
+    print(f"database at revision {current or 'base'} ({state})")
+    return 0
+
+
+def _admin_exists(settings: Settings) -> bool:
+    from py_app.bootstrap import admin_exists
+
+    try:
+        return asyncio.run(admin_exists(settings))
+    except Unavailable:
+        return True  # the hint is a courtesy: never fail a migration over it
 
 
 def _create_admin(settings: Settings, username: str, email: str, password: str | None) -> int:

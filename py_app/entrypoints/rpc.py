@@ -52,6 +52,7 @@ class RpcServer:
         self._health = health_servicer
         self._interceptor = interceptor
         self._watch: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def watch(self, container: Container) -> None:
         self._watch = asyncio.create_task(self._follow_readiness(container), name="grpc-health")
@@ -59,17 +60,19 @@ class RpcServer:
     async def _follow_readiness(self, container: Container) -> None:
         serving = health_pb2.HealthCheckResponse.SERVING
         not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
-        while True:
+        while not self._stopping.is_set():
             readiness = await container.health.readiness()
             await self._health.set("", serving if readiness.ready else not_serving)
-            await asyncio.sleep(HEALTH_REFRESH_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), HEALTH_REFRESH_SECONDS)
 
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING, stop accepting, let in-flight calls finish for up to ``grace`` seconds."""
         if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+            # Let a probe in flight finish (each is bounded by the health service's timeout): a
+            # database call torn mid-query leaves its driver thread answering a loop that has gone.
+            self._stopping.set()
+            await self._watch
         await self._health.enter_graceful_shutdown()
         await self.server.stop(grace)
         await self._interceptor.drain(grace)  # work of calls whose callers left, before pools close

@@ -9,8 +9,11 @@ from pathlib import Path
 import argon2
 import pytest
 
+from py_app import __version__
 from py_app.entrypoints import cli
 from py_app.infra import migrations
+
+PASS = "a long admin passphrase"
 
 pytestmark = pytest.mark.req("SRS-010")
 
@@ -53,7 +56,7 @@ def test_an_unknown_variable_is_a_warning_not_a_crash(tmp_path: Path) -> None:
 def test_migrate_then_create_admin_stores_an_argon2id_hash(tmp_path: Path) -> None:
     migrated = run(tmp_path, "migrate")
     assert migrated.returncode == 0, migrated.stderr
-    assert migrated.stdout.strip() == f"database at revision {migrations.head_revision()}"
+    assert migrated.stdout.splitlines()[0] == f"database at revision {migrations.head_revision()}"
     created = run(
         tmp_path,
         "create-admin",
@@ -134,11 +137,40 @@ def test_create_admin_prompts_twice_on_a_terminal(
     assert "created admin tty" in capsys.readouterr().out
 
 
-def test_migrate_downgrade_to_base(tmp_path: Path) -> None:
+@pytest.mark.req("SRS-175")
+def test_migrate_downgrade_asks_for_yes_before_dropping_data(tmp_path: Path) -> None:
     assert run(tmp_path, "migrate").returncode == 0
-    result = run(tmp_path, "migrate", "--downgrade", "base")
+    refused = run(tmp_path, "migrate", "--downgrade", "base")
+    assert refused.returncode == 2
+    assert "add --yes to confirm" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    head = migrations.head_revision()
+    assert run(tmp_path, "migrate", "--current").stdout.strip() == f"database at revision {head} (up to date)"
+    result = run(tmp_path, "migrate", "--downgrade", "base", "--yes")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "database at revision base"
+    behind = run(tmp_path, "migrate", "--current")
+    assert behind.stdout.strip() == f"database at revision base (behind head {head}: run `migrate`)"
+
+
+@pytest.mark.req("SRS-175")
+def test_migrate_hints_at_create_admin_until_an_administrator_exists(tmp_path: Path) -> None:
+    first = run(tmp_path, "migrate")
+    assert first.stdout.splitlines()[-1].startswith(
+        "no administrator yet: create one with `python -m py_app create-admin"
+    )
+    made = run(tmp_path, "create-admin", "--username", "root", "--email", "root@example.com", "--password", PASS)
+    assert made.returncode == 0, made.stderr
+    assert "no administrator" not in run(tmp_path, "migrate").stdout
+
+
+@pytest.mark.req("SRS-175")
+def test_the_arcana_command_is_the_cli() -> None:
+    arcana = Path(sys.executable).parent / "arcana"
+    done = subprocess.run([str(arcana), "--version"], capture_output=True, text=True, check=False, timeout=30)
+    assert (done.returncode, done.stdout.strip()) == (0, f"arcana {__version__}")
+    helped = subprocess.run([str(arcana), "--help"], capture_output=True, text=True, check=False, timeout=30)
+    assert helped.stdout.startswith("usage: arcana ")
 
 
 def test_migrate_against_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
