@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import grpc
 
 from py_app.auth.models import ClientInfo
-from py_app.core.errors import DomainError, Unauthenticated
+from py_app.core.errors import DomainError, InvalidInput, Unauthenticated
 from py_app.core.identity import Principal
 from py_app.infra.rpc_errors import to_status
 
@@ -51,8 +52,14 @@ def client_info(context: grpc.aio.ServicerContext[Any, Any]) -> ClientInfo:
 Authenticator = Callable[[str], Awaitable[Principal]]
 
 
+MALFORMED = InvalidInput("The request message could not be parsed.")
+_UNPARSED = object()  # what a guarded deserializer hands on for bytes that are not the request message
+
+
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no types
-    """Authentication then error mapping, around every unary-unary method of the Arcana services."""
+    """Around every method of every service: bytes that do not parse as the request message get
+    INVALID_ARGUMENT (never UNKNOWN with a Python class name and a logged traceback). Around every
+    unary method of the Arcana services, also: authentication, then error mapping."""
 
     def __init__(self, authenticate: Authenticator) -> None:
         self._authenticate = authenticate
@@ -69,14 +76,21 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or handler.unary_unary is None or not method.startswith("/arcana."):
+        if handler is None:
             return handler
+        method = handler_call_details.method
+        if handler.unary_unary is not None and method.startswith("/arcana."):
+            return self._arcana_unary(handler, method)
+        return _parsed_or_rejected(handler)
+
+    def _arcana_unary(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         behaviour = handler.unary_unary
         needs_auth = method not in PUBLIC_METHODS
 
         async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
+                if request is _UNPARSED:
+                    raise MALFORMED
                 if needs_auth:
                     _principal.set(await self._authenticate(_bearer(context)))
                 return await behaviour(request, context)
@@ -94,14 +108,112 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
             # (seen hanging at shutdown), and these calls finish in milliseconds anyway.
             task = asyncio.ensure_future(handle(request, context))
             self._in_flight.add(task)
+            task.add_done_callback(_settled)
             task.add_done_callback(self._in_flight.discard)
             return await asyncio.shield(task)
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
+
+
+def _settled(task: asyncio.Task[Any]) -> None:
+    """Collect what shielded work ended with. After its caller has gone (a deadline, a cancel), the
+    answer cannot be sent any more, which is expected: it is noted at debug, never left to asyncio's
+    "Task exception was never retrieved" at error level."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None and not isinstance(error, grpc.aio.AbortError):
+        logger.debug("call finished after its caller left", extra={"error": type(error).__name__})
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception:  # noqa: BLE001 - whatever the parser raises, the bytes were not the message
+            return _UNPARSED
+
+    return parse
+
+
+def _parsed_or_rejected(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """Any other method (health, reflection, streams): the same handler, refusing unparsable messages."""
+
+    async def reject(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        await context.abort_with_status(to_status(MALFORMED))
+
+    async def checked(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        async for request in requests:
+            if request is _UNPARSED:
+                await reject(context)
+            yield request
+
+    make: Callable[..., grpc.RpcMethodHandler]
+    behaviour: Callable[..., Any]
+    if handler.unary_unary is not None:
+        inner_uu = handler.unary_unary
+
+        async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            if request is _UNPARSED:
+                await reject(context)
+            return await inner_uu(request, context)
+
+        make, behaviour = grpc.unary_unary_rpc_method_handler, unary_unary
+    elif handler.unary_stream is not None:
+        inner_us = handler.unary_stream
+        make = grpc.unary_stream_rpc_method_handler
+        if inspect.isasyncgenfunction(inner_us):
+
+            async def unary_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                if request is _UNPARSED:
+                    await reject(context)
+                async for response in inner_us(request, context):
+                    yield response
+
+            behaviour = unary_stream
+        else:  # a servicer that writes through the context (grpc's own health Watch)
+
+            async def unary_writes(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                if request is _UNPARSED:
+                    await reject(context)
+                return await inner_us(request, context)
+
+            behaviour = unary_writes
+    elif handler.stream_unary is not None:
+        inner_su = handler.stream_unary
+
+        async def stream_unary(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            return await inner_su(checked(requests, context), context)
+
+        make, behaviour = grpc.stream_unary_rpc_method_handler, stream_unary
+    else:
+        inner_ss = handler.stream_stream
+        make = grpc.stream_stream_rpc_method_handler
+        if inspect.isasyncgenfunction(inner_ss):
+
+            async def stream_stream(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                async for response in inner_ss(checked(requests, context), context):
+                    yield response
+
+            behaviour = stream_stream
+        else:
+
+            async def stream_writes(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                return await inner_ss(checked(requests, context), context)
+
+            behaviour = stream_writes
+    return make(
+        behaviour,
+        request_deserializer=_tolerant(handler.request_deserializer),
+        response_serializer=handler.response_serializer,
+    )
 
 
 def _bearer(context: grpc.aio.ServicerContext[Any, Any]) -> str:
