@@ -14,7 +14,7 @@ from py_app.users.schemas import Name, Password, ShortText, UserOut
 Token = Annotated[str, msgspec.Meta(max_length=MAX_TOKEN)]
 
 
-class RegisterIn(msgspec.Struct, frozen=True):
+class RegisterIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Missing fields default to "" so the service names every bad field in one answer.
     username: ShortText = ""
     email: ShortText = ""
@@ -23,17 +23,17 @@ class RegisterIn(msgspec.Struct, frozen=True):
     last_name: Name = ""
 
 
-class LoginIn(msgspec.Struct, frozen=True):
+class LoginIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Bounded by the service (MAX_LOGIN, MAX_SECRET), which names every bad field in one answer.
     username_or_email: str
     password: str
 
 
-class RefreshIn(msgspec.Struct, frozen=True):
+class RefreshIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     refresh_token: Token
 
 
-class ValidateIn(msgspec.Struct, frozen=True):
+class ValidateIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     access_token: Token
 
 
@@ -84,7 +84,7 @@ class SessionsOut(msgspec.Struct, frozen=True):
     items: list[SessionOut]
 
 
-class RevokeAllIn(msgspec.Struct, frozen=True):
+class RevokeAllIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     keep_current: bool = False
 
 

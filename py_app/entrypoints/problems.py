@@ -20,6 +20,7 @@ logger = logging.getLogger("arcana.rest")
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_PREFIX = "urn:arcana:problem:"
 MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+UNKNOWN_FIELD = re.compile(r"contains unknown field `([^`]+)`")
 # Derived from the registry: one status per domain code (several codes may share a status).
 STATUS_BY_CODE = {code: kind.http_status for code, kind in ERRORS.items()}
 # The code of a framework error (routing, limits) that has no domain error behind it.
@@ -126,9 +127,9 @@ def _field_errors(extra: Any) -> list[dict[str, str]]:
     for item in items:
         if isinstance(item, dict):
             message = str(item.get("message", "is invalid"))
-            # msgspec reports a missing field on the body as a whole; name the field instead.
-            missing = MISSING_FIELD.search(message)
-            field = missing.group(1) if missing else str(item.get("key") or item.get("source") or "body")
+            # msgspec reports a missing or unknown field on the body as a whole; name the field instead.
+            named = MISSING_FIELD.search(message) or UNKNOWN_FIELD.search(message)
+            field = named.group(1) if named else str(item.get("key") or item.get("source") or "body")
             errors.append({"field": "body" if field == "data" else field, "message": message})
     return errors or [{"field": "body", "message": "is invalid"}]
 

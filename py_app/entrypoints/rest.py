@@ -20,6 +20,7 @@ from py_app.bootstrap import Container, build_edge
 from py_app.config import Settings, load_settings
 from py_app.entrypoints import rpc
 from py_app.entrypoints.problems import EXCEPTION_HANDLERS
+from py_app.entrypoints.rest_guards import JsonBodyRequest
 from py_app.health.controllers import HealthController
 from py_app.infra.logs import configure_logging
 from py_app.users.controllers import PublicUsersController, UsersController
@@ -67,6 +68,7 @@ def create_app(settings: Settings, *, with_grpc: bool = False, container: Contai
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=JsonBodyRequest,
         openapi_config=OpenAPIConfig(
             title="Arcana",
             version=__version__,

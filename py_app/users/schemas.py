@@ -34,7 +34,7 @@ class UserOut(msgspec.Struct, frozen=True):
         return cls(**{name: getattr(user, name) for name in cls.__struct_fields__})
 
 
-class UserCreateIn(msgspec.Struct, frozen=True):
+class UserCreateIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Missing fields default to "" so the service names every bad field in one answer.
     username: ShortText = ""
     email: ShortText = ""
@@ -44,7 +44,7 @@ class UserCreateIn(msgspec.Struct, frozen=True):
     role: Annotated[str, msgspec.Meta(max_length=16)] = Role.USER.value
 
 
-class UserPatchIn(msgspec.Struct, frozen=True):
+class UserPatchIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     email: ShortText | None = None
     first_name: Name | None = None
     last_name: Name | None = None
@@ -57,16 +57,16 @@ class UserPatchIn(msgspec.Struct, frozen=True):
         return UserChanges(**{name: getattr(self, name) for name in self.__struct_fields__})
 
 
-class PasswordChangeIn(msgspec.Struct, frozen=True):
+class PasswordChangeIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     current_password: Password = ""
     new_password: Password = ""
 
 
-class StatusIn(msgspec.Struct, frozen=True):
+class StatusIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     status: Status
 
 
-class RoleIn(msgspec.Struct, frozen=True):
+class RoleIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     role: Role
 
 
