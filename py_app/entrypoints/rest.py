@@ -57,8 +57,11 @@ def create_app(settings: Settings, *, with_grpc: bool = False, container: Contai
             built.lifecycle.draining = True
             await built.aclose()
 
+    controllers: list[type] = [HealthController, AuthController, UsersController]
+    if settings.public_directory:
+        controllers.append(PublicUsersController)
     return Litestar(
-        route_handlers=[HealthController, AuthController, UsersController, PublicUsersController],
+        route_handlers=controllers,
         dependencies={
             "health": _provide("health"),
             "auth": _provide("auth"),
