@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -20,7 +21,7 @@ from py_app.bootstrap import Container, build_edge
 from py_app.config import Settings, load_settings
 from py_app.entrypoints import rpc
 from py_app.entrypoints.problems import EXCEPTION_HANDLERS
-from py_app.entrypoints.rest_guards import JsonBodyRequest
+from py_app.entrypoints.rest_guards import JsonBodyRequest, response_headers
 from py_app.health.controllers import HealthController
 from py_app.infra.logs import configure_logging
 from py_app.users.controllers import PublicUsersController, UsersController
@@ -72,6 +73,8 @@ def create_app(settings: Settings, *, with_grpc: bool = False, container: Contai
         lifespan=[lifespan],
         request_max_body_size=MAX_BODY_BYTES,
         request_class=JsonBodyRequest,
+        before_send=[response_headers],
+        cors_config=cors_config(settings),
         openapi_config=OpenAPIConfig(
             title="Arcana",
             version=__version__,
@@ -88,6 +91,23 @@ def create_app(settings: Settings, *, with_grpc: bool = False, container: Contai
         ),
         debug=False,
         logging_config=None,  # logs are configured once, as JSON, by infra/logs.py
+    )
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    """Browsers on the configured origins may call the API with a bearer token; no origin by default.
+
+    No credentials mode: the API reads tokens from ``Authorization``, never from cookies.
+    """
+    if not settings.cors_origin_list:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_origin_list),
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type"],
+        expose_headers=["Retry-After", "WWW-Authenticate"],
+        allow_credentials=False,
+        max_age=600,
     )
 
 
