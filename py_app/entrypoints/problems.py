@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 from litestar import Request, Response
@@ -46,24 +46,42 @@ class ProblemDetails(msgspec.Struct, frozen=True):
     code: str
     errors: list[FieldProblem] | None = None
 
+    example: ClassVar[dict[str, Any]] = {
+        "type": "urn:arcana:problem:invalid_input",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": "The request has invalid fields.",
+        "code": "invalid_input",
+        "errors": [{"field": "password", "message": "must be at least 8 characters"}],
+    }
+
 
 DESCRIPTIONS = {
-    400: "Invalid input; `errors` names each bad field",
-    401: "Missing, invalid or expired access token (WWW-Authenticate: Bearer)",
+    400: "Invalid input; `errors` names each bad field (an unknown field, a body that is not UTF-8 JSON: `body`)",
+    401: "Missing, invalid or expired access token, or its session has ended (WWW-Authenticate: Bearer)",
     403: "Not allowed for this caller",
     404: "No such resource",
     409: "Already exists",
     413: "Request body over 64 KiB",
+    415: "The body is not sent as Content-Type: application/json",
     429: "Too many requests (Retry-After)",
     503: "The database is busy or unavailable (Retry-After)",
 }
+BODY_ERRORS = (400, 413, 415)  # what any route reading a JSON body can answer before it runs
 
 
-def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI descriptions of the problem documents a route can answer with."""
+def problem_responses(
+    *statuses: int, body: bool = False, described: dict[int, str] | None = None
+) -> dict[int, ResponseSpec]:
+    """OpenAPI descriptions of the problem documents a route can answer with.
+
+    ``body=True`` adds what every route with a JSON body may answer; ``described`` replaces the generic
+    text of a status where the route means something narrower (login's 401 is bad credentials).
+    """
+    texts = DESCRIPTIONS | (described or {})
     return {
-        status: ResponseSpec(data_container=ProblemDetails, description=DESCRIPTIONS[status], media_type=PROBLEM_JSON)
-        for status in statuses
+        status: ResponseSpec(data_container=ProblemDetails, description=texts[status], media_type=PROBLEM_JSON)
+        for status in sorted({*statuses, *(BODY_ERRORS if body else ())})
     }
 
 

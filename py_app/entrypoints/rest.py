@@ -17,7 +17,7 @@ from py_app.bootstrap import Container, build_edge
 from py_app.config import Settings, load_settings
 from py_app.entrypoints import rpc
 from py_app.entrypoints.problems import EXCEPTION_HANDLERS
-from py_app.entrypoints.rest_docs import docs_route_handlers, openapi_config
+from py_app.entrypoints.rest_docs import StructSchemaPlugin, docs_route_handlers, openapi_config
 from py_app.entrypoints.rest_guards import JsonBodyRequest, response_headers
 from py_app.health.controllers import HealthController
 from py_app.infra.logs import configure_logging
@@ -73,6 +73,7 @@ def create_app(settings: Settings, *, with_grpc: bool = False, container: Contai
         before_send=[response_headers],
         cors_config=cors_config(settings),
         openapi_config=openapi_config(settings),
+        plugins=[StructSchemaPlugin()],
         debug=False,
         logging_config=None,  # logs are configured once, as JSON, by infra/logs.py
     )

@@ -2,7 +2,8 @@
 
 The pages' scripts and stylesheets are pinned copies vendored by ``tools/vendor_api_docs.py`` into
 ``api_docs/`` (gzip-compressed, with a manifest of their SHA-256) and served under a versioned path,
-so browsers may cache them for good.
+so browsers may cache them for good. The schema plugin makes the document say what clients must send
+and shows each body's example.
 """
 
 from __future__ import annotations
@@ -14,16 +15,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from litestar import Request, Response, get
+
+# Litestar's msgspec schema plugin is not exported; we extend it rather than copy it (litestar is pinned,
+# and test_api_openapi.py fails if the document stops saying what is required).
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin as LitestarStructSchemaPlugin
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, Schema, SecurityScheme
 from litestar.params import FromPath
+from litestar.typing import FieldDefinition
 
 from py_app import __version__
 from py_app.config import Settings
+from py_app.users.schemas import REQUIRED
 
 ASSETS_DIR = Path(__file__).with_name("api_docs")
 ASSETS_PATH = "/schema/assets"
@@ -135,3 +143,31 @@ def openapi_config(settings: Settings) -> OpenAPIConfig:
         ),
         render_plugins=render_plugins(settings),
     )
+
+
+class StructSchemaPlugin(LitestarStructSchemaPlugin):
+    """Litestar's msgspec plugin, plus what our Structs declare for the document.
+
+    A field annotated ``REQUIRED`` is listed as required although the Struct defaults it (so the
+    service can name every missing field in one answer); a Struct that forbids unknown fields says
+    ``additionalProperties: false``; a Struct's ``example`` ClassVar becomes its schema's example.
+    """
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        struct = field_definition.type_
+        info = msgspec.inspect.type_info(struct)
+        assert isinstance(info, msgspec.inspect.StructType)
+        marked = {field.encode_name for field in info.fields if _is_marked_required(field)}
+        schema.required = sorted(set(schema.required or ()) | marked) or None
+        if struct.__struct_config__.forbid_unknown_fields:
+            schema.additional_properties = False  # the service refuses unknown fields (rest_guards.py)
+        example = getattr(struct, "example", None)
+        if example is not None:
+            schema.examples = [example]
+        return schema
+
+
+def _is_marked_required(field: msgspec.inspect.Field) -> bool:
+    meta = field.type
+    return isinstance(meta, msgspec.inspect.Metadata) and bool(meta.extra) and meta.extra == REQUIRED.extra
