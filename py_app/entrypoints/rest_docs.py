@@ -77,12 +77,13 @@ def asset_url(package_folder_prefix: str, file: str) -> str:
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether ``Accept-Encoding`` takes gzip (RFC 9110 §12.5.3: ``gzip;q=0`` refuses it)."""
     for item in accept_encoding.split(","):
-        coding, _, params = item.partition(";")
-        if coding.strip().lower() in ("gzip", "x-gzip", "*"):
-            quality = params.strip().removeprefix("q=").strip() if params.strip().startswith("q=") else "1"
+        coding, *params = (part.strip() for part in item.split(";"))
+        if coding.lower() in ("gzip", "x-gzip", "*"):
+            weight = next((param[2:] for param in params if param.lower().startswith("q=")), "1")
             try:
-                return float(quality) > 0
+                return float(weight) > 0
             except ValueError:
                 return False
     return False
