@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -22,6 +23,9 @@ COMMAND_VARIABLES = frozenset({"ARCANA_ADMIN_PASSWORD"})
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 PositiveSeconds = Annotated[int, msgspec.Meta(ge=1)]
+# Switches read as words an operator would type; msgspec alone reads only true/false/1/0.
+SWITCH = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
+SWITCHES = ("public_directory", "api_docs")
 
 
 class SettingsError(ValueError):
@@ -52,6 +56,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_grace: Annotated[float, msgspec.Meta(ge=0, le=300)] = 10.0
     grpc_reflection: bool | None = None  # None: on in development, off in production
+    public_directory: bool = False  # the unauthenticated ReqRes-compatible directory (/api/public/users)
+    api_docs: bool | None = None  # the /schema docs pages; None: on in development, off in production
+    cors_origins: str = ""  # comma-separated origins allowed to call the REST API from a browser; none by default
 
     def __post_init__(self) -> None:
         if self.env == "production" and not self.jwt_secret:
@@ -60,6 +67,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingsError(f"ARCANA_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes (256 bits)")
         if self.database_url and not self.database_url.startswith(("sqlite", "mysql", "mariadb")):
             raise SettingsError("ARCANA_DATABASE_URL must be a sqlite:// or mysql:// URL")
+        for origin in self.cors_origin_list:
+            if not _is_origin(origin):
+                raise SettingsError(
+                    f"ARCANA_CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port], no path), nor *"
+                )
 
     @property
     def effective_database_url(self) -> str:
@@ -70,6 +82,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     @property
     def reflection_enabled(self) -> bool:
         return self.env == "development" if self.grpc_reflection is None else self.grpc_reflection
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        return self.env == "development" if self.api_docs is None else self.api_docs
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        # Browsers send the scheme and host in lower case; compare the way they send them.
+        return tuple(origin.strip().lower() for origin in self.cors_origins.split(",") if origin.strip())
 
     def __repr__(self) -> str:  # never print the secret
         fields = ", ".join(
@@ -97,13 +118,40 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate settings; raise SettingsError with a one-line message on a bad value."""
     environ = os.environ if environ is None else environ
-    raw = {
+    raw: dict[str, object] = {
         name: environ[PREFIX + name.upper()] for name in Settings.__struct_fields__ if PREFIX + name.upper() in environ
     }
+    for name in SWITCHES:
+        if name in raw:
+            raw[name] = _switch(name, str(raw[name]))
     try:
         return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise SettingsError(_one_line(str(exc))) from None
+
+
+def _switch(name: str, value: str) -> bool:
+    try:
+        return SWITCH[value.strip().lower()]
+    except KeyError:
+        raise SettingsError(f"{PREFIX}{name.upper()}: expected on or off, got {value!r}") from None
+
+
+def _is_origin(origin: str) -> bool:
+    """``*``, or exactly what a browser sends in ``Origin``: scheme, host and optional port, nothing else."""
+    if origin == "*":
+        return True
+    try:
+        parts = urlsplit(origin)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and origin == f"{parts.scheme}://{parts.netloc}"
+        and not (parts.username or parts.password)
+    )
 
 
 def _one_line(message: str) -> str:

@@ -112,6 +112,7 @@ class InMemoryUserStore:
                 for user in self.db.users.values()
                 if (query.role is None or user.role is query.role)
                 and (query.status is None or user.status is query.status)
+                and user.role is not query.exclude_role
                 and ((prefix.isascii() and user.username.lower().startswith(prefix)) or user.email.startswith(prefix))
             ),
             key=lambda user: (user.created_at, user.id),

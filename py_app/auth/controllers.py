@@ -32,6 +32,11 @@ from py_app.users.schemas import UserOut
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 BEARER: list[dict[str, list[str]]] = [{"BearerAuth": []}]
+BAD_CREDENTIALS = (
+    "Bad credentials: wrong username, email or password, or the account is not active (one answer for all)"
+)
+BAD_REFRESH = "The refresh token is unknown, spent or expired, or its session has ended"
+BAD_ACCESS = "The access token is invalid or expired, or its session has ended"
 
 
 async def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
@@ -54,7 +59,11 @@ class AuthController(Controller):
     tags = ("auth",)
 
     @post(
-        "/register", summary="Create an account and log in", status_code=201, responses=problem_responses(400, 409, 413)
+        "/register",
+        operation_id="auth.register",
+        summary="Create an account and log in",
+        status_code=201,
+        responses=problem_responses(409, body=True),
     )
     async def register(
         self, request: Request[Any, Any, Any], data: JSONBody[RegisterIn], auth: Injected[AuthUseCases]
@@ -65,9 +74,10 @@ class AuthController(Controller):
 
     @post(
         "/login",
+        operation_id="auth.login",
         summary="Log in with a username or email",
         status_code=HTTP_200_OK,
-        responses=problem_responses(400, 401),
+        responses=problem_responses(401, body=True, described={401: BAD_CREDENTIALS}),
     )
     async def login(
         self, request: Request[Any, Any, Any], data: JSONBody[LoginIn], auth: Injected[AuthUseCases]
@@ -75,7 +85,13 @@ class AuthController(Controller):
         result = await auth.login(data.username_or_email, data.password, client_info(request))
         return Response(TokenOut.of(result), headers=NO_STORE)
 
-    @post("/refresh", summary="Rotate a refresh token", status_code=HTTP_200_OK, responses=problem_responses(400, 401))
+    @post(
+        "/refresh",
+        operation_id="auth.refresh",
+        summary="Rotate a refresh token",
+        status_code=HTTP_200_OK,
+        responses=problem_responses(401, body=True, described={401: BAD_REFRESH}),
+    )
     async def refresh(
         self, request: Request[Any, Any, Any], data: JSONBody[RefreshIn], auth: Injected[AuthUseCases]
     ) -> Response[TokenOut]:
@@ -84,9 +100,10 @@ class AuthController(Controller):
 
     @post(
         "/validate",
+        operation_id="auth.validate_token",
         summary="Check an access token: its subject, session and current role (as gRPC ValidateToken)",
         status_code=HTTP_200_OK,
-        responses=problem_responses(400, 401),
+        responses=problem_responses(401, body=True, described={401: BAD_ACCESS}),
     )
     async def validate(self, data: JSONBody[ValidateIn], auth: Injected[AuthUseCases]) -> Response[ValidatedOut]:
         caller = await auth.authenticate(data.access_token)
@@ -94,6 +111,7 @@ class AuthController(Controller):
 
     @post(
         "/logout",
+        operation_id="auth.logout",
         summary="End this session",
         status_code=HTTP_204_NO_CONTENT,
         security=BEARER,
@@ -102,20 +120,27 @@ class AuthController(Controller):
     async def logout(self, principal: Injected[Principal], auth: Injected[AuthUseCases]) -> None:
         await auth.logout(principal)
 
-    @get("/me", summary="The current user", security=BEARER, responses=problem_responses(401))
+    @get("/me", operation_id="auth.me", summary="The current user", security=BEARER, responses=problem_responses(401))
     async def me(self, principal: Injected[Principal], auth: Injected[AuthUseCases]) -> UserOut:
         return UserOut.of(await auth.me(principal))
 
-    @get("/sessions", summary="The current user's active sessions", security=BEARER, responses=problem_responses(401))
+    @get(
+        "/sessions",
+        operation_id="auth.list_sessions",
+        summary="The current user's active sessions",
+        security=BEARER,
+        responses=problem_responses(401),
+    )
     async def sessions(self, principal: Injected[Principal], auth: Injected[AuthUseCases]) -> SessionsOut:
         found = await auth.sessions(principal)
         return SessionsOut([SessionOut.of(session, principal.session_id) for session in found])
 
     @delete(
         "/sessions/{session_id:str}",
+        operation_id="auth.revoke_session",
         summary="End one of the current user's sessions",
         security=BEARER,
-        responses=problem_responses(401, 404),
+        responses=problem_responses(400, 401, 404),
     )
     async def revoke_session(
         self, session_id: FromPath[str], principal: Injected[Principal], auth: Injected[AuthUseCases]
@@ -124,10 +149,11 @@ class AuthController(Controller):
 
     @post(
         "/sessions/revoke-all",
+        operation_id="auth.revoke_all_sessions",
         summary="End all sessions, optionally keeping this one",
         status_code=HTTP_200_OK,
         security=BEARER,
-        responses=problem_responses(400, 401),
+        responses=problem_responses(401, body=True),
     )
     async def revoke_all(
         self,

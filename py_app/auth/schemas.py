@@ -3,38 +3,59 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
 from py_app.auth.models import AuthResult, Session
 from py_app.users.models import MAX_TOKEN
-from py_app.users.schemas import Name, Password, ShortText, UserOut
+from py_app.users.schemas import EXAMPLE_ID, REQUIRED, Name, Password, ShortText, UserOut
 
 Token = Annotated[str, msgspec.Meta(max_length=MAX_TOKEN)]
+# Shaped like ours but signed by no key of any server: documentation only, never a credential.
+EXAMPLE_ACCESS_TOKEN = (
+    "eyJhbGciOiJIUzI1NiIsImtpZCI6ImV4YW1wbGUiLCJ0eXAiOiJhdCtqd3QifQ"  # noqa: S105
+    ".eyJpc3MiOiJhcmNhbmEiLCJzdWIiOiIzZjJjOGE0ZS01YjFkLTRjN2EtOWUyZi02YThiMGMxZDJlM2YiLCJleHAiOjE3Njg0NzAzMDB9"
+    ".bm90LWEtcmVhbC1zaWduYXR1cmUtb25seS1hbi1leGFtcGxl"
+)
+EXAMPLE_REFRESH_TOKEN = "pUq3b0n5mWc8xZr2Lk7Ye4Ta9Vd6Hs1Gf0Jn8Qw3Ex2"  # noqa: S105
+EXAMPLE_SESSION_ID = "9b7e6d5c-4a3b-4c2d-8e1f-0a9b8c7d6e5f"
 
 
-class RegisterIn(msgspec.Struct, frozen=True):
-    # Missing fields default to "" so the service names every bad field in one answer.
-    username: ShortText = ""
-    email: ShortText = ""
-    password: Password = ""
+class RegisterIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    username: Annotated[ShortText, REQUIRED] = ""
+    email: Annotated[ShortText, REQUIRED] = ""
+    password: Annotated[Password, REQUIRED] = ""
     first_name: Name = ""
     last_name: Name = ""
 
+    example: ClassVar[dict[str, Any]] = {
+        "username": "alice",
+        "email": "alice@example.com",
+        "password": "correct horse battery",
+        "first_name": "Alice",
+        "last_name": "Liddell",
+    }
 
-class LoginIn(msgspec.Struct, frozen=True):
+
+class LoginIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Bounded by the service (MAX_LOGIN, MAX_SECRET), which names every bad field in one answer.
     username_or_email: str
     password: str
 
+    example: ClassVar[dict[str, Any]] = {"username_or_email": "alice", "password": "correct horse battery"}
 
-class RefreshIn(msgspec.Struct, frozen=True):
+
+class RefreshIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     refresh_token: Token
 
+    example: ClassVar[dict[str, Any]] = {"refresh_token": EXAMPLE_REFRESH_TOKEN}
 
-class ValidateIn(msgspec.Struct, frozen=True):
+
+class ValidateIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     access_token: Token
+
+    example: ClassVar[dict[str, Any]] = {"access_token": EXAMPLE_ACCESS_TOKEN}
 
 
 class ValidatedOut(msgspec.Struct, frozen=True):
@@ -44,6 +65,8 @@ class ValidatedOut(msgspec.Struct, frozen=True):
     session_id: str
     role: str
 
+    example: ClassVar[dict[str, Any]] = {"user_id": EXAMPLE_ID, "session_id": EXAMPLE_SESSION_ID, "role": "user"}
+
 
 class TokenOut(msgspec.Struct, frozen=True):
     access_token: str
@@ -51,6 +74,14 @@ class TokenOut(msgspec.Struct, frozen=True):
     token_type: str
     expires_in: int
     user: UserOut
+
+    example: ClassVar[dict[str, Any]] = {
+        "access_token": EXAMPLE_ACCESS_TOKEN,
+        "refresh_token": EXAMPLE_REFRESH_TOKEN,
+        "token_type": "Bearer",
+        "expires_in": 900,
+        "user": UserOut.example,
+    }
 
     @classmethod
     def of(cls, result: AuthResult) -> TokenOut:
@@ -68,6 +99,15 @@ class SessionOut(msgspec.Struct, frozen=True):
     ip: str
     current: bool
 
+    example: ClassVar[dict[str, Any]] = {
+        "id": EXAMPLE_SESSION_ID,
+        "created_at": "2026-01-15T09:31:12.512004Z",
+        "last_used_at": "2026-01-15T10:02:40.118230Z",
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+        "ip": "203.0.113.7",
+        "current": True,
+    }
+
     @classmethod
     def of(cls, session: Session, current_id: str) -> SessionOut:
         return cls(
@@ -83,10 +123,16 @@ class SessionOut(msgspec.Struct, frozen=True):
 class SessionsOut(msgspec.Struct, frozen=True):
     items: list[SessionOut]
 
+    example: ClassVar[dict[str, Any]] = {"items": [SessionOut.example]}
 
-class RevokeAllIn(msgspec.Struct, frozen=True):
+
+class RevokeAllIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     keep_current: bool = False
+
+    example: ClassVar[dict[str, Any]] = {"keep_current": True}
 
 
 class RevokedOut(msgspec.Struct, frozen=True):
     revoked: int
+
+    example: ClassVar[dict[str, Any]] = {"revoked": 2}

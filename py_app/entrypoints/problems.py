@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 from litestar import Request, Response
@@ -20,6 +20,7 @@ logger = logging.getLogger("arcana.rest")
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_PREFIX = "urn:arcana:problem:"
 MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+UNKNOWN_FIELD = re.compile(r"contains unknown field `([^`]+)`")
 # Derived from the registry: one status per domain code (several codes may share a status).
 STATUS_BY_CODE = {code: kind.http_status for code, kind in ERRORS.items()}
 # The code of a framework error (routing, limits) that has no domain error behind it.
@@ -45,24 +46,42 @@ class ProblemDetails(msgspec.Struct, frozen=True):
     code: str
     errors: list[FieldProblem] | None = None
 
+    example: ClassVar[dict[str, Any]] = {
+        "type": "urn:arcana:problem:invalid_input",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": "The request has invalid fields.",
+        "code": "invalid_input",
+        "errors": [{"field": "password", "message": "must be at least 8 characters"}],
+    }
+
 
 DESCRIPTIONS = {
-    400: "Invalid input; `errors` names each bad field",
-    401: "Missing, invalid or expired access token (WWW-Authenticate: Bearer)",
+    400: "Invalid input; `errors` names each bad field (an unknown field, a body that is not UTF-8 JSON: `body`)",
+    401: "Missing, invalid or expired access token, or its session has ended (WWW-Authenticate: Bearer)",
     403: "Not allowed for this caller",
     404: "No such resource",
     409: "Already exists",
     413: "Request body over 64 KiB",
+    415: "The body is not sent as Content-Type: application/json",
     429: "Too many requests (Retry-After)",
     503: "The database is busy or unavailable (Retry-After)",
 }
+BODY_ERRORS = (400, 413, 415)  # what any route reading a JSON body can answer before it runs
 
 
-def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI descriptions of the problem documents a route can answer with."""
+def problem_responses(
+    *statuses: int, body: bool = False, described: dict[int, str] | None = None
+) -> dict[int, ResponseSpec]:
+    """OpenAPI descriptions of the problem documents a route can answer with.
+
+    ``body=True`` adds what every route with a JSON body may answer; ``described`` replaces the generic
+    text of a status where the route means something narrower (login's 401 is bad credentials).
+    """
+    texts = DESCRIPTIONS | (described or {})
     return {
-        status: ResponseSpec(data_container=ProblemDetails, description=DESCRIPTIONS[status], media_type=PROBLEM_JSON)
-        for status in statuses
+        status: ResponseSpec(data_container=ProblemDetails, description=texts[status], media_type=PROBLEM_JSON)
+        for status in sorted({*statuses, *(BODY_ERRORS if body else ())})
     }
 
 
@@ -126,9 +145,9 @@ def _field_errors(extra: Any) -> list[dict[str, str]]:
     for item in items:
         if isinstance(item, dict):
             message = str(item.get("message", "is invalid"))
-            # msgspec reports a missing field on the body as a whole; name the field instead.
-            missing = MISSING_FIELD.search(message)
-            field = missing.group(1) if missing else str(item.get("key") or item.get("source") or "body")
+            # msgspec reports a missing or unknown field on the body as a whole; name the field instead.
+            named = MISSING_FIELD.search(message) or UNKNOWN_FIELD.search(message)
+            field = named.group(1) if named else str(item.get("key") or item.get("source") or "body")
             errors.append({"field": "body" if field == "data" else field, "message": message})
     return errors or [{"field": "body", "message": "is invalid"}]
 

@@ -8,18 +8,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
 
-from py_app import __version__
 from py_app.auth.controllers import AuthController, provide_principal
 from py_app.bootstrap import Container, build_edge
 from py_app.config import Settings, load_settings
 from py_app.entrypoints import rpc
 from py_app.entrypoints.problems import EXCEPTION_HANDLERS
+from py_app.entrypoints.rest_docs import StructSchemaPlugin, docs_route_handlers, openapi_config
+from py_app.entrypoints.rest_guards import JsonBodyRequest, response_headers
 from py_app.health.controllers import HealthController
 from py_app.infra.logs import configure_logging
 from py_app.users.controllers import PublicUsersController, UsersController
@@ -56,8 +55,11 @@ def create_app(settings: Settings, *, with_grpc: bool = False, container: Contai
             built.lifecycle.draining = True
             await built.aclose()
 
+    handlers: list[Any] = [HealthController, AuthController, UsersController, *docs_route_handlers(settings)]
+    if settings.public_directory:
+        handlers.append(PublicUsersController)
     return Litestar(
-        route_handlers=[HealthController, AuthController, UsersController, PublicUsersController],
+        route_handlers=handlers,
         dependencies={
             "health": _provide("health"),
             "auth": _provide("auth"),
@@ -67,22 +69,30 @@ def create_app(settings: Settings, *, with_grpc: bool = False, container: Contai
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         request_max_body_size=MAX_BODY_BYTES,
-        openapi_config=OpenAPIConfig(
-            title="Arcana",
-            version=__version__,
-            description="User management and authentication. Errors are RFC 9457 problem details.",
-            path="/schema",
-            components=Components(
-                security_schemes={
-                    "BearerAuth": SecurityScheme(
-                        type="http", scheme="bearer", bearer_format="JWT", description="Access token from login"
-                    )
-                }
-            ),
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
-        ),
+        request_class=JsonBodyRequest,
+        before_send=[response_headers],
+        cors_config=cors_config(settings),
+        openapi_config=openapi_config(settings),
+        plugins=[StructSchemaPlugin()],
         debug=False,
         logging_config=None,  # logs are configured once, as JSON, by infra/logs.py
+    )
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    """Browsers on the configured origins may call the API with a bearer token; no origin by default.
+
+    No credentials mode: the API reads tokens from ``Authorization``, never from cookies.
+    """
+    if not settings.cors_origin_list:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_origin_list),
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type"],
+        expose_headers=["Retry-After", "WWW-Authenticate"],
+        allow_credentials=False,
+        max_age=600,
     )
 
 

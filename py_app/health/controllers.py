@@ -14,12 +14,13 @@ class HealthController(Controller):
     path = "/health"
     tags = ("health",)
 
-    @get("/live", summary="Liveness: the process answers", sync_to_thread=False)
+    @get("/live", operation_id="health.live", summary="Liveness: the process answers", sync_to_thread=False)
     def live(self) -> Liveness:
         return Liveness(status="ok")
 
     @get(
         "/ready",
+        operation_id="health.ready",
         summary="Readiness: database, Redis when configured, not draining",
         responses={503: ResponseSpec(data_container=ReadinessBody, description="Not ready; names the failing check")},
     )

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import msgspec
 
 
 class Liveness(msgspec.Struct, frozen=True):
     status: str
 
+    example: ClassVar[dict[str, Any]] = {"status": "ok"}
+
 
 class ReadinessBody(msgspec.Struct, frozen=True):
     status: str
     checks: dict[str, str]
+
+    example: ClassVar[dict[str, Any]] = {"status": "ok", "checks": {"draining": "ok", "database": "ok"}}

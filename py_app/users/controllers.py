@@ -35,7 +35,7 @@ class UsersController(Controller):
     tags = ("users",)
     security = ({"BearerAuth": []},)
 
-    @get("/", summary="List users (admin)", responses=problem_responses(400, 401, 403))
+    @get("/", operation_id="users.list", summary="List users (admin)", responses=problem_responses(400, 401, 403))
     async def search(
         self,
         principal: Injected[Principal],
@@ -49,14 +49,25 @@ class UsersController(Controller):
         query = UserQuery(page=page, per_page=per_page, role=role, status=status, prefix=q)
         return UserPageOut.of(await users.search(principal, query))
 
-    @post("/", summary="Create a user (admin)", status_code=201, responses=problem_responses(400, 401, 403, 409))
+    @post(
+        "/",
+        operation_id="users.create",
+        summary="Create a user (admin)",
+        status_code=201,
+        responses=problem_responses(401, 403, 409, body=True),
+    )
     async def create(
         self, data: JSONBody[UserCreateIn], principal: Injected[Principal], users: Injected[UserUseCases]
     ) -> UserOut:
         new = NewUser(data.username, data.email, data.password, data.first_name, data.last_name, role=data.role)
         return UserOut.of(await users.create_by_admin(principal, new))
 
-    @get("/{user_id:str}", summary="Read a user (self or admin)", responses=problem_responses(401, 403, 404))
+    @get(
+        "/{user_id:str}",
+        operation_id="users.get",
+        summary="Read a user (self or admin)",
+        responses=problem_responses(400, 401, 403, 404),
+    )
     async def read(
         self, user_id: FromPath[str], principal: Injected[Principal], users: Injected[UserUseCases]
     ) -> UserOut:
@@ -64,8 +75,9 @@ class UsersController(Controller):
 
     @patch(
         "/{user_id:str}",
+        operation_id="users.update",
         summary="Change a user's profile (self or admin; role and status: admin)",
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(401, 403, 404, 409, body=True),
     )
     async def update(
         self,
@@ -76,7 +88,12 @@ class UsersController(Controller):
     ) -> UserOut:
         return UserOut.of(await users.update(principal, user_id, data.changes()))
 
-    @delete("/{user_id:str}", summary="Delete a user (admin)", responses=problem_responses(401, 403, 404))
+    @delete(
+        "/{user_id:str}",
+        operation_id="users.delete",
+        summary="Delete a user (admin)",
+        responses=problem_responses(400, 401, 403, 404),
+    )
     async def remove(
         self, user_id: FromPath[str], principal: Injected[Principal], users: Injected[UserUseCases]
     ) -> None:
@@ -84,9 +101,10 @@ class UsersController(Controller):
 
     @put(
         "/{user_id:str}/password",
+        operation_id="users.change_password",
         summary="Change your password; your other sessions end",
         status_code=204,
-        responses=problem_responses(400, 401, 403, 404),
+        responses=problem_responses(401, 403, 404, body=True),
     )
     async def change_password(
         self,
@@ -99,9 +117,10 @@ class UsersController(Controller):
 
     @put(
         "/{user_id:str}/status",
+        operation_id="users.set_status",
         summary="Set a user's status (admin)",
         status_code=HTTP_200_OK,
-        responses=problem_responses(400, 401, 403, 404),
+        responses=problem_responses(401, 403, 404, body=True),
     )
     async def set_status(
         self,
@@ -114,9 +133,10 @@ class UsersController(Controller):
 
     @put(
         "/{user_id:str}/role",
+        operation_id="users.set_role",
         summary="Set a user's role (admin)",
         status_code=HTTP_200_OK,
-        responses=problem_responses(400, 401, 403, 404),
+        responses=problem_responses(401, 403, 404, body=True),
     )
     async def set_role(
         self,
@@ -129,9 +149,10 @@ class UsersController(Controller):
 
     @post(
         "/{user_id:str}/verify",
+        operation_id="users.verify",
         summary="Mark a user's email verified (admin)",
         status_code=HTTP_200_OK,
-        responses=problem_responses(401, 403, 404),
+        responses=problem_responses(400, 401, 403, 404),
     )
     async def verify(
         self, user_id: FromPath[str], principal: Injected[Principal], users: Injected[UserUseCases]
@@ -145,7 +166,12 @@ class PublicUsersController(Controller):
     path = "/api/public/users"
     tags = ("public",)
 
-    @get("/", summary="The public user directory", responses=problem_responses(400))
+    @get(
+        "/",
+        operation_id="public.list_users",
+        summary="The public user directory (ARCANA_PUBLIC_DIRECTORY=on; administrators are never listed)",
+        responses=problem_responses(400),
+    )
     async def directory(
         self,
         users: Injected[UserUseCases],
@@ -154,6 +180,11 @@ class PublicUsersController(Controller):
     ) -> PublicPage:
         return PublicPage.of(await users.public_page(page, per_page))
 
-    @get("/{user_id:str}", summary="One public user record", responses=problem_responses(404))
+    @get(
+        "/{user_id:str}",
+        operation_id="public.get_user",
+        summary="One public user record",
+        responses=problem_responses(400, 404),
+    )
     async def one(self, user_id: FromPath[str], users: Injected[UserUseCases]) -> PublicOne:
         return PublicOne(PublicUser.of(await users.public_get(user_id)))

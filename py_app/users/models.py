@@ -81,6 +81,7 @@ class UserQuery:
     role: Role | None = None
     status: Status | None = None
     prefix: str | None = None  # matches the start of the username or the email
+    exclude_role: Role | None = None  # leaves every account of this role out
 
     @property
     def offset(self) -> int:

@@ -68,6 +68,8 @@ class SqlUserStore:
             conditions.append(users.c.role == query.role.value)
         if query.status is not None:
             conditions.append(users.c.status == query.status.value)
+        if query.exclude_role is not None:
+            conditions.append(users.c.role != query.exclude_role.value)
         if query.prefix:
             pattern = _escape_like(query.prefix) + "%"
             conditions.append(

@@ -91,12 +91,16 @@ class UserService:
         return await self._page(query)
 
     async def public_page(self, page: int, per_page: int) -> Page:
-        """The public, read-only directory (ReqRes-compatible): active users only."""
-        return await self._page(UserQuery(page=page, per_page=per_page, status=Status.ACTIVE))
+        """The public, read-only directory (ReqRes-compatible): active accounts, never an administrator.
+
+        Administrators stay out so the directory is no list of targets for password guessing.
+        """
+        return await self._page(UserQuery(page=page, per_page=per_page, status=Status.ACTIVE, exclude_role=Role.ADMIN))
 
     async def public_get(self, user_id: str) -> User:
+        """One directory entry; an administrator or an account that is not active is simply not found."""
         user = await self._load(user_id)
-        if user.status is not Status.ACTIVE:
+        if user.status is not Status.ACTIVE or user.role is Role.ADMIN:
             raise NotFound("No such user.")
         return user
 

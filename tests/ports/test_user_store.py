@@ -82,6 +82,21 @@ async def test_search_filters_pages_and_escapes_like_patterns(store: Stores) -> 
     assert await store.users.search(UserQuery(prefix=f"{prefix}%")) == ([], 0)
 
 
+@pytest.mark.req("SRS-151")
+async def test_search_can_leave_one_role_out(store: Stores) -> None:
+    prefix = unique("x")
+    made = [
+        make_user(f"{prefix}_{n}", created_at=T0 + timedelta(seconds=n), role=role)
+        for n, role in enumerate((Role.USER, Role.ADMIN, Role.GUEST, Role.ADMIN))
+    ]
+    for user in made:
+        await store.users.add(user)
+    items, total = await store.users.search(UserQuery(per_page=100, prefix=prefix, exclude_role=Role.ADMIN))
+    assert (total, [user.id for user in items]) == (2, [made[0].id, made[2].id])
+    page, total = await store.users.search(UserQuery(page=2, per_page=1, prefix=prefix, exclude_role=Role.ADMIN))
+    assert (total, [user.id for user in page]) == (2, [made[2].id])
+
+
 @pytest.mark.req("SRS-049")
 async def test_update_writes_only_the_given_fields_and_returns_the_result(store: Stores) -> None:
     user = make_user(first_name="Ann", phone="+100")

@@ -217,3 +217,41 @@ class Api:
 
     async def me(self, token: str) -> httpx.Response:
         return await self.client.get(f"{V1}/auth/me", headers=bearer(token))
+
+
+@dataclass(frozen=True)
+class Route:
+    """One method of one route of the app, as its router knows it (so new routes are covered automatically)."""
+
+    method: str
+    template: str  # e.g. /api/v1/users/{user_id}
+    takes_body: bool
+
+    def path(self, **values: str) -> str:
+        params = {name: values.get(name, "00000000-0000-4000-8000-000000000000") for name in _params(self.template)}
+        return self.template.format(**params)
+
+
+def _params(template: str) -> list[str]:
+    return [part[1:-1] for part in template.split("/") if part.startswith("{") and part.endswith("}")]
+
+
+def app_routes(app: Litestar) -> list[Route]:
+    """Every HTTP method of every route the app serves (the docs pages and OPTIONS included)."""
+    from litestar.routes import HTTPRoute
+
+    found: list[Route] = []
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            takes_body = "data" in handler.parsed_fn_signature.parameters
+            found.extend(Route(method, route.path_format, takes_body) for method in sorted(handler.http_methods))
+    return found
+
+
+def json_routes(app: Litestar) -> list[Route]:
+    """The routes that read a JSON body."""
+    routes = [route for route in app_routes(app) if route.takes_body]
+    assert routes, "no route takes a body: the route discovery is broken"
+    return routes

@@ -1,0 +1,94 @@
+"""What every REST request body and every response goes through, whichever route serves it.
+
+Litestar reads a JSON body whatever its ``Content-Type`` says and lets the decoder's own failures
+(invalid UTF-8, nesting deeper than the interpreter's recursion limit) escape as 500s. The request
+class here is the one place bodies are read, before any dependency or handler runs, so a route added
+later gets the same checks without remembering them. The errors it raises are Litestar's own; they
+become problem details in ``problems.py`` like every other error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request
+from litestar.datastructures import MutableScopeHeaders
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
+from litestar.types import Message, Scope
+
+MAX_NAMED_UNKNOWN = 20  # a body of thousands of junk keys gets a short answer, not an echo of itself
+MAX_NAME_SHOWN = 64
+
+
+def is_json_media_type(content_type: str) -> bool:
+    """``application/json`` or any ``application/<something>+json``, parameters and case aside."""
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
+class JsonBodyRequest(Request[Any, Any, Any]):
+    """Refuses bodies that are not JSON (415) or not decodable (400), and names unknown top-level fields (400)."""
+
+    async def json(self) -> Any:
+        if not is_json_media_type(self.headers.get("content-type", "")):
+            # A browser posts text/plain and forms cross-site without a preflight: never read them as JSON.
+            raise HTTPException(
+                status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                detail="The request body must be JSON, sent with Content-Type: application/json.",
+            )
+        try:
+            value = await super().json()
+        except UnicodeDecodeError:
+            raise _body_error("is not valid UTF-8") from None
+        except RecursionError:
+            raise _body_error("is nested too deeply") from None
+        except SerializationException as exc:
+            raise _body_error(f"is not valid JSON ({exc})") from None
+        if isinstance(value, dict) and (unknown := self._unknown_fields(value)):
+            raise ValidationException(
+                detail="The request body has fields this route does not accept.",
+                extra=[{"key": name[:MAX_NAME_SHOWN], "message": "is not a field of this request"} for name in unknown],
+            )
+        return value
+
+    def _unknown_fields(self, body: dict[str, Any]) -> list[str]:
+        struct = _body_struct(self)
+        if struct is None or not struct.__struct_config__.forbid_unknown_fields:
+            return []
+        known = frozenset(struct.__struct_encode_fields__)
+        return [name for name in body if name not in known][:MAX_NAMED_UNKNOWN]
+
+
+def _body_struct(request: Request[Any, Any, Any]) -> type[msgspec.Struct] | None:
+    """The Struct the route reads its body into (``T`` or ``T | None``), if any."""
+    data = request.route_handler.parsed_fn_signature.parameters.get("data")
+    if data is None:
+        return None
+    for candidate in (data, *data.inner_types) if data.is_union else (data,):
+        if candidate.is_subclass_of(msgspec.Struct):
+            struct: type[msgspec.Struct] = candidate.type_
+            return struct
+    return None
+
+
+def _body_error(message: str) -> ValidationException:
+    return ValidationException(
+        detail="The request body is not valid JSON.", extra=[{"key": "body", "message": message}]
+    )
+
+
+async def response_headers(message: Message, scope: Scope) -> None:
+    """``before_send`` hook: headers every response gets, errors and routing failures included.
+
+    ``nosniff`` keeps browsers from running a JSON or text answer as script or HTML. Every answer under
+    ``/api/`` holds personal data, tokens, or a problem about them: no cache may keep it, unless the
+    handler chose its own ``Cache-Control``.
+    """
+    if message["type"] != "http.response.start":
+        return
+    headers = MutableScopeHeaders.from_message(message)
+    headers["X-Content-Type-Options"] = "nosniff"
+    if scope["path"].startswith("/api/") and "cache-control" not in headers:
+        headers["Cache-Control"] = "no-store"
