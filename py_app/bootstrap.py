@@ -2,25 +2,40 @@
 
 A role is what one process does: ``edge`` serves REST and gRPC, ``grpc`` serves gRPC only, ``worker``
 runs background jobs. Each role has a builder that returns a container typed by ports; whatever the
-builder opened is closed by the container's exit stack. Every dependency can be supplied through
-keyword (``build_edge(settings, hasher=...)``, see ``Overrides``): tests pass fakes that way, and nothing
-reaches into a service's private attributes.
+builder opened is closed by the container's exit stack. Every dependency can be supplied as a
+keyword (``build_edge(settings, hasher=...)``, see ``Overrides``): tests pass fakes that way, and
+nothing reaches into a service's private attributes.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import TracebackType
-from typing import Self, TypedDict, Unpack
+from typing import Any, Self, TypedDict, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from py_app.auth.models import SessionRules
-from py_app.auth.ports import AccessTokens, AuthUseCases, SessionCache, SessionStore
-from py_app.auth.repositories import SqlSessionStore
-from py_app.auth.services import AuthService
+from py_app.audit.ports import AuditStore, AuditUseCases
+from py_app.audit.repositories import SqlAuditStore
+from py_app.audit.services import AuditService
+from py_app.auth.mail import render as render_mail
+from py_app.auth.models import SessionRules, TokenPurpose
+from py_app.auth.ports import (
+    AccessTokens,
+    AccountTokenStore,
+    AuthJobs,
+    AuthUseCases,
+    RecoveryUseCases,
+    SessionCache,
+    SessionStore,
+)
+from py_app.auth.repositories import SqlAccountTokenStore, SqlSessionStore
+from py_app.auth.services import AuthService, RecoveryService
+from py_app.auth.services._recovery import RESET_REQUESTED, VERIFICATION_REQUESTED
 from py_app.config import Settings, resolve_jwt_secret
 from py_app.core.ports import Clock, PasswordHasher, SystemClock
 from py_app.health.models import Lifecycle
@@ -28,8 +43,12 @@ from py_app.health.ports import Probe
 from py_app.health.services import HealthService
 from py_app.infra.cache import InProcessSessionCache, NoSessionCache
 from py_app.infra.db import create_engine
+from py_app.infra.jobs import Every, Job
+from py_app.infra.mail import MailDelivery, Mailer, Renderer, SmtpMailer
+from py_app.infra.outbox import SqlOutbox
 from py_app.infra.probes import DatabaseProbe, RedisProbe
 from py_app.infra.redis import create_redis
+from py_app.infra.relay import Handler, OutboxRelay
 from py_app.infra.security import Argon2Hasher, JwtAccessTokens, derive_key
 from py_app.users.models import Role, Status, UserQuery
 from py_app.users.ports import UserStore, UserUseCases
@@ -37,6 +56,7 @@ from py_app.users.repositories import SqlUserStore
 from py_app.users.services import UserService
 
 Runner = Callable[[Settings], int]
+DELIVERED_KEPT = timedelta(days=7)  # delivered outbox messages are kept this long, for operators
 
 
 class Overrides(TypedDict, total=False):
@@ -49,6 +69,9 @@ class Overrides(TypedDict, total=False):
     rules: SessionRules
     user_store: UserStore
     session_store: SessionStore
+    account_tokens: AccountTokenStore
+    audit_store: AuditStore
+    mailer: Mailer
 
 
 @dataclass(kw_only=True)
@@ -58,7 +81,10 @@ class Container:
     settings: Settings
     users: UserUseCases
     auth: AuthUseCases
+    recovery: RecoveryUseCases
+    audit: AuditUseCases
     health: HealthService
+    jobs: tuple[Job, ...] = ()
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -77,9 +103,10 @@ class Container:
 
 @dataclass(kw_only=True)
 class WorkerContainer:
-    """What the background worker needs. It has no jobs yet: the outbox relay and pruning come later."""
+    """What the background worker needs: its jobs (the outbox relay, pruning) and what they close."""
 
     settings: Settings
+    jobs: tuple[Job, ...] = ()
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -98,7 +125,8 @@ def build_grpc(settings: Settings, **overrides: Unpack[Overrides]) -> Container:
 
 
 def build_worker(settings: Settings, **overrides: Unpack[Overrides]) -> WorkerContainer:
-    return WorkerContainer(settings=settings)
+    services = _build_services(settings, overrides)
+    return WorkerContainer(settings=settings, jobs=services.jobs, lifecycle=services.lifecycle, stack=services.stack)
 
 
 def runner(settings: Settings) -> Runner:
@@ -136,11 +164,26 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
     )
     cache = overrides.get("cache") or _session_cache(settings, engine)
     user_store = overrides.get("user_store") or SqlUserStore(engine)
+    audit_store = overrides.get("audit_store") or SqlAuditStore(engine)
+    outbox = SqlOutbox(engine)
+    account_key = derive_key(secret, "account-token")
     users = UserService(user_store, hasher, clock, cache)
+    recovery = RecoveryService(
+        tokens=overrides.get("account_tokens") or SqlAccountTokenStore(engine),
+        accounts=user_store,
+        outbox=outbox,
+        hasher=hasher,
+        cache=cache,
+        clock=clock,
+        key=account_key,
+    )
+    audit = AuditService(audit_store, clock, settings.audit_retention_days)
     auth = AuthService(
         sessions=overrides.get("session_store") or SqlSessionStore(engine),
         accounts=user_store,
         users=users,
+        recovery=recovery,
+        audit=audit_store,
         hasher=hasher,
         tokens=tokens,
         cache=cache,
@@ -149,14 +192,58 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
         refresh_key=derive_key(secret, "refresh-token-child"),
     )
     lifecycle = Lifecycle()
+    links = {
+        TokenPurpose.PASSWORD_RESET.value: settings.reset_link,
+        TokenPurpose.EMAIL_VERIFY.value: settings.verify_link,
+    }
+    render = functools.partial(render_mail, key=account_key, links=links)
     return Container(
         settings=settings,
         users=users,
         auth=auth,
+        recovery=recovery,
+        audit=audit,
         health=HealthService(probes, lifecycle),
+        jobs=_jobs(outbox, recovery, audit, clock, overrides.get("mailer") or _mailer(settings), render),
         lifecycle=lifecycle,
         stack=stack,
     )
+
+
+def _jobs(
+    outbox: SqlOutbox,
+    jobs: AuthJobs,
+    audit: AuditService,
+    clock: Clock,
+    mailer: Mailer | None,
+    render: Renderer,
+) -> tuple[Job, ...]:
+    """The outbox relay (requests for reset and verification mails; mail, when a mailer is configured)
+    and the hourly housekeeping (audit retention, delivered outbox messages)."""
+    handlers: dict[str, Handler] = {
+        RESET_REQUESTED: _requested(jobs.issue_password_reset),
+        VERIFICATION_REQUESTED: _requested(jobs.issue_verification),
+    }
+    if mailer is not None:
+        handlers["mail"] = MailDelivery(mailer, render)
+
+    async def housekeeping() -> None:
+        await audit.prune()
+        await outbox.prune(clock.now() - DELIVERED_KEPT)
+
+    relay = OutboxRelay(outbox, handlers, clock, undelivered=() if mailer is not None else ("mail",))
+    return relay, Every("housekeeping", 3600, housekeeping)
+
+
+def _requested(issue: Callable[[str, str], Awaitable[None]]) -> Handler:
+    async def handle(payload: Mapping[str, Any]) -> None:
+        await issue(str(payload["email"]), str(payload.get("ip", "")))
+
+    return handle
+
+
+def _mailer(settings: Settings) -> Mailer | None:
+    return SmtpMailer(settings.smtp_url, settings.mail_from) if settings.smtp_url else None
 
 
 def _hasher(stack: contextlib.AsyncExitStack) -> PasswordHasher:

@@ -25,7 +25,7 @@ Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 PositiveSeconds = Annotated[int, msgspec.Meta(ge=1)]
 # Switches read as words an operator would type; msgspec alone reads only true/false/1/0.
 SWITCH = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
-SWITCHES = ("public_directory", "api_docs")
+SWITCHES = ("public_directory", "api_docs", "jobs", "require_verified_email")
 
 
 class SettingsError(ValueError):
@@ -59,6 +59,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     public_directory: bool = False  # the unauthenticated ReqRes-compatible directory (/api/public/users)
     api_docs: bool | None = None  # the /schema docs pages; None: on in development, off in production
     cors_origins: str = ""  # comma-separated origins allowed to call the REST API from a browser; none by default
+    smtp_url: str | None = None  # smtp://user:pass@host:587?starttls=true or smtps://host:465; unset: mail waits
+    mail_from: str = "Arcana <no-reply@localhost>"
+    reset_link: str = ""  # e.g. https://app.example.com/reset?token={token}: added to reset mails
+    verify_link: str = ""  # e.g. https://app.example.com/verify?token={token}: added to verification mails
+    audit_retention_days: Annotated[int, msgspec.Meta(ge=1, le=36500)] = 400
+    jobs: bool = True  # this serving process also runs the background jobs (off where a worker role runs them)
+    require_verified_email: bool = False  # unverified accounts may only verify, resend, read me and log out
 
     def __post_init__(self) -> None:
         if self.env == "production" and not self.jwt_secret:
@@ -67,6 +74,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingsError(f"ARCANA_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes (256 bits)")
         if self.database_url and not self.database_url.startswith(("sqlite", "mysql", "mariadb")):
             raise SettingsError("ARCANA_DATABASE_URL must be a sqlite:// or mysql:// URL")
+        if self.smtp_url is not None and not self.smtp_url.startswith(("smtp://", "smtps://")):
+            raise SettingsError("ARCANA_SMTP_URL must be an smtp:// or smtps:// URL")
+        for name, link in (("ARCANA_RESET_LINK", self.reset_link), ("ARCANA_VERIFY_LINK", self.verify_link)):
+            if link and "{token}" not in link:
+                raise SettingsError(f"{name} must contain {{token}}, where the token goes")
         for origin in self.cors_origin_list:
             if not _is_origin(origin):
                 raise SettingsError(

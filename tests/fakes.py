@@ -12,8 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from py_app.auth.models import Rotation, RotationOutcome, Session, SessionRules, SessionState
+from py_app.audit.models import AuditQuery
+from py_app.auth.models import (
+    AccountToken,
+    Rotation,
+    RotationOutcome,
+    Session,
+    SessionRules,
+    SessionState,
+    TokenPurpose,
+    reuse_event,
+)
 from py_app.auth.ports import AccessClaims
+from py_app.core.effects import NO_EFFECTS, AuditEvent, Effects, OutboxMessage
 from py_app.core.errors import Conflict, Unauthenticated
 from py_app.users.models import (
     LAST_ADMIN,
@@ -68,6 +79,18 @@ class Database:
     users: dict[str, User] = field(default_factory=dict)
     sessions: dict[str, Session] = field(default_factory=dict)
     tokens: dict[str, RefreshRecord] = field(default_factory=dict)
+    account_tokens: dict[str, AccountToken] = field(default_factory=dict)  # by digest
+    outbox: list[OutboxMessage] = field(default_factory=list)
+    audit: list[AuditEvent] = field(default_factory=list)
+
+    def apply(self, effects: Effects) -> None:
+        self.outbox.extend(effects.messages)
+        self.audit.extend(effects.audit)
+
+    def end_tokens(self, user_id: str, purpose: TokenPurpose, now: datetime) -> None:
+        for digest, token in list(self.account_tokens.items()):
+            if token.user_id == user_id and token.purpose is purpose and token.used_at is None:
+                self.account_tokens[digest] = replace(token, used_at=now)
 
     def end_sessions(self, user_id: str, now: datetime, keep: str | None = None) -> list[str]:
         ended = [s.id for s in self.sessions.values() if s.user_id == user_id and s.revoked_at is None and s.id != keep]
@@ -82,18 +105,21 @@ class Database:
     def state(self, session_id: str) -> SessionState | None:
         session = self.sessions.get(session_id)
         user = self.users.get(session.user_id) if session else None
-        return None if session is None or user is None else SessionState(session, user.role, user.status)
+        return (
+            None if session is None or user is None else SessionState(session, user.role, user.status, user.is_verified)
+        )
 
 
 class InMemoryUserStore:
     def __init__(self, db: Database | None = None) -> None:
         self.db = db or Database()
 
-    async def add(self, user: User) -> None:
+    async def add(self, user: User, effects: Effects = NO_EFFECTS) -> None:
         for existing in self.db.users.values():
             if existing.username.lower() == user.username.lower() or existing.email == user.email:
                 raise Conflict(TAKEN)
         self.db.users[user.id] = user
+        self.db.apply(effects)
 
     async def get(self, user_id: str) -> User | None:
         return self.db.users.get(user_id)
@@ -119,7 +145,9 @@ class InMemoryUserStore:
         )
         return found[query.offset : query.offset + query.per_page], len(found)
 
-    async def update(self, user_id: str, changes: UserChanges, now: datetime) -> User | None:
+    async def update(
+        self, user_id: str, changes: UserChanges, now: datetime, effects: Effects = NO_EFFECTS
+    ) -> User | None:
         user = self.db.users.get(user_id)
         if user is None:
             return None
@@ -132,20 +160,25 @@ class InMemoryUserStore:
         self.db.users[user_id] = after = replace(user, **changes.values(), updated_at=now)  # type: ignore[arg-type]
         if changes.ends_sessions:
             self.db.end_sessions(user_id, now)
+        self.db.apply(effects)
         return after
 
-    async def change_password(self, change: PasswordChange) -> bool:
+    async def change_password(self, change: PasswordChange, effects: Effects = NO_EFFECTS) -> bool:
         user = self.db.users.get(change.user_id)
         if user is None or user.password_hash != change.expected_hash:
             return False
         self.db.users[user.id] = replace(user, password_hash=change.new_hash, updated_at=change.now)
         self.db.end_sessions(user.id, change.now, keep=change.keep_session)
+        self.db.end_tokens(user.id, TokenPurpose.PASSWORD_RESET, change.now)
+        self.db.apply(effects)
         return True
 
-    async def delete(self, user_id: str, now: datetime) -> bool:
+    async def delete(self, user_id: str, now: datetime, effects: Effects = NO_EFFECTS) -> bool:
         self.db.keep_an_admin(user_id)
         if self.db.users.pop(user_id, None) is None:
             return False
+        self.db.apply(effects)
+        self.db.account_tokens = {d: t for d, t in self.db.account_tokens.items() if t.user_id != user_id}
         for session_id in [s.id for s in self.db.sessions.values() if s.user_id == user_id]:
             del self.db.sessions[session_id]  # ON DELETE CASCADE
         self.db.tokens = {d: r for d, r in self.db.tokens.items() if r.session_id in self.db.sessions}
@@ -156,7 +189,9 @@ class InMemorySessionStore:
     def __init__(self, db: Database | None = None) -> None:
         self.db = db or Database()
 
-    async def open(self, session: Session, refresh_digest: str, login: LoginWrite | None = None) -> bool:
+    async def open(
+        self, session: Session, refresh_digest: str, login: LoginWrite | None = None, effects: Effects = NO_EFFECTS
+    ) -> bool:
         if login is not None:
             user = self.db.users.get(login.user_id)
             if user is None or user.password_hash != login.verified_hash or user.status is not Status.ACTIVE:
@@ -166,9 +201,12 @@ class InMemorySessionStore:
             )
         self.db.sessions[session.id] = session
         self.db.tokens[refresh_digest] = RefreshRecord(session.id)
+        self.db.apply(effects)
         return True
 
-    async def rotate(self, digest: str, child_digest: str, now: datetime, rules: SessionRules) -> Rotation:
+    async def rotate(
+        self, digest: str, child_digest: str, now: datetime, rules: SessionRules, ip: str = ""
+    ) -> Rotation:
         record = self.db.tokens.get(digest)
         state = self.db.state(record.session_id) if record else None
         if record is None or state is None:
@@ -188,6 +226,7 @@ class InMemorySessionStore:
             return Rotation(RotationOutcome.REPLAYED, state.session, user)
         if state.session.revoked_at is None:
             self.db.sessions[state.session.id] = replace(state.session, revoked_at=now)
+        self.db.audit.append(reuse_event(state.session, now, ip))
         return Rotation(RotationOutcome.REUSED, state.session)
 
     async def state(self, session_id: str, user_id: str) -> SessionState | None:
@@ -198,15 +237,95 @@ class InMemorySessionStore:
         found = [s for s in self.db.sessions.values() if s.user_id == user_id and s.revoked_at is None]
         return sorted(found, key=lambda s: (-s.created_at.timestamp(), s.id))
 
-    async def revoke(self, session_id: str, now: datetime, user_id: str | None = None) -> bool:
+    async def revoke(
+        self, session_id: str, now: datetime, user_id: str | None = None, effects: Effects = NO_EFFECTS
+    ) -> bool:
         session = self.db.sessions.get(session_id)
         if session is None or session.revoked_at is not None or user_id not in (None, session.user_id):
             return False
         self.db.sessions[session_id] = replace(session, revoked_at=now)
+        self.db.apply(effects)
         return True
 
-    async def revoke_for_user(self, user_id: str, now: datetime, keep: str | None = None) -> list[str]:
-        return self.db.end_sessions(user_id, now, keep)
+    async def revoke_for_user(
+        self, user_id: str, now: datetime, keep: str | None = None, effects: Effects = NO_EFFECTS
+    ) -> list[str]:
+        ended = self.db.end_sessions(user_id, now, keep)
+        if ended:
+            self.db.apply(effects)
+        return ended
+
+
+class InMemoryAccountTokens:
+    def __init__(self, db: Database | None = None) -> None:
+        self.db = db or Database()
+
+    async def issue(self, token: AccountToken, effects: Effects = NO_EFFECTS) -> None:
+        self.db.end_tokens(token.user_id, token.purpose, token.created_at)
+        self.db.account_tokens[token.digest] = token
+        self.db.apply(effects)
+
+    async def find(self, digest: str, purpose: TokenPurpose, now: datetime) -> AccountToken | None:
+        token = self.db.account_tokens.get(digest)
+        usable = token is not None and token.purpose is purpose and token.used_at is None and token.expires_at > now
+        return token if usable else None
+
+    async def reset_password(self, digest: str, new_hash: str, now: datetime, effects: Effects = NO_EFFECTS) -> bool:
+        token = await self.find(digest, TokenPurpose.PASSWORD_RESET, now)
+        user = self.db.users.get(token.user_id) if token else None
+        if token is None or user is None:
+            return False
+        self.db.account_tokens[digest] = replace(token, used_at=now)
+        self.db.users[user.id] = replace(user, password_hash=new_hash, updated_at=now)
+        self.db.end_sessions(user.id, now)
+        self.db.end_tokens(user.id, TokenPurpose.PASSWORD_RESET, now)
+        self.db.apply(effects)
+        return True
+
+    async def verify_email(self, digest: str, now: datetime, effects: Effects = NO_EFFECTS) -> User | None:
+        token = await self.find(digest, TokenPurpose.EMAIL_VERIFY, now)
+        user = self.db.users.get(token.user_id) if token else None
+        if token is None or user is None or user.email != token.email:
+            return None
+        self.db.account_tokens[digest] = replace(token, used_at=now)
+        self.db.users[user.id] = verified = replace(user, is_verified=True, updated_at=now)
+        self.db.apply(effects)
+        return verified
+
+
+class InMemoryAudit:
+    def __init__(self, db: Database | None = None) -> None:
+        self.db = db or Database()
+
+    async def record(self, *events: AuditEvent) -> None:
+        self.db.audit.extend(events)
+
+    async def search(self, query: AuditQuery) -> tuple[list[AuditEvent], int]:
+        found = sorted(
+            (
+                event
+                for event in self.db.audit
+                if (query.user_id is None or query.user_id in (event.actor_id, event.target_id))
+                and (query.event is None or event.event == query.event)
+                and (query.since is None or event.at >= query.since)
+            ),
+            key=lambda event: (event.at, event.id),
+            reverse=True,
+        )
+        return found[query.offset : query.offset + query.per_page], len(found)
+
+    async def prune(self, before: datetime) -> int:
+        kept = [event for event in self.db.audit if event.at >= before]
+        pruned, self.db.audit[:] = len(self.db.audit) - len(kept), kept
+        return pruned
+
+
+class InMemoryOutbox:
+    def __init__(self, db: Database | None = None) -> None:
+        self.db = db or Database()
+
+    async def publish(self, *messages: OutboxMessage, now: datetime) -> None:
+        self.db.outbox.extend(messages)
 
 
 def stores() -> tuple[InMemoryUserStore, InMemorySessionStore]:

@@ -10,11 +10,15 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from py_app.auth.models import ClientInfo
-from py_app.auth.ports import AuthUseCases
+from py_app.auth.ports import AuthUseCases, RecoveryUseCases
 from py_app.auth.schemas import (
+    ACCEPTED,
+    AcceptedOut,
+    EmailIn,
     LoginIn,
     RefreshIn,
     RegisterIn,
+    ResetIn,
     RevokeAllIn,
     RevokedOut,
     SessionOut,
@@ -22,6 +26,7 @@ from py_app.auth.schemas import (
     TokenOut,
     ValidatedOut,
     ValidateIn,
+    VerifyIn,
 )
 from py_app.core.errors import Unauthenticated
 from py_app.core.identity import Principal
@@ -45,7 +50,7 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("A Bearer access token is required.")
     auth: AuthUseCases = state.container.auth
-    return await auth.authenticate(token.strip())
+    return await auth.authenticate(token.strip(), client_info(request))
 
 
 def client_info(request: Request[Any, Any, Any]) -> ClientInfo:
@@ -163,3 +168,53 @@ class AuthController(Controller):
     ) -> RevokedOut:
         keep = data.keep_current if data is not None else False
         return RevokedOut(await auth.revoke_all(principal, keep_current=keep))
+
+    @post(
+        "/password/forgot",
+        operation_id="auth.forgot_password",
+        summary="Mail a password-reset code; the same answer whether or not the address has an account",
+        status_code=202,
+        responses=problem_responses(429, body=True),
+    )
+    async def forgot_password(
+        self, request: Request[Any, Any, Any], data: JSONBody[EmailIn], recovery: Injected[RecoveryUseCases]
+    ) -> Response[AcceptedOut]:
+        await recovery.forgot_password(data.email, client_info(request))
+        return Response(ACCEPTED, status_code=202, headers=NO_STORE)
+
+    @post(
+        "/password/reset",
+        operation_id="auth.reset_password",
+        summary="Set a new password with the code from the reset mail; every session of the account ends",
+        status_code=HTTP_204_NO_CONTENT,
+        responses=problem_responses(429, body=True),
+    )
+    async def reset_password(
+        self, request: Request[Any, Any, Any], data: JSONBody[ResetIn], recovery: Injected[RecoveryUseCases]
+    ) -> None:
+        await recovery.reset_password(data.token, data.new_password, client_info(request))
+
+    @post(
+        "/email/resend",
+        operation_id="auth.resend_verification",
+        summary="Mail a new email-verification code; the same answer whether or not the address has an account",
+        status_code=202,
+        responses=problem_responses(429, body=True),
+    )
+    async def resend_verification(
+        self, request: Request[Any, Any, Any], data: JSONBody[EmailIn], recovery: Injected[RecoveryUseCases]
+    ) -> Response[AcceptedOut]:
+        await recovery.resend_verification(data.email, client_info(request))
+        return Response(ACCEPTED, status_code=202, headers=NO_STORE)
+
+    @post(
+        "/email/verify",
+        operation_id="auth.verify_email",
+        summary="Confirm an email address with the code from the verification mail",
+        status_code=HTTP_200_OK,
+        responses=problem_responses(body=True),
+    )
+    async def verify_email(
+        self, request: Request[Any, Any, Any], data: JSONBody[VerifyIn], recovery: Injected[RecoveryUseCases]
+    ) -> UserOut:
+        return UserOut.of(await recovery.verify_email(data.token, client_info(request)))

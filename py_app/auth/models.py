@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from py_app.core.effects import AuditEvent, SecurityEvent
 from py_app.users.models import Role, Status, User
 
 REFRESH_TOKEN_BYTES = 32  # 256 bits
@@ -58,6 +59,7 @@ class SessionState:
     session: Session
     role: Role
     status: Status
+    verified: bool = True  # the account's email
 
     def usable(self, now: datetime, rules: SessionRules) -> bool:
         return self.session.is_active(now, rules.idle_seconds) and self.status is Status.ACTIVE
@@ -84,6 +86,28 @@ class Rotation:
         return self.outcome in (RotationOutcome.ROTATED, RotationOutcome.REPLAYED)
 
 
+class TokenPurpose(StrEnum):
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a purpose's name, not a secret
+    EMAIL_VERIFY = "email_verify"
+
+
+TOKEN_LIFETIMES = {TokenPurpose.PASSWORD_RESET: 30 * 60, TokenPurpose.EMAIL_VERIFY: 24 * 3600}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountToken:
+    """A one-time token sent by mail. Stored as its digest; the token is derived from ``id`` (``account_token``)."""
+
+    id: str
+    digest: str
+    purpose: TokenPurpose
+    user_id: str
+    email: str  # the address it was sent to (a verification proves exactly that address)
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ClientInfo:
     """What the transport knows about the caller, kept with the session for the user to see."""
@@ -106,6 +130,13 @@ class AuthResult:
     tokens: TokenPair
 
 
+def reuse_event(session: Session, now: datetime, ip: str) -> AuditEvent:
+    """What the audit log says when a spent refresh token comes back and its session ends."""
+    return AuditEvent(
+        SecurityEvent.TOKEN_REUSE, at=now, target_id=session.user_id, ip=ip, details={"session_id": session.id}
+    )
+
+
 def new_refresh_token() -> str:
     return secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
 
@@ -113,6 +144,12 @@ def new_refresh_token() -> str:
 def token_digest(token: str) -> str:
     """Refresh tokens are stored only as SHA-256 digests (256-bit random input: no salt needed)."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def account_token(key: bytes, token_id: str) -> str:
+    """The one-time token of an ``AccountToken`` row: derived from its id under a server key (256 bits)."""
+    mac = hmac.new(key, f"account-token:{token_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
 def child_token(key: bytes, presented: str) -> str:

@@ -10,7 +10,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeAlias
 
-from py_app.auth.models import AuthResult, ClientInfo, Rotation, Session, SessionRules, SessionState
+from py_app.auth.models import (
+    AccountToken,
+    AuthResult,
+    ClientInfo,
+    Rotation,
+    Session,
+    SessionRules,
+    SessionState,
+    TokenPurpose,
+)
+from py_app.core.effects import NO_EFFECTS, Effects
 from py_app.core.identity import Principal
 from py_app.users.models import LoginWrite, NewUser, User
 
@@ -18,19 +28,24 @@ from py_app.users.models import LoginWrite, NewUser, User
 class SessionStore(Protocol):
     """Sessions (refresh-token families) and the digest of every refresh token ever issued."""
 
-    async def open(self, session: Session, refresh_digest: str, login: LoginWrite | None = None) -> bool:
-        """Store a new session with its first refresh token.
+    async def open(
+        self, session: Session, refresh_digest: str, login: LoginWrite | None = None, effects: Effects = NO_EFFECTS
+    ) -> bool:
+        """Store a new session with its first refresh token (and ``effects``).
 
         With ``login``, record it on the account in the same write, guarded by what the login verified;
         when the guard fails nothing is stored and the answer is False.
         """
 
-    async def rotate(self, digest: str, child_digest: str, now: datetime, rules: SessionRules) -> Rotation:
+    async def rotate(
+        self, digest: str, child_digest: str, now: datetime, rules: SessionRules, ip: str = ""
+    ) -> Rotation:
         """Spend the refresh token ``digest`` and store ``child_digest`` as its successor.
 
         The spend is a compare-and-set and the first write, so of two concurrent rotations of one
         token exactly one is ROTATED (the family never forks). A token spent within the grace whose
-        child is unspent is REPLAYED; any other spent token is REUSED and its session ends.
+        child is unspent is REPLAYED; any other spent token is REUSED: its session ends and the audit
+        log records it (``models.reuse_event``, from ``ip``) in the same transaction.
         """
 
     async def state(self, session_id: str, user_id: str) -> SessionState | None:
@@ -39,11 +54,33 @@ class SessionStore(Protocol):
     async def list_for_user(self, user_id: str) -> list[Session]:
         """Unrevoked sessions, newest first."""
 
-    async def revoke(self, session_id: str, now: datetime, user_id: str | None = None) -> bool:
+    async def revoke(
+        self, session_id: str, now: datetime, user_id: str | None = None, effects: Effects = NO_EFFECTS
+    ) -> bool:
         """End a live session (of ``user_id``, when given); False when there was none to end."""
 
-    async def revoke_for_user(self, user_id: str, now: datetime, keep: str | None = None) -> list[str]:
+    async def revoke_for_user(
+        self, user_id: str, now: datetime, keep: str | None = None, effects: Effects = NO_EFFECTS
+    ) -> list[str]:
         """End every live session of a user except ``keep``; return the ended ids."""
+
+
+class AccountTokenStore(Protocol):
+    """One-time tokens sent by mail, and the changes they authorise, each one atomic operation."""
+
+    async def issue(self, token: AccountToken, effects: Effects = NO_EFFECTS) -> None:
+        """Store ``token``; every earlier unused token of the same purpose for the user dies."""
+
+    async def find(self, digest: str, purpose: TokenPurpose, now: datetime) -> AccountToken | None:
+        """The token with ``digest`` when it is unused and unexpired."""
+
+    async def reset_password(self, digest: str, new_hash: str, now: datetime, effects: Effects = NO_EFFECTS) -> bool:
+        """Spend a password-reset token (compare-and-set, the first write), set the new hash, and end
+        every session and every other reset token of the user; False when the token is not usable."""
+
+    async def verify_email(self, digest: str, now: datetime, effects: Effects = NO_EFFECTS) -> User | None:
+        """Spend a verification token and mark the account verified, but only while its email is still
+        the address the token was sent to; None when the token is not usable."""
 
 
 class Accounts(Protocol):
@@ -98,6 +135,35 @@ class SessionCache(Protocol):
     async def forget_user(self, user_id: str) -> None: ...
 
 
+class RecoveryUseCases(Protocol):
+    """Password reset and email verification, by one-time tokens sent by mail."""
+
+    async def forgot_password(self, email: str, client: ClientInfo) -> None:
+        """Ask for a reset mail; the same answer and the same work whether or not the account exists."""
+
+    async def reset_password(self, token: str, new_password: str, client: ClientInfo) -> None:
+        """Set a new password with a reset token; every session of the account ends."""
+
+    async def resend_verification(self, email: str, client: ClientInfo) -> None:
+        """Ask for a new verification mail; the same answer and work whether or not the account exists."""
+
+    async def verify_email(self, token: str, client: ClientInfo) -> User:
+        """Mark the account's email verified with a verification token."""
+
+    async def send_verification(self, user: User, ip: str) -> None:
+        """Mail a verification token to a new account (registration)."""
+
+
+class AuthJobs(Protocol):
+    """What the outbox relay asks of the auth domain (the second half of forgot-password and resend)."""
+
+    async def issue_password_reset(self, email: str, ip: str) -> None:
+        """Mail a reset token to the account with ``email``, if there is one that may log in."""
+
+    async def issue_verification(self, email: str, ip: str) -> None:
+        """Mail a verification token to the account with ``email``, if it exists and is unverified."""
+
+
 class AuthUseCases(Protocol):
     """The auth domain as transports see it, in this process or behind gRPC."""
 
@@ -110,7 +176,7 @@ class AuthUseCases(Protocol):
 
     async def refresh(self, refresh_token: str, client: ClientInfo) -> AuthResult: ...
 
-    async def authenticate(self, access_token: str) -> Principal:
+    async def authenticate(self, access_token: str, client: ClientInfo | None = None) -> Principal:
         """The caller behind a Bearer token, checked against its live session; Unauthenticated if not."""
 
     async def logout(self, principal: Principal) -> None: ...

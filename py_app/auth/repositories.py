@@ -14,9 +14,20 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from py_app.auth.models import Rotation, RotationOutcome, Session, SessionRules, SessionState
-from py_app.auth.tables import refresh_tokens, sessions
+from py_app.auth.models import (
+    AccountToken,
+    Rotation,
+    RotationOutcome,
+    Session,
+    SessionRules,
+    SessionState,
+    TokenPurpose,
+    reuse_event,
+)
+from py_app.auth.tables import account_tokens, refresh_tokens, sessions
+from py_app.core.effects import NO_EFFECTS, Effects, audited
 from py_app.infra.db import reading, transaction
+from py_app.infra.outbox import write_effects
 from py_app.users.models import LoginWrite, Role, Status, User
 from py_app.users.tables import user_from_row, users
 
@@ -39,19 +50,21 @@ class SqlSessionStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def open(self, session: Session, refresh_digest: str, login: LoginWrite | None = None) -> bool:
+    async def open(
+        self, session: Session, refresh_digest: str, login: LoginWrite | None = None, effects: Effects = NO_EFFECTS
+    ) -> bool:
         async with transaction(self._engine) as connection:
             if login is not None and not await _record_login(connection, login):
                 return False  # nothing was written
             await connection.execute(sessions.insert().values(**_session_row(session)))
-            await connection.execute(
-                refresh_tokens.insert().values(
-                    digest=refresh_digest, session_id=session.id, created_at=session.created_at
-                )
-            )
+            first = {"digest": refresh_digest, "session_id": session.id, "created_at": session.created_at}
+            await connection.execute(refresh_tokens.insert().values(**first))
+            await write_effects(connection, effects, session.created_at)
             return True
 
-    async def rotate(self, digest: str, child_digest: str, now: datetime, rules: SessionRules) -> Rotation:
+    async def rotate(
+        self, digest: str, child_digest: str, now: datetime, rules: SessionRules, ip: str = ""
+    ) -> Rotation:
         async with transaction(self._engine) as connection:
             spent = await connection.execute(
                 refresh_tokens.update()
@@ -69,11 +82,19 @@ class SqlSessionStore:
                 )
                 await connection.execute(sessions.update().where(sessions.c.id == session.id).values(last_used_at=now))
                 return Rotation(RotationOutcome.ROTATED, replace(session, last_used_at=now), family.user)
-            return await _spent_again(connection, digest, child_digest, now, rules)
+            rotation = await _spent_again(connection, digest, child_digest, now, rules)
+            if rotation.outcome is RotationOutcome.REUSED and rotation.session is not None:
+                await write_effects(connection, audited(reuse_event(rotation.session, now, ip)), now)
+            return rotation
 
     async def state(self, session_id: str, user_id: str) -> SessionState | None:
         query = (
-            sa.select(sessions, users.c.role.label("user_role"), users.c.status.label("user_status"))
+            sa.select(
+                sessions,
+                users.c.role.label("user_role"),
+                users.c.status.label("user_status"),
+                users.c.is_verified.label("user_verified"),
+            )
             .join(users, users.c.id == sessions.c.user_id)
             .where(sessions.c.id == session_id, sessions.c.user_id == user_id)
         )
@@ -81,7 +102,12 @@ class SqlSessionStore:
             row = (await connection.execute(query)).mappings().first()
         if row is None:
             return None
-        return SessionState(session=_session(row), role=Role(row["user_role"]), status=Status(row["user_status"]))
+        return SessionState(
+            session=_session(row),
+            role=Role(row["user_role"]),
+            status=Status(row["user_status"]),
+            verified=bool(row["user_verified"]),
+        )
 
     async def list_for_user(self, user_id: str) -> list[Session]:
         query = (
@@ -92,17 +118,127 @@ class SqlSessionStore:
         async with reading(self._engine) as connection:
             return [_session(row) for row in (await connection.execute(query)).mappings()]
 
-    async def revoke(self, session_id: str, now: datetime, user_id: str | None = None) -> bool:
+    async def revoke(
+        self, session_id: str, now: datetime, user_id: str | None = None, effects: Effects = NO_EFFECTS
+    ) -> bool:
         condition = sa.and_(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
         if user_id is not None:
             condition = sa.and_(condition, sessions.c.user_id == user_id)
         async with transaction(self._engine) as connection:
             result = await connection.execute(sessions.update().where(condition).values(revoked_at=now))
-            return result.rowcount == 1
+            if result.rowcount != 1:
+                return False
+            await write_effects(connection, effects, now)
+            return True
 
-    async def revoke_for_user(self, user_id: str, now: datetime, keep: str | None = None) -> list[str]:
+    async def revoke_for_user(
+        self, user_id: str, now: datetime, keep: str | None = None, effects: Effects = NO_EFFECTS
+    ) -> list[str]:
         async with transaction(self._engine) as connection:
-            return await end_user_sessions(connection, user_id, now, keep=keep)
+            ended = await end_user_sessions(connection, user_id, now, keep=keep)
+            if ended:
+                await write_effects(connection, effects, now)
+            return ended
+
+
+class SqlAccountTokenStore:
+    """Password-reset and verification tokens in ``account_tokens``, and the changes they authorise."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def issue(self, token: AccountToken, effects: Effects = NO_EFFECTS) -> None:
+        async with transaction(self._engine) as connection:
+            await _end_tokens(connection, token.user_id, token.purpose, token.created_at)
+            await connection.execute(account_tokens.insert().values(**_token_row(token)))
+            await write_effects(connection, effects, token.created_at)
+
+    async def find(self, digest: str, purpose: TokenPurpose, now: datetime) -> AccountToken | None:
+        async with reading(self._engine) as connection:
+            query = sa.select(account_tokens).where(_usable(digest, purpose, now))
+            row = (await connection.execute(query)).mappings().first()
+        return None if row is None else _token(row)
+
+    async def reset_password(self, digest: str, new_hash: str, now: datetime, effects: Effects = NO_EFFECTS) -> bool:
+        async with transaction(self._engine) as connection:
+            user_id = await _spend(connection, digest, TokenPurpose.PASSWORD_RESET, now)
+            if user_id is None:
+                return False
+            await connection.execute(
+                users.update().where(users.c.id == user_id).values(password_hash=new_hash, updated_at=now)
+            )
+            await end_user_sessions(connection, user_id, now)
+            await end_reset_tokens(connection, user_id, now)
+            await write_effects(connection, effects, now)
+            return True
+
+    async def verify_email(self, digest: str, now: datetime, effects: Effects = NO_EFFECTS) -> User | None:
+        async with transaction(self._engine) as connection:
+            spent = await connection.execute(
+                account_tokens.update()
+                .where(
+                    _usable(digest, TokenPurpose.EMAIL_VERIFY, now),
+                    account_tokens.c.email
+                    == sa.select(users.c.email).where(users.c.id == account_tokens.c.user_id).scalar_subquery(),
+                )
+                .values(used_at=now)
+            )
+            if spent.rowcount != 1:
+                return None
+            user_id = (
+                await connection.execute(sa.select(account_tokens.c.user_id).where(account_tokens.c.digest == digest))
+            ).scalar_one()
+            await connection.execute(
+                users.update().where(users.c.id == user_id).values(is_verified=True, updated_at=now)
+            )
+            await write_effects(connection, effects, now)
+            row = (await connection.execute(sa.select(users).where(users.c.id == user_id))).mappings().first()
+            return user_from_row(row)
+
+
+async def end_reset_tokens(connection: AsyncConnection, user_id: str, now: datetime) -> None:
+    """Every unused password-reset token of the user dies (a password change or a newer reset)."""
+    await _end_tokens(connection, user_id, TokenPurpose.PASSWORD_RESET, now)
+
+
+async def _end_tokens(connection: AsyncConnection, user_id: str, purpose: TokenPurpose, now: datetime) -> None:
+    await connection.execute(
+        account_tokens.update()
+        .where(
+            account_tokens.c.user_id == user_id,
+            account_tokens.c.purpose == purpose.value,
+            account_tokens.c.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )
+
+
+def _usable(digest: str, purpose: TokenPurpose, now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        account_tokens.c.digest == digest,
+        account_tokens.c.purpose == purpose.value,
+        account_tokens.c.used_at.is_(None),
+        account_tokens.c.expires_at > now,
+    )
+
+
+async def _spend(connection: AsyncConnection, digest: str, purpose: TokenPurpose, now: datetime) -> str | None:
+    """Spend a usable token (compare-and-set, the transaction's first write); its user's id, or None."""
+    spent = await connection.execute(account_tokens.update().where(_usable(digest, purpose, now)).values(used_at=now))
+    if spent.rowcount != 1:
+        return None
+    query = sa.select(account_tokens.c.user_id).where(account_tokens.c.digest == digest)
+    return str((await connection.execute(query)).scalar_one())
+
+
+def _token_row(token: AccountToken) -> dict[str, Any]:
+    return {name: getattr(token, name) for name in AccountToken.__slots__} | {"purpose": token.purpose.value}
+
+
+def _token(row: Any) -> AccountToken:
+    return AccountToken(
+        **{name: row[name] for name in AccountToken.__slots__} | {"purpose": TokenPurpose(row["purpose"])}
+    )
 
 
 async def end_user_sessions(
@@ -145,7 +281,7 @@ async def _family(connection: AsyncConnection, digest: str) -> _Family | None:
     user = user_from_row({column.name: row[f"u_{column.name}"] for column in users.c})
     assert user is not None
     session = _session({column.name: row[f"s_{column.name}"] for column in sessions.c})
-    return _Family(row["used_at"], SessionState(session, user.role, user.status), user)
+    return _Family(row["used_at"], SessionState(session, user.role, user.status, user.is_verified), user)
 
 
 async def _spent_again(

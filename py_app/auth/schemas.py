@@ -136,3 +136,40 @@ class RevokedOut(msgspec.Struct, frozen=True):
     revoked: int
 
     example: ClassVar[dict[str, Any]] = {"revoked": 2}
+
+
+class EmailIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The address to mail (forgot-password, resend-verification)."""
+
+    email: Annotated[ShortText, REQUIRED] = ""
+
+    example: ClassVar[dict[str, Any]] = {"email": "alice@example.com"}
+
+
+class AcceptedOut(msgspec.Struct, frozen=True):
+    """The one answer to a mail request, whether or not the address has an account."""
+
+    status: str
+    detail: str
+
+    example: ClassVar[dict[str, Any]] = {
+        "status": "accepted",
+        "detail": "If an account has this address, a message is on its way.",
+    }
+
+
+ACCEPTED = AcceptedOut(status="accepted", detail="If an account has this address, a message is on its way.")
+EXAMPLE_MAIL_TOKEN = "q8C2Hf9sVw1Lk0Tz7Ym4Rb6Xn3Pd5Ja2Ge8Uc0Ho1Is"  # noqa: S105 - an example, never live
+
+
+class ResetIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    token: Annotated[Token, REQUIRED] = ""
+    new_password: Annotated[Password, REQUIRED] = ""
+
+    example: ClassVar[dict[str, Any]] = {"token": EXAMPLE_MAIL_TOKEN, "new_password": "a brand new passphrase"}
+
+
+class VerifyIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    token: Annotated[Token, REQUIRED] = ""
+
+    example: ClassVar[dict[str, Any]] = {"token": EXAMPLE_MAIL_TOKEN}

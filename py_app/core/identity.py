@@ -12,6 +12,8 @@ class Principal:
     user_id: str
     session_id: str
     role: str
+    verified: bool = True  # the account's email is verified
+    ip: str = ""  # where this request came from (for the audit log); not part of what is cached
 
     @property
     def is_admin(self) -> bool:

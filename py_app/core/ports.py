@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Protocol
 
+from py_app.core.effects import AuditEvent, OutboxMessage
+
 
 class Clock(Protocol):
     """The current time, injectable so tests can move it."""
@@ -27,3 +29,15 @@ class PasswordHasher(Protocol):
     async def verify(self, encoded: str, password: str) -> bool: ...
 
     def needs_rehash(self, encoded: str) -> bool: ...
+
+
+class Outbox(Protocol):
+    """Messages for the relay, published on their own (a change's own messages travel in its ``Effects``)."""
+
+    async def publish(self, *messages: OutboxMessage, now: datetime) -> None: ...
+
+
+class AuditRecorder(Protocol):
+    """Security events that change nothing else (a failed login, a lockout), recorded on their own."""
+
+    async def record(self, *events: AuditEvent) -> None: ...

@@ -8,6 +8,7 @@ connections between them. SIGTERM or SIGINT drains every worker and exits 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import signal
@@ -15,6 +16,7 @@ import signal
 from py_app.bootstrap import build_grpc
 from py_app.config import Settings, resolve_jwt_secret
 from py_app.entrypoints import rpc
+from py_app.infra import jobs
 from py_app.infra.logs import configure_logging
 
 logger = logging.getLogger("arcana.grpc")
@@ -64,10 +66,12 @@ async def serve_until_signalled(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with build_grpc(settings) as container:
+    async with build_grpc(settings) as container, contextlib.AsyncExitStack() as serving:
         await container.auth.prepare()
-        async with rpc.serving(container, settings.grpc_host, settings.grpc_port):
-            await stop.wait()
-            container.lifecycle.draining = True
+        if settings.jobs:
+            await serving.enter_async_context(jobs.running(container.jobs))
+        await serving.enter_async_context(rpc.serving(container, settings.grpc_host, settings.grpc_port))
+        await stop.wait()
+        container.lifecycle.draining = True
     logger.info("stopped")
     return 0

@@ -12,6 +12,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 
+from py_app.audit.controllers import AuditController
 from py_app.auth.controllers import AuthController, provide_principal
 from py_app.bootstrap import Container, build_edge
 from py_app.config import Settings, load_settings
@@ -20,6 +21,7 @@ from py_app.entrypoints.problems import EXCEPTION_HANDLERS
 from py_app.entrypoints.rest_docs import StructSchemaPlugin, docs_route_handlers, openapi_config
 from py_app.entrypoints.rest_guards import JsonBodyRequest, response_headers
 from py_app.health.controllers import HealthController
+from py_app.infra import jobs
 from py_app.infra.logs import configure_logging
 from py_app.users.controllers import PublicUsersController, UsersController
 
@@ -37,25 +39,35 @@ def _provide(name: str) -> Provide:
     return Provide(provider, sync_to_thread=False)
 
 
-def create_app(settings: Settings, *, with_grpc: bool = False, container: Container | None = None) -> Litestar:
-    """The application. ``with_grpc`` also serves gRPC from this process, on the same event loop."""
+def create_app(
+    settings: Settings, *, with_grpc: bool = False, with_jobs: bool = False, container: Container | None = None
+) -> Litestar:
+    """The application. ``with_grpc`` also serves gRPC from this process, on the same event loop, and
+    ``with_jobs`` runs the background jobs (the outbox relay, housekeeping) there too."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.container = built = container or build_edge(settings)
         await built.auth.prepare()
         try:
-            if with_grpc:
-                async with rpc.serving(built, settings.grpc_host, settings.grpc_port):
-                    yield
-                    built.lifecycle.draining = True
-            else:
+            async with contextlib.AsyncExitStack() as serving:
+                if with_jobs:
+                    await serving.enter_async_context(jobs.running(built.jobs))
+                if with_grpc:
+                    await serving.enter_async_context(rpc.serving(built, settings.grpc_host, settings.grpc_port))
                 yield
+                built.lifecycle.draining = True
         finally:
             built.lifecycle.draining = True
             await built.aclose()
 
-    handlers: list[Any] = [HealthController, AuthController, UsersController, *docs_route_handlers(settings)]
+    handlers: list[Any] = [
+        HealthController,
+        AuthController,
+        UsersController,
+        AuditController,
+        *docs_route_handlers(settings),
+    ]
     if settings.public_directory:
         handlers.append(PublicUsersController)
     return Litestar(
@@ -63,6 +75,8 @@ def create_app(settings: Settings, *, with_grpc: bool = False, container: Contai
         dependencies={
             "health": _provide("health"),
             "auth": _provide("auth"),
+            "recovery": _provide("recovery"),
+            "audit": _provide("audit"),
             "users": _provide("users"),
             "principal": Provide(provide_principal),
         },
@@ -100,4 +114,4 @@ def serve_app() -> Litestar:
     """Granian's factory: each worker process reads the settings and serves REST and gRPC."""
     settings = load_settings()
     configure_logging(settings.log_level)
-    return create_app(settings, with_grpc=True)
+    return create_app(settings, with_grpc=True, with_jobs=settings.jobs)

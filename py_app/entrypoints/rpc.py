@@ -11,7 +11,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc, info_pb2, info_pb2_grpc, users_pb2, users_pb2_grpc
+from py_app._proto.arcana.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
+    info_pb2,
+    info_pb2_grpc,
+    users_pb2,
+    users_pb2_grpc,
+)
+from py_app.audit.servicers import AuditServicer
 from py_app.auth.servicers import AuthServicer
 from py_app.bootstrap import Container
 from py_app.entrypoints.rpc_support import ServiceInterceptor
@@ -85,12 +95,14 @@ async def start_server(container: Container, host: str, port: int) -> RpcServer:
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     info_pb2_grpc.add_InfoServiceServicer_to_server(InfoServicer(core_version()), server)  # type: ignore[no-untyped-call]
-    auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(container.auth), server)  # type: ignore[no-untyped-call]
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(container.auth, container.recovery), server)  # type: ignore[no-untyped-call]
+    audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(container.audit), server)  # type: ignore[no-untyped-call]
     users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(container.users), server)  # type: ignore[no-untyped-call]
     if container.settings.reflection_enabled:
         names = (
             auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
             users_pb2.DESCRIPTOR.services_by_name["UserService"].full_name,
+            audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
             info_pb2.DESCRIPTOR.services_by_name["InfoService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,

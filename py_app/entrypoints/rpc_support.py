@@ -30,6 +30,10 @@ PUBLIC_METHODS = frozenset(
         "/arcana.v1.AuthService/Login",
         "/arcana.v1.AuthService/Refresh",
         "/arcana.v1.AuthService/ValidateToken",
+        "/arcana.v1.AuthService/ForgotPassword",
+        "/arcana.v1.AuthService/ResetPassword",
+        "/arcana.v1.AuthService/ResendVerification",
+        "/arcana.v1.AuthService/VerifyEmail",
         "/arcana.v1.InfoService/GetInfo",
     }
 )
@@ -49,7 +53,7 @@ def client_info(context: grpc.aio.ServicerContext[Any, Any]) -> ClientInfo:
     return ClientInfo(user_agent=str(metadata.get("user-agent", "")), ip=host)
 
 
-Authenticator = Callable[[str], Awaitable[Principal]]
+Authenticator = Callable[[str, ClientInfo], Awaitable[Principal]]
 
 
 MALFORMED = InvalidInput("The request message could not be parsed.")
@@ -92,7 +96,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
                 if request is _UNPARSED:
                     raise MALFORMED
                 if needs_auth:
-                    _principal.set(await self._authenticate(_bearer(context)))
+                    _principal.set(await self._authenticate(_bearer(context), client_info(context)))
                 return await behaviour(request, context)
             except DomainError as error:
                 await context.abort_with_status(to_status(error))

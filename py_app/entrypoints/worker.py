@@ -1,8 +1,6 @@
-"""The background worker runner: one process running periodic jobs until SIGTERM or SIGINT.
-
-It has no jobs yet; the outbox relay and the pruning of spent refresh tokens will run here, so a
-deployment can already run the role and scale it separately from the serving processes.
-"""
+"""The background worker runner: one process running the jobs (the outbox relay, housekeeping) until
+SIGTERM or SIGINT, then letting them finish what they hold. Several workers may run at once: the
+relay's leases keep them from handling a message twice."""
 
 from __future__ import annotations
 
@@ -12,6 +10,7 @@ import signal
 
 from py_app.bootstrap import build_worker
 from py_app.config import Settings
+from py_app.infra.jobs import run_jobs
 
 logger = logging.getLogger("arcana.worker")
 
@@ -27,8 +26,8 @@ async def work_until_signalled(settings: Settings) -> int:
         loop.add_signal_handler(signum, stop.set)
     container = build_worker(settings)
     try:
-        logger.info("worker started", extra={"jobs": []})
-        await stop.wait()
+        logger.info("worker started", extra={"jobs": [job.name for job in container.jobs]})
+        await run_jobs(container.jobs, stop)
         container.lifecycle.draining = True
     finally:
         await container.aclose()

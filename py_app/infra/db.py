@@ -115,14 +115,19 @@ def _sqlite_begin(connection: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+async def transaction(engine: AsyncEngine, *, queue: bool = False) -> AsyncIterator[AsyncConnection]:
     """One writing transaction: committed when the block ends normally, rolled back otherwise.
 
     A store method is one of these, never more: no transaction is held across a service's calls.
+    ``queue`` is for work-queue tables claimed with ``SKIP LOCKED`` (the outbox): on MySQL/MariaDB it
+    reads committed, so claims take no gap locks and concurrent relays do not deadlock.
     """
+    options: dict[str, object] = {WRITE: True}
+    if queue and engine.dialect.name == "mysql":
+        options["isolation_level"] = "READ COMMITTED"
     try:
         async with engine.connect() as connection:
-            await connection.execution_options(**{WRITE: True})
+            await connection.execution_options(**options)
             async with connection.begin():
                 yield connection
     except DBAPIError as exc:  # integrity errors the store expects are mapped inside the block

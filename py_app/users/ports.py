@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+from py_app.core.effects import NO_EFFECTS, Effects
 from py_app.core.identity import Principal
 from py_app.users.models import NewUser, Page, PasswordChange, Role, Status, User, UserChanges, UserQuery
 
@@ -17,8 +18,8 @@ from py_app.users.models import NewUser, Page, PasswordChange, Role, Status, Use
 class UserStore(Protocol):
     """Stores accounts. Lookups by username or email are case-insensitive."""
 
-    async def add(self, user: User) -> None:
-        """Insert a new user; raise Conflict when the username or email is taken."""
+    async def add(self, user: User, effects: Effects = NO_EFFECTS) -> None:
+        """Insert a new user and ``effects`` in one transaction; Conflict when the username or email is taken."""
 
     async def get(self, user_id: str) -> User | None: ...
 
@@ -28,7 +29,9 @@ class UserStore(Protocol):
     async def search(self, query: UserQuery) -> tuple[list[User], int]:
         """One page of users in a stable order (created_at, id), and the total matching the filters."""
 
-    async def update(self, user_id: str, changes: UserChanges, now: datetime) -> User | None:
+    async def update(
+        self, user_id: str, changes: UserChanges, now: datetime, effects: Effects = NO_EFFECTS
+    ) -> User | None:
         """Write only the fields ``changes`` sets, and return the user as stored afterwards.
 
         None when there is no such user. When ``changes.ends_sessions``, every session of the user
@@ -37,10 +40,13 @@ class UserStore(Protocol):
         once leave one).
         """
 
-    async def change_password(self, change: PasswordChange) -> bool:
-        """Apply ``change`` unless the stored hash is no longer ``change.expected_hash`` (then False)."""
+    async def change_password(self, change: PasswordChange, effects: Effects = NO_EFFECTS) -> bool:
+        """Apply ``change`` unless the stored hash is no longer ``change.expected_hash`` (then False).
 
-    async def delete(self, user_id: str, now: datetime) -> bool:
+        Every unused password-reset token of the user dies with it.
+        """
+
+    async def delete(self, user_id: str, now: datetime, effects: Effects = NO_EFFECTS) -> bool:
         """Remove the user and end their sessions; False when there was no such user.
 
         Raise Conflict when the user is the last active administrator (checked in the same write).
@@ -57,8 +63,9 @@ class PrincipalCache(Protocol):
 class UserUseCases(Protocol):
     """The users domain as transports and other services see it, in this process or behind gRPC."""
 
-    async def create(self, new: NewUser) -> User:
-        """Validate, hash and store a new account; Conflict when the username or email is taken."""
+    async def create(self, new: NewUser, *, by: str | None = None, ip: str = "") -> User:
+        """Validate, hash and store a new account (``by``: who created it, for the audit log); Conflict
+        when the username or email is taken."""
 
     async def create_admin(self, username: str, email: str, password: str) -> User: ...
 

@@ -14,9 +14,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from py_app.auth.repositories import end_user_sessions
+from py_app.auth.repositories import end_reset_tokens, end_user_sessions
+from py_app.core.effects import NO_EFFECTS, Effects
 from py_app.core.errors import Conflict
 from py_app.infra.db import reading, transaction
+from py_app.infra.outbox import write_effects
 from py_app.users.models import (
     LAST_ADMIN,
     PasswordChange,
@@ -39,12 +41,13 @@ class SqlUserStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def add(self, user: User) -> None:
+    async def add(self, user: User, effects: Effects = NO_EFFECTS) -> None:
         async with transaction(self._engine) as connection:
             try:
                 await connection.execute(users.insert().values(**user_row(user)))
             except IntegrityError:
                 raise Conflict(TAKEN) from None
+            await write_effects(connection, effects, user.created_at)
 
     async def get(self, user_id: str) -> User | None:
         async with reading(self._engine) as connection:
@@ -85,7 +88,9 @@ class SqlUserStore:
             rows = await connection.execute(page.limit(query.per_page).offset(query.offset))
             return [user for row in rows.mappings() if (user := user_from_row(row)) is not None], int(total)
 
-    async def update(self, user_id: str, changes: UserChanges, now: datetime) -> User | None:
+    async def update(
+        self, user_id: str, changes: UserChanges, now: datetime, effects: Effects = NO_EFFECTS
+    ) -> User | None:
         async with transaction(self._engine) as connection:
             if changes.may_remove_an_admin:
                 await _keep_an_admin(connection, user_id)
@@ -93,21 +98,27 @@ class SqlUserStore:
                 return None
             if changes.ends_sessions:
                 await end_user_sessions(connection, user_id, now)
+            await write_effects(connection, effects, now)
             return await _get(connection, user_id)
 
-    async def change_password(self, change: PasswordChange) -> bool:
+    async def change_password(self, change: PasswordChange, effects: Effects = NO_EFFECTS) -> bool:
         async with transaction(self._engine) as connection:
             values = {"password_hash": change.new_hash, "updated_at": change.now}
             if not await _write(connection, change.user_id, values, expect={"password_hash": change.expected_hash}):
                 return False
             await end_user_sessions(connection, change.user_id, change.now, keep=change.keep_session)
+            await end_reset_tokens(connection, change.user_id, change.now)
+            await write_effects(connection, effects, change.now)
             return True
 
-    async def delete(self, user_id: str, now: datetime) -> bool:
-        async with transaction(self._engine) as connection:  # sessions go with the row (ON DELETE CASCADE)
+    async def delete(self, user_id: str, now: datetime, effects: Effects = NO_EFFECTS) -> bool:
+        async with transaction(self._engine) as connection:  # sessions and tokens go with the row (CASCADE)
             await _keep_an_admin(connection, user_id)
             result = await connection.execute(users.delete().where(users.c.id == user_id))
-            return result.rowcount == 1
+            if result.rowcount != 1:
+                return False
+            await write_effects(connection, effects, now)
+            return True
 
 
 async def _keep_an_admin(connection: AsyncConnection, user_id: str) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import replace
+from datetime import datetime
 
+from py_app.core.effects import AuditEvent, Effects, SecurityEvent, audited
 from py_app.core.errors import Conflict, FieldError, NotFound, PermissionDenied
 from py_app.core.identity import Principal
 from py_app.core.ports import Clock, PasswordHasher
@@ -45,7 +47,7 @@ class UserService:
         self._clock = clock
         self._cache = cache
 
-    async def create(self, new: NewUser) -> User:
+    async def create(self, new: NewUser, *, by: str | None = None, ip: str = "") -> User:
         """Validate, hash the password off the event loop, and store; Conflict when taken."""
         email = normalize_email(new.email)
         raise_if(
@@ -69,7 +71,15 @@ class UserService:
             created_at=now,
             updated_at=now,
         )
-        await self._store.add(user)
+        created = AuditEvent(
+            SecurityEvent.USER_CREATED,
+            at=now,
+            actor_id=by or user.id,
+            target_id=user.id,
+            ip=ip,
+            details={"role": user.role.value},
+        )
+        await self._store.add(user, audited(created))
         return user
 
     async def create_admin(self, username: str, email: str, password: str) -> User:
@@ -78,7 +88,7 @@ class UserService:
 
     async def create_by_admin(self, actor: Principal, new: NewUser) -> User:
         _require_admin(actor)
-        return await self.create(new)
+        return await self.create(new, by=actor.user_id, ip=actor.ip)
 
     async def get(self, actor: Principal, user_id: str) -> User:
         """Self or an admin; anyone else is told no (not whether the id exists)."""
@@ -136,7 +146,9 @@ class UserService:
         _require_admin(actor)
         if actor.user_id == user_id:
             raise PermissionDenied("Administrators cannot delete their own account.")
-        if not _is_uuid(user_id) or not await self._store.delete(user_id, self._clock.now()):
+        now = self._clock.now()
+        deleted = self._event(SecurityEvent.USER_DELETED, actor, user_id, now)
+        if not _is_uuid(user_id) or not await self._store.delete(user_id, now, deleted):
             raise NotFound("No such user.")
         await self._cache.forget_user(user_id)
         security_log.info("user_deleted", extra={"user_id": user_id, "by": actor.user_id})
@@ -158,14 +170,21 @@ class UserService:
             now=self._clock.now(),
             keep_session=actor.session_id,
         )
-        if not await self._store.change_password(change):
+        changed = self._event(SecurityEvent.PASSWORD_CHANGE, actor, user_id, change.now)
+        if not await self._store.change_password(change, changed):
             raise Conflict("The password was changed meanwhile; try again.")
         await self._cache.forget_user(user_id)
         security_log.info("authn_password_change", extra={"user_id": user_id})
 
     async def _apply(self, actor: Principal, user_id: str, changes: UserChanges) -> User:
         """Write only the changed fields (a concurrent change to any other field is kept)."""
-        after = await self._store.update(user_id, changes, self._clock.now()) if _is_uuid(user_id) else None
+        now = self._clock.now()
+        fields = sorted(changes.values())
+        effects = self._event(SecurityEvent.USER_UPDATED, actor, user_id, now, fields=fields)
+        if changes.touches_access:
+            access = {name: str(value) for name, value in changes.values().items() if name in ("role", "status")}
+            effects += self._event(SecurityEvent.PRIVILEGE_CHANGE, actor, user_id, now, **access)
+        after = await self._store.update(user_id, changes, now, effects) if _is_uuid(user_id) else None
         if after is None:
             raise NotFound("No such user.")
         if changes.touches_access:
@@ -175,6 +194,13 @@ class UserService:
                 extra={"user_id": user_id, "by": actor.user_id, "role": after.role, "status": after.status},
             )
         return after
+
+    @staticmethod
+    def _event(event: SecurityEvent, actor: Principal, target: str, now: datetime, **details: object) -> Effects:
+        """An audit record of ``actor`` doing ``event`` to ``target`` (field names, never values of secrets)."""
+        return audited(
+            AuditEvent(event, at=now, actor_id=actor.user_id, target_id=target, ip=actor.ip, details=details)
+        )
 
     async def _load(self, user_id: str) -> User:
         if not _is_uuid(user_id):

@@ -15,7 +15,7 @@ from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc, info_pb2, users_pb2
+from py_app._proto.arcana.v1 import audit_pb2, auth_pb2, auth_pb2_grpc, info_pb2, users_pb2
 from py_app.bootstrap import Container, build_edge
 from py_app.config import Settings
 from py_app.entrypoints import rpc
@@ -28,6 +28,7 @@ METHODS: list[MethodDescriptor] = [
     for module, name in (
         (auth_pb2, "AuthService"),
         (users_pb2, "UserService"),
+        (audit_pb2, "AuditService"),
         (info_pb2, "InfoService"),
         (health_pb2, "Health"),
         (reflection_pb2, "ServerReflection"),

@@ -15,16 +15,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from py_app.audit.ports import AuditStore
+from py_app.audit.repositories import SqlAuditStore
 from py_app.auth.models import Session
-from py_app.auth.ports import SessionStore
-from py_app.auth.repositories import SqlSessionStore
+from py_app.auth.ports import AccountTokenStore, SessionStore
+from py_app.auth.repositories import SqlAccountTokenStore, SqlSessionStore
 from py_app.infra import migrations
 from py_app.infra.db import create_engine
 from py_app.users.models import Role, Status, User, new_user_id
 from py_app.users.ports import UserStore
 from py_app.users.repositories import SqlUserStore
 from tests.conftest import MARIADB_ADMIN_URL, mariadb_admin, unavailable
-from tests.fakes import stores
+from tests.fakes import InMemoryAccountTokens, InMemoryAudit, stores
 
 BACKENDS = ["fake", "sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
 T0 = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
@@ -35,6 +37,8 @@ class Stores:
     backend: str
     users: UserStore
     sessions: SessionStore
+    tokens: AccountTokenStore
+    audit: AuditStore
 
 
 class Databases:
@@ -91,11 +95,17 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
 async def store(request: pytest.FixtureRequest, databases: Databases) -> AsyncIterator[Stores]:
     if request.param == "fake":
         users, sessions = stores()
-        yield Stores("fake", users, sessions)
+        yield Stores("fake", users, sessions, InMemoryAccountTokens(users.db), InMemoryAudit(users.db))
         return
     engine = create_engine(await databases.url(request.param))
     try:
-        yield Stores(request.param, SqlUserStore(engine), SqlSessionStore(engine))
+        yield Stores(
+            request.param,
+            SqlUserStore(engine),
+            SqlSessionStore(engine),
+            SqlAccountTokenStore(engine),
+            SqlAuditStore(engine),
+        )
     finally:
         await engine.dispose()
 
@@ -105,11 +115,17 @@ async def fresh_store(request: pytest.FixtureRequest, databases: Databases) -> A
     """Like ``store``, but over an empty database of its own."""
     if request.param == "fake":
         users, sessions = stores()
-        yield Stores("fake", users, sessions)
+        yield Stores("fake", users, sessions, InMemoryAccountTokens(users.db), InMemoryAudit(users.db))
         return
     engine = create_engine(await databases.fresh(request.param))
     try:
-        yield Stores(request.param, SqlUserStore(engine), SqlSessionStore(engine))
+        yield Stores(
+            request.param,
+            SqlUserStore(engine),
+            SqlSessionStore(engine),
+            SqlAccountTokenStore(engine),
+            SqlAuditStore(engine),
+        )
     finally:
         await engine.dispose()
 

@@ -5,14 +5,24 @@ from dataclasses import replace
 import pytest
 
 from py_app.auth.models import ClientInfo, SessionRules, SessionState, token_digest
-from py_app.auth.services import BAD_CREDENTIALS, AuthService
+from py_app.auth.services import BAD_CREDENTIALS, AuthService, RecoveryService
 from py_app.core.errors import InvalidInput, PermissionDenied, Unauthenticated
 from py_app.core.identity import Principal
 from py_app.core.ports import PasswordHasher
 from py_app.infra.cache import InProcessSessionCache
 from py_app.users.models import NewUser, Role, Status
 from py_app.users.services import UserService
-from tests.fakes import Database, FakeTokens, FixedClock, InMemorySessionStore, InMemoryUserStore, PlainHasher
+from tests.fakes import (
+    Database,
+    FakeTokens,
+    FixedClock,
+    InMemoryAccountTokens,
+    InMemoryAudit,
+    InMemoryOutbox,
+    InMemorySessionStore,
+    InMemoryUserStore,
+    PlainHasher,
+)
 
 
 def fullwidth(text: str) -> str:
@@ -58,10 +68,21 @@ class Rig:
         self.cache = InProcessSessionCache(ttl=cache_ttl)
         accounts = InMemoryUserStore(self.db)
         self.users = UserService(accounts, self.hasher, self.clock, self.cache)
+        self.recovery = RecoveryService(
+            tokens=InMemoryAccountTokens(self.db),
+            accounts=accounts,
+            outbox=InMemoryOutbox(self.db),
+            hasher=self.hasher,
+            cache=self.cache,
+            clock=self.clock,
+            key=b"r" * 32,
+        )
         self.auth = AuthService(
             sessions=sessions or InMemorySessionStore(self.db),
             accounts=accounts,
             users=self.users,
+            recovery=self.recovery,
+            audit=InMemoryAudit(self.db),
             hasher=self.hasher,
             tokens=FakeTokens(),
             cache=self.cache,

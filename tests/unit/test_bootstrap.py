@@ -10,7 +10,15 @@ from py_app.auth.models import ClientInfo, SessionState
 from py_app.bootstrap import build_edge
 from py_app.config import Settings
 from py_app.users.models import NewUser
-from tests.fakes import FakeTokens, FixedClock, InMemorySessionStore, InMemoryUserStore, PlainHasher
+from tests.fakes import (
+    FakeTokens,
+    FixedClock,
+    InMemoryAccountTokens,
+    InMemoryAudit,
+    InMemorySessionStore,
+    InMemoryUserStore,
+    PlainHasher,
+)
 
 
 class CountingSessions(InMemorySessionStore):
@@ -28,6 +36,8 @@ async def store_reads_for_two_requests(settings: Settings) -> int:
         settings,
         user_store=users,
         session_store=sessions,
+        account_tokens=InMemoryAccountTokens(users.db),
+        audit_store=InMemoryAudit(users.db),
         hasher=PlainHasher(),
         tokens=FakeTokens(),
         clock=FixedClock(),

@@ -81,6 +81,9 @@ REQUIRED_FIELDS = {
     "PasswordChangeIn": {"current_password", "new_password"},
     "StatusIn": {"status"},
     "RoleIn": {"role"},
+    "EmailIn": {"email"},
+    "ResetIn": {"token", "new_password"},
+    "VerifyIn": {"token"},
 }
 # Readable operation ids; where gRPC has the same call, the same words (UserService/GetUser -> users.get).
 OPERATION_IDS = {
@@ -93,6 +96,11 @@ OPERATION_IDS = {
     ("get", "/api/v1/auth/sessions"): "auth.list_sessions",
     ("delete", "/api/v1/auth/sessions/{}"): "auth.revoke_session",
     ("post", "/api/v1/auth/sessions/revoke-all"): "auth.revoke_all_sessions",
+    ("post", "/api/v1/auth/password/forgot"): "auth.forgot_password",
+    ("post", "/api/v1/auth/password/reset"): "auth.reset_password",
+    ("post", "/api/v1/auth/email/resend"): "auth.resend_verification",
+    ("post", "/api/v1/auth/email/verify"): "auth.verify_email",
+    ("get", "/api/v1/audit"): "audit.list_events",
     ("get", "/api/v1/users"): "users.list",
     ("post", "/api/v1/users"): "users.create",
     ("get", "/api/v1/users/{}"): "users.get",
@@ -223,9 +231,14 @@ async def test_the_examples_are_what_the_service_accepts_and_answers(document: t
         answers(response, 200, "UserOut")
     answers(await api.client.get(f"{V1}/users", headers=admin), 200, "UserPageOut")
     answers(await api.client.get(f"{PUBLIC}/users"), 200, "PublicPage")
+    answers(await api.client.get(f"{V1}/audit", headers=admin), 200, "AuditPageOut")
+    for route in ("password/forgot", "email/resend"):
+        answers(await api.client.post(f"{V1}/auth/{route}", json=examples["EmailIn"]), 202, "AcceptedOut")
     # Token examples are well-formed but not live: the service reads them and says they are not valid.
     for route, name in (("refresh", "RefreshIn"), ("validate", "ValidateIn")):
         answers(await api.client.post(f"{V1}/auth/{route}", json=examples[name]), 401, "ProblemDetails")
+    for route, name in (("password/reset", "ResetIn"), ("email/verify", "VerifyIn")):
+        answers(await api.client.post(f"{V1}/auth/{route}", json=examples[name]), 400, "ProblemDetails")
 
 
 @pytest.mark.req("SRS-156")

@@ -82,6 +82,26 @@ class AuthServiceStub:
                 request_serializer=arcana_dot_v1_dot_auth__pb2.ValidateTokenRequest.SerializeToString,
                 response_deserializer=arcana_dot_v1_dot_auth__pb2.ValidateTokenResponse.FromString,
                 _registered_method=True)
+        self.ForgotPassword = channel.unary_unary(
+                '/arcana.v1.AuthService/ForgotPassword',
+                request_serializer=arcana_dot_v1_dot_auth__pb2.ForgotPasswordRequest.SerializeToString,
+                response_deserializer=arcana_dot_v1_dot_auth__pb2.AcceptedResponse.FromString,
+                _registered_method=True)
+        self.ResetPassword = channel.unary_unary(
+                '/arcana.v1.AuthService/ResetPassword',
+                request_serializer=arcana_dot_v1_dot_auth__pb2.ResetPasswordRequest.SerializeToString,
+                response_deserializer=arcana_dot_v1_dot_auth__pb2.ResetPasswordResponse.FromString,
+                _registered_method=True)
+        self.ResendVerification = channel.unary_unary(
+                '/arcana.v1.AuthService/ResendVerification',
+                request_serializer=arcana_dot_v1_dot_auth__pb2.ResendVerificationRequest.SerializeToString,
+                response_deserializer=arcana_dot_v1_dot_auth__pb2.AcceptedResponse.FromString,
+                _registered_method=True)
+        self.VerifyEmail = channel.unary_unary(
+                '/arcana.v1.AuthService/VerifyEmail',
+                request_serializer=arcana_dot_v1_dot_auth__pb2.VerifyEmailRequest.SerializeToString,
+                response_deserializer=arcana_dot_v1_dot_common__pb2.User.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -148,6 +168,31 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ForgotPassword(self, request, context):
+        """Account recovery. Forgot and resend answer the same whether or not the address has an account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetPassword(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResendVerification(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyEmail(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -195,6 +240,26 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.ValidateToken,
                     request_deserializer=arcana_dot_v1_dot_auth__pb2.ValidateTokenRequest.FromString,
                     response_serializer=arcana_dot_v1_dot_auth__pb2.ValidateTokenResponse.SerializeToString,
+            ),
+            'ForgotPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForgotPassword,
+                    request_deserializer=arcana_dot_v1_dot_auth__pb2.ForgotPasswordRequest.FromString,
+                    response_serializer=arcana_dot_v1_dot_auth__pb2.AcceptedResponse.SerializeToString,
+            ),
+            'ResetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetPassword,
+                    request_deserializer=arcana_dot_v1_dot_auth__pb2.ResetPasswordRequest.FromString,
+                    response_serializer=arcana_dot_v1_dot_auth__pb2.ResetPasswordResponse.SerializeToString,
+            ),
+            'ResendVerification': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResendVerification,
+                    request_deserializer=arcana_dot_v1_dot_auth__pb2.ResendVerificationRequest.FromString,
+                    response_serializer=arcana_dot_v1_dot_auth__pb2.AcceptedResponse.SerializeToString,
+            ),
+            'VerifyEmail': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyEmail,
+                    request_deserializer=arcana_dot_v1_dot_auth__pb2.VerifyEmailRequest.FromString,
+                    response_serializer=arcana_dot_v1_dot_common__pb2.User.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -441,6 +506,114 @@ class AuthService:
             '/arcana.v1.AuthService/ValidateToken',
             arcana_dot_v1_dot_auth__pb2.ValidateTokenRequest.SerializeToString,
             arcana_dot_v1_dot_auth__pb2.ValidateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForgotPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/arcana.v1.AuthService/ForgotPassword',
+            arcana_dot_v1_dot_auth__pb2.ForgotPasswordRequest.SerializeToString,
+            arcana_dot_v1_dot_auth__pb2.AcceptedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/arcana.v1.AuthService/ResetPassword',
+            arcana_dot_v1_dot_auth__pb2.ResetPasswordRequest.SerializeToString,
+            arcana_dot_v1_dot_auth__pb2.ResetPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResendVerification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/arcana.v1.AuthService/ResendVerification',
+            arcana_dot_v1_dot_auth__pb2.ResendVerificationRequest.SerializeToString,
+            arcana_dot_v1_dot_auth__pb2.AcceptedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyEmail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/arcana.v1.AuthService/VerifyEmail',
+            arcana_dot_v1_dot_auth__pb2.VerifyEmailRequest.SerializeToString,
+            arcana_dot_v1_dot_common__pb2.User.FromString,
             options,
             channel_credentials,
             insecure,

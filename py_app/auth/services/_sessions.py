@@ -1,4 +1,4 @@
-"""Authentication use cases: register, login, refresh rotation, logout, sessions, request authentication."""
+"""Signing in and out: register, login, refresh rotation, logout, sessions, request authentication."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 import secrets
 import uuid
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from py_app.auth.models import (
     AuthResult,
@@ -19,10 +19,11 @@ from py_app.auth.models import (
     new_refresh_token,
     token_digest,
 )
-from py_app.auth.ports import AccessTokens, Accounts, SessionCache, SessionStore
+from py_app.auth.ports import AccessTokens, Accounts, RecoveryUseCases, SessionCache, SessionStore
+from py_app.core.effects import AuditEvent, Effects, SecurityEvent, audited
 from py_app.core.errors import NotFound, Unauthenticated
 from py_app.core.identity import Principal
-from py_app.core.ports import Clock, PasswordHasher
+from py_app.core.ports import AuditRecorder, Clock, PasswordHasher
 from py_app.users.models import (
     MAX_LOGIN,
     MAX_SECRET,
@@ -54,6 +55,8 @@ class AuthService:
         sessions: SessionStore,
         accounts: Accounts,
         users: UserUseCases,
+        recovery: RecoveryUseCases,
+        audit: AuditRecorder,
         hasher: PasswordHasher,
         tokens: AccessTokens,
         cache: SessionCache,
@@ -64,6 +67,8 @@ class AuthService:
         self._sessions = sessions
         self._accounts = accounts
         self._users = users
+        self._recovery = recovery
+        self._audit = audit
         self._hasher = hasher
         self._tokens = tokens
         self._cache = cache
@@ -77,8 +82,9 @@ class AuthService:
         await self._dummy()
 
     async def register(self, new: NewUser, client: ClientInfo) -> AuthResult:
-        """Create an account (role user) and open its first session."""
-        user = await self._users.create(replace(new, role=Role.USER.value, is_verified=False))
+        """Create an account (role user), mail it a verification token and open its first session."""
+        user = await self._users.create(replace(new, role=Role.USER.value, is_verified=False), ip=client.ip)
+        await self._recovery.send_verification(user, client.ip)
         return AuthResult(user, await self._open_session(user, client))
 
     async def login(self, username_or_email: str, password: str, client: ClientInfo) -> AuthResult:
@@ -90,11 +96,11 @@ class AuthService:
         user = await self._accounts.find_by_login(username_or_email.strip())
         if user is None:
             await verify_password(self._hasher, await self._dummy(), password)
-            security_log.info("authn_login_fail", extra={"reason": "unknown_user"})
+            await self._failed(None, "unknown_user", client)
             raise Unauthenticated(BAD_CREDENTIALS)
         matches, legacy = await verify_password(self._hasher, user.password_hash, password)
         if not matches or user.status is not Status.ACTIVE:
-            security_log.info("authn_login_fail", extra={"user_id": user.id, "reason": "credentials_or_status"})
+            await self._failed(user.id, "credentials_or_status", client)
             raise Unauthenticated(BAD_CREDENTIALS)
         stale = legacy or self._hasher.needs_rehash(user.password_hash)
         rehash = await self._hasher.hash(normalize_password(password)) if stale else None
@@ -102,7 +108,7 @@ class AuthService:
         # landed during the hash wins, and this login fails like any other.
         write = LoginWrite(user_id=user.id, verified_hash=user.password_hash, now=self._clock.now(), new_hash=rehash)
         tokens = await self._open_session(user, client, write)
-        security_log.info("authn_login_success", extra={"user_id": user.id})
+        security_log.info(SecurityEvent.LOGIN_SUCCESS, extra={"user_id": user.id})
         return AuthResult(replace(user, last_login_at=write.now, password_hash=rehash or user.password_hash), tokens)
 
     async def refresh(self, refresh_token: str, client: ClientInfo) -> AuthResult:
@@ -116,40 +122,39 @@ class AuthService:
         raise_if(check_length("refresh_token", refresh_token, MAX_TOKEN))
         now = self._clock.now()
         child = child_token(self._refresh_key, refresh_token)
-        rotation = await self._sessions.rotate(token_digest(refresh_token), token_digest(child), now, self._rules)
-        if (
-            rotation.outcome in (RotationOutcome.ROTATED, RotationOutcome.REPLAYED)
-            and rotation.session
-            and rotation.user
-        ):
+        digest, child_digest = token_digest(refresh_token), token_digest(child)
+        rotation = await self._sessions.rotate(digest, child_digest, now, self._rules, ip=client.ip)
+        if rotation.grants and rotation.session and rotation.user:
             access = self._tokens.issue(
                 user_id=rotation.user.id, session_id=rotation.session.id, role=rotation.user.role.value, now=now
             )
             return AuthResult(rotation.user, TokenPair(access, child, self._tokens.ttl))
         if rotation.outcome is RotationOutcome.REUSED and rotation.session:
             await self._cache.forget([rotation.session.id])
-            security_log.warning("authn_token_reuse", extra={"session_id": rotation.session.id})
+            security_log.warning(SecurityEvent.TOKEN_REUSE, extra={"session_id": rotation.session.id})
         raise Unauthenticated(BAD_REFRESH)
 
-    async def authenticate(self, access_token: str) -> Principal:
+    async def authenticate(self, access_token: str, client: ClientInfo | None = None) -> Principal:
         """The caller behind a Bearer token, checked against its live session on every request."""
+        ip = client.ip if client is not None else ""
         now = self._clock.now()
         claims = self._tokens.verify(access_token, now)
         cached = await self._cache.get(claims.session_id)
         if cached is not None and cached.user_id == claims.user_id:
-            return cached
+            return replace(cached, ip=ip)
         stamp = await self._cache.stamp(claims.session_id, claims.user_id)  # before the read
         state = await self._sessions.state(claims.session_id, claims.user_id)
         if state is None or not state.usable(now, self._rules):
             raise Unauthenticated(BAD_SESSION)
-        principal = Principal(claims.user_id, claims.session_id, state.role.value)
+        principal = Principal(claims.user_id, claims.session_id, state.role.value, verified=state.verified)
         await self._cache.put(principal, stamp)
-        return principal
+        return replace(principal, ip=ip)
 
     async def logout(self, principal: Principal) -> None:
-        await self._sessions.revoke(principal.session_id, self._clock.now())
+        now = self._clock.now()
+        await self._sessions.revoke(principal.session_id, now, effects=self._revoked(principal, "logout", now))
         await self._cache.forget([principal.session_id])
-        security_log.info("authn_token_revoked", extra={"user_id": principal.user_id, "reason": "logout"})
+        security_log.info(SecurityEvent.TOKEN_REVOKED, extra={"user_id": principal.user_id, "reason": "logout"})
 
     async def me(self, principal: Principal) -> User:
         user = await self._accounts.get(principal.user_id)
@@ -164,13 +169,17 @@ class AuthService:
         return [session for session in found if session.is_active(now, self._rules.idle_seconds)]
 
     async def revoke_session(self, principal: Principal, session_id: str) -> None:
-        if not await self._sessions.revoke(session_id, self._clock.now(), user_id=principal.user_id):
+        now = self._clock.now()
+        effects = self._revoked(principal, "revoke_session", now)
+        if not await self._sessions.revoke(session_id, now, user_id=principal.user_id, effects=effects):
             raise NotFound("No such session.")
         await self._cache.forget([session_id])
 
     async def revoke_all(self, principal: Principal, keep_current: bool) -> int:
         keep = principal.session_id if keep_current else None
-        revoked = await self._sessions.revoke_for_user(principal.user_id, self._clock.now(), keep=keep)
+        now = self._clock.now()
+        effects = self._revoked(principal, "revoke_all", now)
+        revoked = await self._sessions.revoke_for_user(principal.user_id, now, keep=keep, effects=effects)
         await self._cache.forget(revoked)
         return len(revoked)
 
@@ -182,17 +191,50 @@ class AuthService:
             created_at=now,
             last_used_at=now,
             expires_at=now + timedelta(seconds=self._rules.absolute_seconds),
-            user_agent=client.user_agent[:255],
+            user_agent=_printable(client.user_agent)[:255],
             ip=client.ip[:45],
         )
         refresh = new_refresh_token()
-        if not await self._sessions.open(session, token_digest(refresh), login):
+        opened = AuditEvent(
+            SecurityEvent.LOGIN_SUCCESS,
+            at=now,
+            actor_id=user.id,
+            target_id=user.id,
+            ip=client.ip,
+            details={"session_id": session.id, "via": "login" if login is not None else "register"},
+        )
+        if not await self._sessions.open(session, token_digest(refresh), login, audited(opened)):
             raise Unauthenticated(BAD_CREDENTIALS)
         access = self._tokens.issue(user_id=user.id, session_id=session.id, role=user.role.value, now=now)
         security_log.info("authn_token_created", extra={"user_id": user.id, "session_id": session.id})
         return TokenPair(access, refresh, self._tokens.ttl)
 
+    async def _failed(self, user_id: str | None, reason: str, client: ClientInfo) -> None:
+        event = AuditEvent(
+            SecurityEvent.LOGIN_FAIL, at=self._clock.now(), target_id=user_id, ip=client.ip, details={"reason": reason}
+        )
+        await self._audit.record(event)
+        security_log.info(SecurityEvent.LOGIN_FAIL, extra={"user_id": user_id, "reason": reason})
+
+    @staticmethod
+    def _revoked(principal: Principal, reason: str, now: datetime) -> Effects:
+        return audited(
+            AuditEvent(
+                SecurityEvent.TOKEN_REVOKED,
+                at=now,
+                actor_id=principal.user_id,
+                target_id=principal.user_id,
+                ip=principal.ip,
+                details={"reason": reason},
+            )
+        )
+
     async def _dummy(self) -> str:
         if self._dummy_hash is None:
             self._dummy_hash = await self._hasher.hash(secrets.token_urlsafe(16))
         return self._dummy_hash
+
+
+def _printable(text: str) -> str:
+    """A user agent as shown to the user in their session list: no control or format characters."""
+    return "".join(char if char.isprintable() else "?" for char in text)
