@@ -61,7 +61,7 @@ async def store_at(url: str) -> AsyncIterator[SqlOutbox]:
         await engine.dispose()
 
 
-async def rows(url: str) -> list[sa.Row[Any]]:
+async def rows(url: str) -> list[Any]:
     engine = create_engine(url)
     try:
         async with engine.connect() as connection:
