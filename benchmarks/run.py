@@ -248,6 +248,8 @@ def _pytest(run: Run, name: str, path: str, max_time: float, env: dict[str, str]
     say(f"== {name}: {shlex.join(argv).replace(str(ROOT) + '/', '')}")
     began = time.monotonic()
     done = subprocess.run(argv, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, check=False)
+    if output.exists():
+        trim_benchmark_json(output, run.scratch / f"{name}-full.json")
     tail = (done.stdout.strip().splitlines() or [""])[-1]
     say(f"   {tail} ({time.monotonic() - began:.0f} s)")
     if done.returncode != 0:
@@ -258,6 +260,28 @@ def _pytest(run: Run, name: str, path: str, max_time: float, env: dict[str, str]
         "returncode": done.returncode,
     }
     run.save()
+
+
+PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9)
+
+
+def trim_benchmark_json(path: Path, keep: Path) -> None:
+    """Every round's time of a pytest-benchmark run is megabytes: the results keep the distribution as
+    percentiles (ms) and drop the rounds; the full file stays in the scratch folder."""
+    data = json.loads(path.read_text("utf-8"))
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, keep)
+    for bench in data.get("benchmarks", []):
+        if isinstance((bench.get("params") or {}).get("case"), list):  # older runs carried whole targets
+            bench["params"]["case"] = bench["param"] = bench["name"].split("[", 1)[-1].rstrip("]")
+        rounds = sorted(bench["stats"].pop("data", None) or [])
+        if rounds:
+            bench["stats"]["percentiles_ms"] = {
+                f"p{p:g}": round(rounds[min(len(rounds) - 1, math.ceil(p / 100 * len(rounds)) - 1)] * 1000, 4)
+                for p in PERCENTILES
+            }
+    data.pop("machine_info", None)  # results.json records the machine once
+    path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
 def micro_suite(run: Run) -> None:

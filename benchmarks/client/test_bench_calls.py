@@ -13,10 +13,12 @@ import httpx
 
 from benchmarks import wire
 from benchmarks.client.calls import grpc_call, rest_call
+from benchmarks.client.conftest import target as target_named
 
 
-def test_call(benchmark: Any, case: tuple[dict[str, Any], str, str]) -> None:
-    target, op, protocol = case
+def test_call(benchmark: Any, case: tuple[str, str, str]) -> None:
+    name, op, protocol = case
+    target = target_named(name)
     benchmark.group = f"{target['name']} {op}"
     benchmark.extra_info.update(target=target["name"], kind=target["kind"], op=op, protocol=protocol)
     accounts = wire.Accounts(**target["accounts"])
