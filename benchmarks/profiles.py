@@ -1,7 +1,11 @@
 """py-spy profiles of a server under load: a speedscope file next to the results, and a top-N summary.
 
 py-spy samples only the thread holding the GIL (``--gil``), so the shares are shares of Python time;
-it runs on the generator's core, non-blocking (the server is never paused).
+it runs on the generator's core, non-blocking (the server is never paused). It follows the server's
+worker processes (``--subprocesses``); the summary leaves out the process it was pointed at when
+that one only supervises workers (Granian's main process sits in Rust holding its own GIL, so every
+sample of it would count), and leaves out of the inclusive list the frames every sample passes
+through (process start, the CLI, the event loop itself).
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ SECONDS = 4.0
 RATE = 200  # samples per second
 TOP = 12
 # Frames every sample passes through (process start, the loop itself): left out of the inclusive list.
-PLUMBING = frozenset({"granian", "stdlib:multiprocessing", "stdlib:threading", "stdlib:asyncio", "<string>"})
+PLUMBING = frozenset(
+    {"granian", "stdlib:multiprocessing", "stdlib:threading", "stdlib:asyncio", "<string>", "<frozen runpy>"}
+)
+PLUMBING_FILES = ("py_app/__main__.py", "py_app/entrypoints/cli.py", "py_app/entrypoints/serve.py")
 
 
 def py_spy() -> str:
@@ -47,9 +54,13 @@ def capture(folder: Path, name: str, pid: int, load: loadgen.Load) -> dict[str, 
     return {
         "file": output.name,
         "rps_under_profiler": round(result.get("rps", 0.0), 1),
-        "summary": summarize(output),
+        "summary": summarize(output, supervisor=pid),
         "command": [arg if not arg.startswith(str(folder)) else output.name for arg in argv],
     }
+
+
+def _of_process(profile: dict[str, Any], pid: int) -> bool:
+    return str(profile.get("name", "")).startswith(f"Process {pid} ")
 
 
 def _where(frame: dict[str, Any]) -> str:
@@ -72,8 +83,15 @@ def _package(frame: dict[str, Any]) -> str:
     return path.rsplit("/", 1)[-1] or "?"
 
 
-def summarize(path: Path) -> dict[str, Any]:
-    """Self and inclusive shares per function, self share per package (the frame's top-level package)."""
+def _plumbing(frame: dict[str, Any]) -> bool:
+    return _package(frame) in PLUMBING or frame.get("file", "").endswith(PLUMBING_FILES)
+
+
+def summarize(path: Path, supervisor: int | None = None) -> dict[str, Any]:
+    """Self and inclusive shares per function, self share per package (the frame's top-level package).
+
+    ``supervisor``: the pid py-spy was pointed at; left out when other (worker) processes were sampled.
+    """
     data = json.loads(path.read_text())
     frames = data["shared"]["frames"]
     synthetic = {index for index, frame in enumerate(frames) if not frame.get("file")}  # py-spy's process frames
@@ -81,7 +99,10 @@ def summarize(path: Path) -> dict[str, Any]:
     inclusive: Counter[int] = Counter()
     packages: Counter[str] = Counter()
     total = 0
-    for profile in data["profiles"]:
+    profiles = data["profiles"]
+    if supervisor is not None and any(not _of_process(p, supervisor) for p in profiles):
+        profiles = [profile for profile in profiles if not _of_process(profile, supervisor)]
+    for profile in profiles:
         for stack in profile["samples"]:
             real = [index for index in stack if index not in synthetic]
             total += 1
@@ -100,7 +121,7 @@ def summarize(path: Path) -> dict[str, Any]:
         "samples": int(total),
         "self": share(own, lambda key: "(no Python frame)" if key is None else _where(frames[key])),
         "inclusive": share(
-            Counter({key: value for key, value in inclusive.items() if _package(frames[key]) not in PLUMBING}),
+            Counter({key: value for key, value in inclusive.items() if not _plumbing(frames[key])}),
             lambda key: _where(frames[key]),
         ),
         "packages": share(packages, str),
