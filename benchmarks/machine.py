@@ -70,7 +70,9 @@ def versions() -> dict[str, str]:
     found["h2load"] = _tool_version(["h2load", "--version"], r"nghttp2/(\S+)")
     found["wrk"] = _tool_version(["wrk", "-v"], r"wrk (\S+)")
     found["varied-load"] = "0.1.0 (benchmarks/varied-load)"
-    found["py-spy"] = _tool_version(["py-spy", "--version"], r"py-spy (\S+)")
+    from benchmarks.profiles import py_spy
+
+    found["py-spy"] = _tool_version([py_spy(), "--version"], r"py-spy (\S+)")
     return found
 
 
