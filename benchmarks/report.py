@@ -509,6 +509,53 @@ def headline_text(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def summary(folder: Path, link: str) -> str:
+    """The Markdown the READMEs quote: verdicts, the SQLite headline table, the conditions; ``link`` to the report."""
+    data = _load(folder, "results.json")
+    if data is None:
+        raise SystemExit(f"no results.json in {folder}")
+    ctx = Context(data, _load(folder, "micro.json"), _load(folder, "client.json"))
+    m = data["machine"]
+    other = sorted(p["cpu"]["other_cores"] for p in data.get("points", []) if "cpu" in p)
+    noise = f"{other[len(other) // 2]:.2f}" if other else "?"
+    lines = [
+        f"Run of {data['date'][:16].replace('T', ' ')} UTC on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
+        f" ([report]({link}/report.md), [raw data]({link}/results.json)). The machine was shared: other processes"
+        f" used a median of {noise} of its {m['cores']} cores during the points, so absolute figures are low and"
+        " noisy; the ratios within the run are what to read.",
+        "",
+        "| measured gRPC over REST | " + " | ".join(f"c={c}" for c in ctx.cs) + " | one call at a time |",
+        "|---|" + "---|" * (len(ctx.cs) + 1),
+    ]
+    for target in ctx.services:
+        ops = an.ops_measured(ctx.found, target)
+        timed = [op for op in ops if (target, op, "rest") in ctx.times and (target, op, "grpc") in ctx.times]
+        point = [x(an.grpc_over_rest(ctx.found, target, "point_query", c)) for c in ctx.cs]
+        total = [x(an.total_ratio(ctx.found, target, c, ops)) for c in ctx.cs]
+        lines.append(
+            f"| {target}: point query (claimed 6.30x) | "
+            + " | ".join(point)
+            + f" | {x(an.client_ratio(ctx.times, target, 'point_query'))} |"
+        )
+        lines.append(
+            f"| {target}: on average, from totals (claimed 2.78x) | "
+            + " | ".join(total)
+            + f" | {x(an.client_total(ctx.times, target, timed))} |"
+        )
+    if ctx.ceiling:
+        ceiling = [x(an.grpc_over_rest(ctx.found, ctx.ceiling, "point_query", c)) for c in ctx.cs]
+        lines.append(
+            "| trivial handlers (ceilings) | "
+            + " | ".join(ceiling)
+            + f" | {x(an.client_ratio(ctx.times, ctx.ceiling, 'point_query'))} |"
+        )
+    target = "sqlite" if "sqlite" in ctx.services else (ctx.services[0] if ctx.services else None)
+    if target:
+        lines += ["", f"{target}, c={ctx.headline_c}, req/s (medians of the repeats):", ""]
+        lines += headline_rows(ctx, target, ctx.headline_c)
+    return "\n".join(lines) + "\n"
+
+
 def write(folder: Path) -> Path:
     data = _load(folder, "results.json")
     if data is None:
@@ -526,4 +573,7 @@ def write(folder: Path) -> Path:
 
 
 if __name__ == "__main__":
-    print(write(Path(sys.argv[1])))
+    if sys.argv[1] == "--summary":  # python -m benchmarks.report --summary DIR LINK: what the READMEs quote
+        print(summary(Path(sys.argv[2]), sys.argv[3]), end="")
+    else:
+        print(write(Path(sys.argv[1])))
