@@ -138,11 +138,12 @@ def points(profile: Profile, only: Iterable[str] = ()) -> list[Point]:
                         point = Point(target, op, protocol, concurrency, rep)
                         if matches(point, wanted):
                             selected.append(point)
-            if profile.cross_check and target.name == CROSS_CHECK_TARGET:
-                for protocol, generator in CROSS_CHECKS:
-                    point = Point(target, "validate", protocol, 16, rep, generator)
-                    if matches(point, wanted):
-                        selected.append(point)
+                    # Right after the h2load points they are compared with, so both see the same machine.
+                    if (target.name, op, concurrency) == (CROSS_CHECK_TARGET, "validate", 16) and profile.cross_check:
+                        for protocol, generator in CROSS_CHECKS:
+                            point = Point(target, op, protocol, concurrency, rep, generator)
+                            if matches(point, wanted):
+                                selected.append(point)
     return selected
 
 
