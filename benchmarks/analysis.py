@@ -137,6 +137,7 @@ def client_times(client: dict[str, Any] | None) -> dict[tuple[str, str, str], di
             "median_ms": stats["median"] * 1000,
             "p99_ms": p99,
             "rounds": stats["rounds"],
+            "loadavg": info.get("loadavg_before"),
         }
     return out
 

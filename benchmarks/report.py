@@ -19,7 +19,7 @@ NA = "-"
 TO = "\u2013"  # an en dash between the low and high of a range
 
 
-def _load(folder: Path, name: str) -> dict[str, Any] | None:
+def _read(folder: Path, name: str) -> dict[str, Any] | None:
     path = folder / name
     return json.loads(path.read_text("utf-8")) if path.exists() else None
 
@@ -259,8 +259,9 @@ def client_section(ctx: Context) -> list[str]:
         "grpc stub for gRPC, on the generator's core. Per-call latency in ms; gRPC over REST = REST median /",
         f"gRPC median. Command: `{suite.get('command', '')}`",
         "",
-        "| target | op | REST median | REST p99 | gRPC median | gRPC p99 | gRPC over REST | rounds (REST/gRPC) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| target | op | REST median | REST p99 | gRPC median | gRPC p99 | gRPC over REST | rounds (REST/gRPC) |"
+        " loadavg before (REST/gRPC) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     targets = list(dict.fromkeys(key[0] for key in ctx.times))
     for target in targets:
@@ -273,8 +274,14 @@ def client_section(ctx: Context) -> list[str]:
                 f" {ms(grpc and grpc['median_ms'])} | {ms(grpc and grpc['p99_ms'])} |"
                 f" {x(an.client_ratio(ctx.times, target, op))} |"
                 f" {rest and rest['rounds']}/{grpc and grpc['rounds']} |"
+                f" {_load(rest)}/{_load(grpc)} |"
             )
     return [*lines, ""]
+
+
+def _load(timed: dict[str, Any] | None) -> str:
+    value = timed and timed.get("loadavg")
+    return NA if value is None else f"{value:.2f}"
 
 
 def cross_section(ctx: Context) -> list[str]:
@@ -511,18 +518,20 @@ def headline_text(data: dict[str, Any]) -> str:
 
 def summary(folder: Path, link: str) -> str:
     """The Markdown the READMEs quote: verdicts, the SQLite headline table, the conditions; ``link`` to the report."""
-    data = _load(folder, "results.json")
+    data = _read(folder, "results.json")
     if data is None:
         raise SystemExit(f"no results.json in {folder}")
-    ctx = Context(data, _load(folder, "micro.json"), _load(folder, "client.json"))
+    ctx = Context(data, _read(folder, "micro.json"), _read(folder, "client.json"))
     m = data["machine"]
     other = sorted(p["cpu"]["other_cores"] for p in data.get("points", []) if "cpu" in p)
-    noise = f"{other[len(other) // 2]:.2f}" if other else "?"
+    median = other[len(other) // 2] if other else 0.0
+    busy = sum(1 for value in other if value >= 0.25)
+    effect = "absolute figures are low and noisy" if median >= 0.5 else "some points are noisy"
     lines = [
         f"Run of {data['date'][:16].replace('T', ' ')} UTC on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
         f" ([report]({link}/report.md), [raw data]({link}/results.json)). The machine was shared: other processes"
-        f" used a median of {noise} of its {m['cores']} cores during the points, so absolute figures are low and"
-        " noisy; the ratios within the run are what to read.",
+        f" used a median of {median:.2f} of its {m['cores']} cores during the points ({busy} of {len(other)} points"
+        f" saw more than a quarter of a core taken), so {effect}; the ratios within the run are what to read.",
         "",
         "| measured gRPC over REST | " + " | ".join(f"c={c}" for c in ctx.cs) + " | one call at a time |",
         "|---|" + "---|" * (len(ctx.cs) + 1),
@@ -557,10 +566,10 @@ def summary(folder: Path, link: str) -> str:
 
 
 def write(folder: Path) -> Path:
-    data = _load(folder, "results.json")
+    data = _read(folder, "results.json")
     if data is None:
         raise SystemExit(f"no results.json in {folder}")
-    micro, client = _load(folder, "micro.json"), _load(folder, "client.json")
+    micro, client = _read(folder, "micro.json"), _read(folder, "client.json")
     try:
         from benchmarks import charts
 

@@ -6,6 +6,7 @@ median and p99). Each call is first made once outside the timing, which proves i
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import grpc
@@ -21,6 +22,7 @@ def test_call(benchmark: Any, case: tuple[str, str, str]) -> None:
     target = target_named(name)
     benchmark.group = f"{target['name']} {op}"
     benchmark.extra_info.update(target=target["name"], kind=target["kind"], op=op, protocol=protocol)
+    benchmark.extra_info["loadavg_before"] = round(os.getloadavg()[0], 2)  # the machine may be shared
     accounts = wire.Accounts(**target["accounts"])
     tokens = target.get("refresh_tokens", {}).get(protocol, [])
     if protocol == "rest":
