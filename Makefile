@@ -10,7 +10,7 @@ DEV_STAMP := $(VENV)/.dev-stamp
 RUST_STAMP := $(VENV)/.rust-stamp
 RUST_SOURCES := Cargo.toml Cargo.lock $(shell find rust_core -type f 2>/dev/null)
 
-.PHONY: help setup dev run test check lint types rust-check proto proto-check bench clean
+.PHONY: help setup dev run test check lint types rust-check proto proto-check bench bench-quick bench-check bench-micro bench-tools clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,8 @@ types:
 rust-check:
 	cargo fmt --check
 	cargo clippy --all-targets --quiet -- -D warnings
+	cargo fmt --check --manifest-path benchmarks/varied-load/Cargo.toml
+	cargo clippy --manifest-path benchmarks/varied-load/Cargo.toml --target-dir target/varied-load --quiet -- -D warnings
 
 proto: $(DEV_STAMP) ## regenerate py_app/_proto from protos/
 	$(PY) tools/gen_proto.py
@@ -70,7 +72,29 @@ proto: $(DEV_STAMP) ## regenerate py_app/_proto from protos/
 proto-check:
 	$(PY) tools/gen_proto.py --check
 
-bench: dev ## run the micro benchmarks and write benchmarks/micro/REPORT.md
+BENCH_APT := nghttp2-client wrk
+
+# h2load and wrk come from Debian; installed when missing and we are root, else a one-line hint.
+bench-tools: dev ## the load generators: h2load and wrk (apt), varied-load (benchmarks/varied-load, cargo)
+	@missing=""; for tool in h2load wrk taskset; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "== installing$$missing (apt-get install $(BENCH_APT)) =="; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_APT) >/dev/null; \
+	  else echo "missing:$$missing; install them with: sudo apt-get install $(BENCH_APT)"; exit 1; fi; \
+	fi
+	@cargo build --release --locked --quiet --manifest-path benchmarks/varied-load/Cargo.toml --target-dir target/varied-load
+
+bench: bench-tools ## every benchmark suite (micro, load, Python clients, profiles) -> benchmarks/results/<date>/ (< 10 min)
+	$(PY) -m benchmarks.run
+
+bench-quick: bench-tools ## the same suites, SQLite only, c=16, one round (< 2 min)
+	$(PY) -m benchmarks.run --quick
+
+bench-check: dev ## fail when a ratio to its ceiling fell > 25% against the previous committed results
+	$(PY) -m benchmarks.check
+
+bench-micro: dev ## only the micro suite, writing benchmarks/micro/REPORT.md as before
 	@mkdir -p var
 	$(PY) -m pytest benchmarks/micro --benchmark-only -p no:cacheprovider --benchmark-json=var/bench-micro.json -o addopts=""
 	$(PY) benchmarks/micro/report.py var/bench-micro.json

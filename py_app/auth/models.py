@@ -29,8 +29,11 @@ class SessionRules:
     reuse_grace_seconds: int = 10
 
     def within_grace(self, spent_at: datetime, now: datetime) -> bool:
-        """A spent token shown again this soon is a race between two tabs, not a stolen token."""
-        return (now - spent_at).total_seconds() <= self.reuse_grace_seconds
+        """A spent token shown again this soon is a race between two tabs, not a stolen token.
+
+        A grace of 0 grants none: every second presentation is reuse, however close the race.
+        """
+        return self.reuse_grace_seconds > 0 and (now - spent_at).total_seconds() <= self.reuse_grace_seconds
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

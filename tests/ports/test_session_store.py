@@ -148,3 +148,16 @@ async def test_sessions_list_newest_first_and_revocation_ends_them_once(store: S
     assert sorted(await store.sessions.revoke_for_user(user.id, later, keep=made[2].id)) == [made[1].id]
     assert [s.id for s in await store.sessions.list_for_user(user.id)] == [made[2].id]
     assert await store.sessions.revoke_for_user(user.id, later, keep=made[2].id) == []
+
+
+@pytest.mark.req("SRS-043")
+async def test_with_no_grace_every_second_presentation_is_reuse_however_close(store: Stores) -> None:
+    user_id, session_id, first = await opened(store)
+    now, child = T0 + timedelta(seconds=60), digest()
+    strict = SessionRules(idle_seconds=600, absolute_seconds=3600, reuse_grace_seconds=0)
+    await store.sessions.rotate(first, child, now, strict)
+    earlier = now - timedelta(microseconds=5)  # a racer whose clock was read just before the winner's spend
+    assert (await store.sessions.rotate(first, child, earlier, strict)).outcome is RotationOutcome.REUSED
+    state = await store.sessions.state(session_id, user_id)
+    assert state is not None
+    assert state.session.revoked_at == earlier

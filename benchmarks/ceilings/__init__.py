@@ -1,0 +1,1 @@
+"""Ceilings: trivial handlers on the service's own stacks, serving the benchmark user's record from memory."""

@@ -1,0 +1,97 @@
+"""`make bench-check`: the latest results' ratios to their ceilings against the previous committed results.
+
+Only ratios within one run are compared (a service figure over the trivial handler measured in the
+same run), never absolute times, so a slower or busier machine does not fail the check; a ratio that
+drops by more than 25% does. Quick runs (folders ending in -quick or -custom) are ignored unless
+asked for with --include-quick.
+
+    python -m benchmarks.check [--latest DIR] [--previous DIR] [--threshold 0.25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.analysis import ceiling_pairs, ceiling_ratio
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _full_runs(include_quick: bool) -> list[Path]:
+    runs = [path for path in RESULTS.iterdir() if (path / "results.json").exists()] if RESULTS.exists() else []
+    if not include_quick:
+        runs = [path for path in runs if not path.name.endswith(("-quick", "-custom"))]
+    return sorted(runs)
+
+
+def _committed(path: Path) -> bool:
+    listed = subprocess.run(
+        ["git", "ls-files", "--error-unmatch", str(path / "results.json")], cwd=ROOT, capture_output=True, check=False
+    )
+    return listed.returncode == 0
+
+
+def compare(latest: dict[str, Any], previous: dict[str, Any], threshold: float) -> tuple[list[str], list[str]]:
+    """(table lines, failures): every ratio present in both runs (over the concurrencies both measured),
+    and those that fell by more than ``threshold``."""
+    new, old = ceiling_pairs(latest), ceiling_pairs(previous)
+    lines = [f"{'figure over its ceiling':<36} {'previous':>9} {'latest':>9} {'change':>8}"]
+    failures = []
+    for key in sorted(set(new) & set(old)):
+        common = sorted(set(new[key]) & set(old[key]))
+        if not common:
+            continue
+        before, after = ceiling_ratio(old[key], common), ceiling_ratio(new[key], common)
+        change = after / before - 1
+        mark = ""
+        if change < -threshold:
+            mark = "  FAIL"
+            failures.append(f"{key}: {before:.4f} -> {after:.4f} ({change:+.0%})")
+        lines.append(f"{key:<36} {before:>9.4f} {after:>9.4f} {change:>+8.0%}{mark}")
+    return lines, failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.check", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--latest", type=Path, help="results folder to check (default: the newest full run)")
+    parser.add_argument("--previous", type=Path, help="results folder to compare with (default: newest committed)")
+    parser.add_argument("--threshold", type=float, default=0.25, help="largest tolerated drop (default 0.25)")
+    parser.add_argument("--include-quick", action="store_true")
+    args = parser.parse_args(argv)
+    runs = _full_runs(args.include_quick)
+    latest = args.latest or (runs[-1] if runs else None)
+    if latest is None:
+        print("bench-check: no results yet; run `make bench` first")
+        return 1
+    previous = args.previous or next(
+        (run for run in reversed(runs) if run.resolve() != latest.resolve() and _committed(run)), None
+    )
+    if previous is None:
+        print(f"bench-check: {latest.name} has no committed predecessor to compare with; nothing to check")
+        return 0
+    lines, failures = compare(
+        json.loads((latest / "results.json").read_text()),
+        json.loads((previous / "results.json").read_text()),
+        args.threshold,
+    )
+    print(f"bench-check: {latest.name} against {previous.name} (fails below -{args.threshold:.0%})")
+    print("\n".join(lines))
+    if len(lines) == 1:
+        print("bench-check: the two runs share no figure; nothing to compare")
+        return 0
+    if failures:
+        print(f"bench-check: {len(failures)} ratio(s) to their ceiling fell by more than {args.threshold:.0%}:")
+        print("\n".join(f"  {failure}" for failure in failures))
+        return 1
+    print(f"bench-check: ok, {len(lines) - 1} ratios within {args.threshold:.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
