@@ -67,7 +67,7 @@ def _user_row(username: str, role: str, encoded: str, when: datetime) -> dict[st
 
 def public_record(row: dict[str, Any]) -> dict[str, Any]:
     """The record as REST shows it (no hash; ISO times with an offset)."""
-    out = {key: value for key, value in row.items() if key != "password_hash"}
+    out = {key: value for key, value in row.items() if key not in ("password_hash", "username_key")}
     for key in ("created_at", "updated_at", "last_login_at"):
         if out[key] is not None:
             out[key] = out[key].replace(tzinfo=UTC).isoformat()

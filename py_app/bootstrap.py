@@ -34,14 +34,23 @@ from py_app.auth.ports import (
     SessionStore,
 )
 from py_app.auth.repositories import SqlAccountTokenStore, SqlSessionStore
-from py_app.auth.services import AuthService, RecoveryService
+from py_app.auth.services import (
+    AuthLimits,
+    AuthService,
+    LoginPolicies,
+    LoginThrottle,
+    RecoveryLimits,
+    RecoveryService,
+)
 from py_app.auth.services._recovery import RESET_REQUESTED, VERIFICATION_REQUESTED
 from py_app.config import Settings, resolve_jwt_secret
-from py_app.core.ports import Clock, PasswordHasher, SystemClock
+from py_app.core.limits import Limiter, Policy
+from py_app.core.ports import Clock, Counters, PasswordHasher, SystemClock
 from py_app.health.models import Lifecycle
 from py_app.health.ports import Probe
 from py_app.health.services import HealthService
 from py_app.infra.cache import InProcessSessionCache, NoSessionCache
+from py_app.infra.counters import FailoverCounters, InProcessCounters, RedisCounters, SqlCounters
 from py_app.infra.db import create_engine
 from py_app.infra.jobs import Every, Job
 from py_app.infra.mail import MailDelivery, Mailer, Renderer, SmtpMailer
@@ -72,6 +81,7 @@ class Overrides(TypedDict, total=False):
     account_tokens: AccountTokenStore
     audit_store: AuditStore
     mailer: Mailer
+    counters: Counters
 
 
 @dataclass(kw_only=True)
@@ -168,7 +178,17 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
     outbox = SqlOutbox(engine)
     account_key = derive_key(secret, "account-token")
     users = UserService(user_store, hasher, clock, cache)
+    counters = overrides.get("counters") or _counters(settings, engine, stack)
+    limiter = Limiter(counters, clock, enabled=settings.rate_limits)
+    policy = functools.partial(_policy, settings)
     recovery = RecoveryService(
+        limiter=limiter,
+        limits=RecoveryLimits(
+            forgot_account=policy("forgot_account"),
+            forgot_address=policy("forgot_address"),
+            resend_account=policy("resend_account"),
+            resend_address=policy("resend_address"),
+        ),
         tokens=overrides.get("account_tokens") or SqlAccountTokenStore(engine),
         accounts=user_store,
         outbox=outbox,
@@ -190,6 +210,10 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
         clock=clock,
         rules=overrides.get("rules") or _rules(settings),
         refresh_key=derive_key(secret, "refresh-token-child"),
+        throttle=LoginThrottle(limiter, LoginPolicies(policy("login_account"), policy("login_address"))),
+        limiter=limiter,
+        limits=AuthLimits(register=policy("register_address"), refresh=policy("refresh_session")),
+        require_verified=settings.require_verified_email,
     )
     lifecycle = Lifecycle()
     links = {
@@ -204,7 +228,7 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
         recovery=recovery,
         audit=audit,
         health=HealthService(probes, lifecycle),
-        jobs=_jobs(outbox, recovery, audit, clock, overrides.get("mailer") or _mailer(settings), render),
+        jobs=_jobs(outbox, recovery, audit, clock, overrides.get("mailer") or _mailer(settings), render, counters),
         lifecycle=lifecycle,
         stack=stack,
     )
@@ -217,6 +241,7 @@ def _jobs(
     clock: Clock,
     mailer: Mailer | None,
     render: Renderer,
+    counters: Counters,
 ) -> tuple[Job, ...]:
     """The outbox relay (requests for reset and verification mails; mail, when a mailer is configured)
     and the hourly housekeeping (audit retention, delivered outbox messages)."""
@@ -230,9 +255,28 @@ def _jobs(
     async def housekeeping() -> None:
         await audit.prune()
         await outbox.prune(clock.now() - DELIVERED_KEPT)
+        if isinstance(counters, SqlCounters):
+            await counters.prune(clock.now())
 
     relay = OutboxRelay(outbox, handlers, clock, undelivered=() if mailer is not None else ("mail",))
     return relay, Every("housekeeping", 3600, housekeeping)
+
+
+def _policy(settings: Settings, name: str) -> Policy:
+    return Policy.parse(name, getattr(settings, f"limit_{name}"))
+
+
+def _counters(settings: Settings, engine: AsyncEngine, stack: contextlib.AsyncExitStack) -> Counters:
+    """Counters every process that serves requests shares: Redis when configured (this process's own
+    while it is down); else this process's own when it is the only one (one worker on SQLite); else the
+    database."""
+    if settings.redis_url:
+        redis = create_redis(settings.redis_url)
+        stack.push_async_callback(redis.aclose)
+        return FailoverCounters(RedisCounters(redis, settings.redis_prefix), InProcessCounters())
+    if engine.url.get_backend_name() == "sqlite" and settings.workers == 1:
+        return InProcessCounters()
+    return SqlCounters(engine)
 
 
 def _requested(issue: Callable[[str, str], Awaitable[None]]) -> Handler:

@@ -7,7 +7,9 @@ msgspec (``strict=False``), so a bad value fails at start with one line naming t
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,7 +27,19 @@ Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 PositiveSeconds = Annotated[int, msgspec.Meta(ge=1)]
 # Switches read as words an operator would type; msgspec alone reads only true/false/1/0.
 SWITCH = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
-SWITCHES = ("public_directory", "api_docs", "jobs", "require_verified_email")
+SWITCHES = ("public_directory", "api_docs", "jobs", "require_verified_email", "rate_limits")
+# Rate limits: "N/SECONDS", several joined by commas (REFERENCE.md defaults).
+LIMITS = {
+    "limit_login_account": "5/900",
+    "limit_login_address": "20/60",
+    "limit_register_address": "5/3600",
+    "limit_forgot_account": "1/60,5/3600",
+    "limit_forgot_address": "20/3600",
+    "limit_resend_account": "1/60,5/3600",
+    "limit_resend_address": "20/3600",
+    "limit_refresh_session": "60/60",
+}
+LIMIT_FORMAT = re.compile(r"\d+/\d+(,\d+/\d+)*")
 
 
 class SettingsError(ValueError):
@@ -66,6 +80,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     audit_retention_days: Annotated[int, msgspec.Meta(ge=1, le=36500)] = 400
     jobs: bool = True  # this serving process also runs the background jobs (off where a worker role runs them)
     require_verified_email: bool = False  # unverified accounts may only verify, resend, read me and log out
+    rate_limits: bool = True  # off only for load tests; refused in production
+    trusted_proxies: str = ""  # comma-separated addresses or networks whose X-Forwarded-For is believed
+    redis_prefix: str = "arcana:"  # every Redis key starts with this
+    limit_login_account: str = LIMITS["limit_login_account"]  # failures per account, then a lock (1, 5, 15 min)
+    limit_login_address: str = LIMITS["limit_login_address"]  # failures per client address
+    limit_register_address: str = LIMITS["limit_register_address"]
+    limit_forgot_account: str = LIMITS["limit_forgot_account"]
+    limit_forgot_address: str = LIMITS["limit_forgot_address"]
+    limit_resend_account: str = LIMITS["limit_resend_account"]
+    limit_resend_address: str = LIMITS["limit_resend_address"]
+    limit_refresh_session: str = LIMITS["limit_refresh_session"]
 
     def __post_init__(self) -> None:
         if self.env == "production" and not self.jwt_secret:
@@ -74,6 +99,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingsError(f"ARCANA_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes (256 bits)")
         if self.database_url and not self.database_url.startswith(("sqlite", "mysql", "mariadb")):
             raise SettingsError("ARCANA_DATABASE_URL must be a sqlite:// or mysql:// URL")
+        if self.env == "production" and not self.rate_limits:
+            raise SettingsError("ARCANA_RATE_LIMITS=off is for load tests; it is refused when ARCANA_ENV=production")
+        for name in LIMITS:
+            if not LIMIT_FORMAT.fullmatch(getattr(self, name)) or "/0" in getattr(self, name):
+                raise SettingsError(f"ARCANA_{name.upper()} must be N/SECONDS, several joined by commas (e.g. 5/900)")
+        try:
+            self.trusted_networks  # noqa: B018 - parse once at start, to fail with one line
+        except ValueError as exc:
+            raise SettingsError(f"ARCANA_TRUSTED_PROXIES: {exc}") from None
         if self.smtp_url is not None and not self.smtp_url.startswith(("smtp://", "smtps://")):
             raise SettingsError("ARCANA_SMTP_URL must be an smtp:// or smtps:// URL")
         for name, link in (("ARCANA_RESET_LINK", self.reset_link), ("ARCANA_VERIFY_LINK", self.verify_link)):
@@ -104,9 +138,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         # Browsers send the scheme and host in lower case; compare the way they send them.
         return tuple(origin.strip().lower() for origin in self.cors_origins.split(",") if origin.strip())
 
-    def __repr__(self) -> str:  # never print the secret
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(
+            ipaddress.ip_network(item.strip(), strict=False) for item in self.trusted_proxies.split(",") if item.strip()
+        )
+
+    def __repr__(self) -> str:  # never print a secret (the signing key, a mail server's password)
         fields = ", ".join(
-            f"{name}={'***' if name == 'jwt_secret' and value else value!r}"
+            f"{name}={'***' if name in ('jwt_secret', 'smtp_url') and value else value!r}"
             for name, value in msgspec.structs.asdict(self).items()
         )
         return f"Settings({fields})"

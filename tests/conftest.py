@@ -118,6 +118,7 @@ def make_settings(data_dir: Path, sqlite_url: str) -> Callable[..., Settings]:
             "http_port": free_port(),
             "grpc_port": free_port(),
             "shutdown_grace": 2.0,
+            "rate_limits": False,  # suites that are not about limits register many accounts from one address
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]

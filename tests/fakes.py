@@ -233,6 +233,10 @@ class InMemorySessionStore:
         state = self.db.state(session_id)
         return state if state is not None and state.session.user_id == user_id else None
 
+    async def family(self, digest: str) -> str | None:
+        record = self.db.tokens.get(digest)
+        return record.session_id if record else None
+
     async def list_for_user(self, user_id: str) -> list[Session]:
         found = [s for s in self.db.sessions.values() if s.user_id == user_id and s.revoked_at is None]
         return sorted(found, key=lambda s: (-s.created_at.timestamp(), s.id))

@@ -9,7 +9,6 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
-from py_app.auth.models import ClientInfo
 from py_app.auth.ports import AuthUseCases, RecoveryUseCases
 from py_app.auth.schemas import (
     ACCEPTED,
@@ -31,7 +30,7 @@ from py_app.auth.schemas import (
 from py_app.core.errors import Unauthenticated
 from py_app.core.identity import Principal
 from py_app.entrypoints.problems import problem_responses
-from py_app.entrypoints.rest_support import Injected
+from py_app.entrypoints.rest_support import Injected, client_info
 from py_app.users.models import NewUser
 from py_app.users.schemas import UserOut
 
@@ -50,13 +49,8 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("A Bearer access token is required.")
     auth: AuthUseCases = state.container.auth
-    return await auth.authenticate(token.strip(), client_info(request))
-
-
-def client_info(request: Request[Any, Any, Any]) -> ClientInfo:
-    return ClientInfo(
-        user_agent=request.headers.get("user-agent", ""), ip=request.client.host if request.client else ""
-    )
+    unverified_ok = bool(request.route_handler.opt.get("unverified_ok"))  # me and logout
+    return await auth.authenticate(token.strip(), client_info(request), unverified_ok=unverified_ok)
 
 
 class AuthController(Controller):
@@ -116,6 +110,7 @@ class AuthController(Controller):
 
     @post(
         "/logout",
+        opt={"unverified_ok": True},
         operation_id="auth.logout",
         summary="End this session",
         status_code=HTTP_204_NO_CONTENT,
@@ -125,7 +120,14 @@ class AuthController(Controller):
     async def logout(self, principal: Injected[Principal], auth: Injected[AuthUseCases]) -> None:
         await auth.logout(principal)
 
-    @get("/me", operation_id="auth.me", summary="The current user", security=BEARER, responses=problem_responses(401))
+    @get(
+        "/me",
+        opt={"unverified_ok": True},
+        operation_id="auth.me",
+        summary="The current user",
+        security=BEARER,
+        responses=problem_responses(401),
+    )
     async def me(self, principal: Injected[Principal], auth: Injected[AuthUseCases]) -> UserOut:
         return UserOut.of(await auth.me(principal))
 

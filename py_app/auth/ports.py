@@ -51,6 +51,9 @@ class SessionStore(Protocol):
     async def state(self, session_id: str, user_id: str) -> SessionState | None:
         """The session joined with its account's current role and status."""
 
+    async def family(self, digest: str) -> str | None:
+        """The session a refresh token belongs to (what refresh rate limits count by)."""
+
     async def list_for_user(self, user_id: str) -> list[Session]:
         """Unrevoked sessions, newest first."""
 
@@ -176,8 +179,14 @@ class AuthUseCases(Protocol):
 
     async def refresh(self, refresh_token: str, client: ClientInfo) -> AuthResult: ...
 
-    async def authenticate(self, access_token: str, client: ClientInfo | None = None) -> Principal:
-        """The caller behind a Bearer token, checked against its live session; Unauthenticated if not."""
+    async def authenticate(
+        self, access_token: str, client: ClientInfo | None = None, *, unverified_ok: bool = False
+    ) -> Principal:
+        """The caller behind a Bearer token, checked against its live session; Unauthenticated if not.
+
+        Where verified emails are required, an unverified account is EmailUnverified unless
+        ``unverified_ok`` (the few calls it may make: me, logout).
+        """
 
     async def logout(self, principal: Principal) -> None: ...
 

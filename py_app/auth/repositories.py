@@ -109,6 +109,11 @@ class SqlSessionStore:
             verified=bool(row["user_verified"]),
         )
 
+    async def family(self, digest: str) -> str | None:
+        async with reading(self._engine) as connection:
+            query = sa.select(refresh_tokens.c.session_id).where(refresh_tokens.c.digest == digest)
+            return (await connection.execute(query)).scalar_one_or_none()
+
     async def list_for_user(self, user_id: str) -> list[Session]:
         query = (
             sa.select(sessions)

@@ -9,7 +9,7 @@ import grpc
 from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc, common_pb2
 from py_app.auth.models import AuthResult
 from py_app.auth.ports import AuthUseCases, RecoveryUseCases
-from py_app.entrypoints.rpc_support import client_info, principal
+from py_app.entrypoints.rpc_support import client, principal
 from py_app.users.models import NewUser
 from py_app.users.servicers import timestamp, user_message
 
@@ -34,14 +34,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     async def Register(self, request: auth_pb2.RegisterRequest, context: Context) -> common_pb2.TokenResponse:  # noqa: N802
         new = NewUser(request.username, request.email, request.password, request.first_name, request.last_name)
-        return token_message(await self._auth.register(new, client_info(context)))
+        return token_message(await self._auth.register(new, client()))
 
     async def Login(self, request: auth_pb2.LoginRequest, context: Context) -> common_pb2.TokenResponse:  # noqa: N802
-        result = await self._auth.login(request.username_or_email, request.password, client_info(context))
+        result = await self._auth.login(request.username_or_email, request.password, client())
         return token_message(result)
 
     async def Refresh(self, request: auth_pb2.RefreshRequest, context: Context) -> common_pb2.TokenResponse:  # noqa: N802
-        return token_message(await self._auth.refresh(request.refresh_token, client_info(context)))
+        return token_message(await self._auth.refresh(request.refresh_token, client()))
 
     async def Logout(self, request: auth_pb2.LogoutRequest, context: Context) -> auth_pb2.LogoutResponse:  # noqa: N802
         await self._auth.logout(principal())
@@ -82,26 +82,26 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def ValidateToken(  # noqa: N802
         self, request: auth_pb2.ValidateTokenRequest, context: Context
     ) -> auth_pb2.ValidateTokenResponse:
-        caller = await self._auth.authenticate(request.access_token, client_info(context))
+        caller = await self._auth.authenticate(request.access_token, client())
         return auth_pb2.ValidateTokenResponse(user_id=caller.user_id, session_id=caller.session_id, role=caller.role)
 
     async def ForgotPassword(  # noqa: N802
         self, request: auth_pb2.ForgotPasswordRequest, context: Context
     ) -> auth_pb2.AcceptedResponse:
-        await self._recovery.forgot_password(request.email, client_info(context))
+        await self._recovery.forgot_password(request.email, client())
         return auth_pb2.AcceptedResponse()
 
     async def ResetPassword(  # noqa: N802
         self, request: auth_pb2.ResetPasswordRequest, context: Context
     ) -> auth_pb2.ResetPasswordResponse:
-        await self._recovery.reset_password(request.token, request.new_password, client_info(context))
+        await self._recovery.reset_password(request.token, request.new_password, client())
         return auth_pb2.ResetPasswordResponse()
 
     async def ResendVerification(  # noqa: N802
         self, request: auth_pb2.ResendVerificationRequest, context: Context
     ) -> auth_pb2.AcceptedResponse:
-        await self._recovery.resend_verification(request.email, client_info(context))
+        await self._recovery.resend_verification(request.email, client())
         return auth_pb2.AcceptedResponse()
 
     async def VerifyEmail(self, request: auth_pb2.VerifyEmailRequest, context: Context) -> common_pb2.User:  # noqa: N802
-        return user_message(await self._recovery.verify_email(request.token, client_info(context)))
+        return user_message(await self._recovery.verify_email(request.token, client()))

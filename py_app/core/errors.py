@@ -137,3 +137,9 @@ class Internal(DomainError):
     code = "internal"
     http_status = 500
     grpc_status = "INTERNAL"
+
+
+class EmailUnverified(PermissionDenied):
+    """Confirm your email address first."""
+
+    code = "email_unverified"

@@ -48,6 +48,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.container = built = container or build_edge(settings)
+        app.state.trusted_networks = settings.trusted_networks
         await built.auth.prepare()
         try:
             async with contextlib.AsyncExitStack() as serving:

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypeAlias, TypeVar
+from typing import Annotated, Any, TypeAlias, TypeVar
 
+from litestar import Request
 from litestar.di import Dependency
 from litestar.params import SkipValidationMarker
+
+from py_app.auth.models import ClientInfo
+from py_app.entrypoints.addresses import client_address
 
 T = TypeVar("T")
 
 # A dependency injected by name and trusted as built: services are typed by their Protocols, which
 # Litestar cannot (and per request should not) check with isinstance.
 Injected: TypeAlias = Annotated[T, Dependency(kind="named"), SkipValidationMarker()]
+
+
+def client_info(request: Request[Any, Any, Any]) -> ClientInfo:
+    """Who is calling from where: the user agent, and the address (``entrypoints.addresses``)."""
+    peer = request.client.host if request.client else ""
+    trusted = request.app.state.get("trusted_networks", ())
+    address = client_address(peer, request.headers.get("x-forwarded-for"), trusted)
+    return ClientInfo(user_agent=request.headers.get("user-agent", ""), ip=address)

@@ -12,7 +12,7 @@ import asyncio
 import contextvars
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -20,6 +20,7 @@ import grpc
 from py_app.auth.models import ClientInfo
 from py_app.core.errors import DomainError, InvalidInput, Unauthenticated
 from py_app.core.identity import Principal
+from py_app.entrypoints.addresses import Network, client_address
 from py_app.infra.rpc_errors import to_status
 
 logger = logging.getLogger("arcana.rpc")
@@ -38,7 +39,11 @@ PUBLIC_METHODS = frozenset(
     }
 )
 
+# What an account whose email is not yet verified may call where verified emails are required.
+UNVERIFIED_OK = frozenset({"/arcana.v1.AuthService/Me", "/arcana.v1.AuthService/Logout"})
+
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("arcana_principal")
+_client: contextvars.ContextVar[ClientInfo] = contextvars.ContextVar("arcana_client")
 
 
 def principal() -> Principal:
@@ -46,14 +51,21 @@ def principal() -> Principal:
     return _principal.get()
 
 
-def client_info(context: grpc.aio.ServicerContext[Any, Any]) -> ClientInfo:
+def client() -> ClientInfo:
+    """Who is calling from where, for the current RPC (set by the interceptor)."""
+    return _client.get()
+
+
+def client_info(context: grpc.aio.ServicerContext[Any, Any], trusted: Sequence[Network] = ()) -> ClientInfo:
     metadata = dict(context.invocation_metadata() or ())
     peer = context.peer() or ""  # "ipv4:127.0.0.1:53422" / "ipv6:[::1]:53422"
     host = peer.split(":", 1)[1].rsplit(":", 1)[0].strip("[]") if ":" in peer else ""
-    return ClientInfo(user_agent=str(metadata.get("user-agent", "")), ip=host)
+    forwarded = metadata.get("x-forwarded-for")
+    address = client_address(host, forwarded if isinstance(forwarded, str) else None, trusted)
+    return ClientInfo(user_agent=str(metadata.get("user-agent", "")), ip=address)
 
 
-Authenticator = Callable[[str, ClientInfo], Awaitable[Principal]]
+Authenticator = Callable[..., Awaitable[Principal]]  # AuthUseCases.authenticate
 
 
 MALFORMED = InvalidInput("The request message could not be parsed.")
@@ -65,8 +77,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
     INVALID_ARGUMENT (never UNKNOWN with a Python class name and a logged traceback). Around every
     unary method of the Arcana services, also: authentication, then error mapping."""
 
-    def __init__(self, authenticate: Authenticator) -> None:
+    def __init__(self, authenticate: Authenticator, trusted: Sequence[Network] = ()) -> None:
         self._authenticate = authenticate
+        self._trusted = tuple(trusted)
         self._in_flight: set[asyncio.Task[Any]] = set()
 
     async def drain(self, grace: float) -> None:
@@ -90,13 +103,16 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
     def _arcana_unary(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         behaviour = handler.unary_unary
         needs_auth = method not in PUBLIC_METHODS
+        unverified_ok = method in UNVERIFIED_OK
 
         async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
                 if request is _UNPARSED:
                     raise MALFORMED
+                caller = client_info(context, self._trusted)
+                _client.set(caller)
                 if needs_auth:
-                    _principal.set(await self._authenticate(_bearer(context), client_info(context)))
+                    _principal.set(await self._authenticate(_bearer(context), caller, unverified_ok=unverified_ok))
                 return await behaviour(request, context)
             except DomainError as error:
                 await context.abort_with_status(to_status(error))

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from py_app.audit import tables as _audit_tables  # noqa: F401 - registers the tables on metadata
 from py_app.auth import tables as _auth_tables  # noqa: F401
+from py_app.infra import counters as _counters  # noqa: F401
 from py_app.infra import outbox as _outbox  # noqa: F401
 from py_app.infra.db import create_engine, metadata
 from py_app.users import tables as _users_tables  # noqa: F401

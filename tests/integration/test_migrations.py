@@ -67,6 +67,7 @@ def test_migrations_match_the_tables_the_code_uses(database_url: str) -> None:
 
     from py_app.audit import tables as _audit  # noqa: F401
     from py_app.auth import tables as _auth  # noqa: F401
+    from py_app.infra import counters as _counters  # noqa: F401
     from py_app.infra import outbox as _outbox  # noqa: F401
     from py_app.infra.db import metadata
     from py_app.users import tables as _users  # noqa: F401

@@ -5,11 +5,21 @@ from dataclasses import replace
 import pytest
 
 from py_app.auth.models import ClientInfo, SessionRules, SessionState, token_digest
-from py_app.auth.services import BAD_CREDENTIALS, AuthService, RecoveryService
+from py_app.auth.services import (
+    BAD_CREDENTIALS,
+    AuthLimits,
+    AuthService,
+    LoginPolicies,
+    LoginThrottle,
+    RecoveryLimits,
+    RecoveryService,
+)
 from py_app.core.errors import InvalidInput, PermissionDenied, Unauthenticated
 from py_app.core.identity import Principal
+from py_app.core.limits import Limiter, Policy
 from py_app.core.ports import PasswordHasher
 from py_app.infra.cache import InProcessSessionCache
+from py_app.infra.counters import InProcessCounters
 from py_app.users.models import NewUser, Role, Status
 from py_app.users.services import UserService
 from tests.fakes import (
@@ -61,14 +71,25 @@ class Rig:
         rules: SessionRules | None = None,
         cache_ttl: float = 60,
         sessions: InMemorySessionStore | None = None,
+        limits: bool = True,
+        require_verified: bool = False,
     ) -> None:
         self.db = sessions.db if sessions else Database()
         self.clock = FixedClock()
         self.hasher = hasher or PlainHasher()
         self.cache = InProcessSessionCache(ttl=cache_ttl)
+        self.limiter = Limiter(InProcessCounters(), self.clock, enabled=limits)
+        policy = Policy.parse
         accounts = InMemoryUserStore(self.db)
         self.users = UserService(accounts, self.hasher, self.clock, self.cache)
         self.recovery = RecoveryService(
+            limiter=self.limiter,
+            limits=RecoveryLimits(
+                forgot_account=policy("forgot_account", "1/60,5/3600"),
+                forgot_address=policy("forgot_address", "20/3600"),
+                resend_account=policy("resend_account", "1/60,5/3600"),
+                resend_address=policy("resend_address", "20/3600"),
+            ),
             tokens=InMemoryAccountTokens(self.db),
             accounts=accounts,
             outbox=InMemoryOutbox(self.db),
@@ -89,6 +110,12 @@ class Rig:
             clock=self.clock,
             rules=rules or SessionRules(idle_seconds=3600, absolute_seconds=7200, reuse_grace_seconds=grace),
             refresh_key=b"k" * 32,
+            throttle=LoginThrottle(
+                self.limiter, LoginPolicies(policy("login_account", "5/900"), policy("login_address", "20/60"))
+            ),
+            limiter=self.limiter,
+            limits=AuthLimits(register=policy("register", "100/3600"), refresh=policy("refresh", "60/60")),
+            require_verified=require_verified,
         )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 from py_app.auth.models import (
@@ -25,6 +26,7 @@ from py_app.auth.models import (
 from py_app.auth.ports import Accounts, AccountTokenStore
 from py_app.core.effects import AuditEvent, Effects, OutboxMessage, SecurityEvent, audited, mail
 from py_app.core.errors import FieldError, InvalidInput
+from py_app.core.limits import Limiter, Policy
 from py_app.core.ports import Clock, Outbox, PasswordHasher
 from py_app.users.models import (
     MAX_SECRET,
@@ -46,12 +48,22 @@ RESET_REQUESTED = "auth.password_reset_requested"
 VERIFICATION_REQUESTED = "auth.verification_requested"
 
 
+@dataclass(frozen=True, slots=True)
+class RecoveryLimits:
+    forgot_account: Policy  # per address asked for, whether or not it has an account
+    forgot_address: Policy  # per client address
+    resend_account: Policy
+    resend_address: Policy
+
+
 class RecoveryService:
     """Password reset and email verification. Answers never depend on whether an account exists."""
 
     def __init__(
         self,
         *,
+        limiter: Limiter,
+        limits: RecoveryLimits,
         tokens: AccountTokenStore,
         accounts: Accounts,
         outbox: Outbox,
@@ -60,6 +72,8 @@ class RecoveryService:
         clock: Clock,
         key: bytes,
     ) -> None:
+        self._limiter = limiter
+        self._limits = limits
         self._tokens = tokens
         self._accounts = accounts
         self._outbox = outbox
@@ -69,10 +83,12 @@ class RecoveryService:
         self._key = key
 
     async def forgot_password(self, email: str, client: ClientInfo) -> None:
-        await self._request(RESET_REQUESTED, email, client)
+        limits = self._limits
+        await self._request(RESET_REQUESTED, email, client, limits.forgot_account, limits.forgot_address)
 
     async def resend_verification(self, email: str, client: ClientInfo) -> None:
-        await self._request(VERIFICATION_REQUESTED, email, client)
+        limits = self._limits
+        await self._request(VERIFICATION_REQUESTED, email, client, limits.resend_account, limits.resend_address)
 
     async def issue_password_reset(self, email: str, ip: str) -> None:
         user = await self._accounts.find_by_login(email)
@@ -113,9 +129,12 @@ class RecoveryService:
         await self._cache.forget_user(user.id)
         return user
 
-    async def _request(self, topic: str, email: str, client: ClientInfo) -> None:
+    async def _request(self, topic: str, email: str, client: ClientInfo, per_account: Policy, per_ip: Policy) -> None:
         raise_if(check_email(email))  # the address's form only: never whether it has an account
-        request = OutboxMessage(topic, {"email": normalize_email(email), "ip": client.ip})
+        normalized = normalize_email(email)
+        await self._limiter.hit(per_ip, client.ip)
+        await self._limiter.hit(per_account, normalized)  # counted by address, so unknown ones limit alike
+        request = OutboxMessage(topic, {"email": normalized, "ip": client.ip})
         await self._outbox.publish(request, now=self._clock.now())
 
     async def _issue(self, user: User, purpose: TokenPurpose, ip: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from py_app.auth.models import (
@@ -20,9 +20,11 @@ from py_app.auth.models import (
     token_digest,
 )
 from py_app.auth.ports import AccessTokens, Accounts, RecoveryUseCases, SessionCache, SessionStore
+from py_app.auth.services._throttle import LoginThrottle, login_key
 from py_app.core.effects import AuditEvent, Effects, SecurityEvent, audited
-from py_app.core.errors import NotFound, Unauthenticated
+from py_app.core.errors import EmailUnverified, NotFound, Unauthenticated
 from py_app.core.identity import Principal
+from py_app.core.limits import Limiter, Policy
 from py_app.core.ports import AuditRecorder, Clock, PasswordHasher
 from py_app.users.models import (
     MAX_LOGIN,
@@ -46,6 +48,12 @@ BAD_REFRESH = "The refresh token is invalid, expired or already used."
 BAD_SESSION = "The session has ended; log in again."
 
 
+@dataclass(frozen=True, slots=True)
+class AuthLimits:
+    register: Policy  # per client address
+    refresh: Policy  # per session family
+
+
 class AuthService:
     """Accounts' ways in and out. Each store call is one atomic operation; hashing happens outside them."""
 
@@ -63,7 +71,15 @@ class AuthService:
         clock: Clock,
         rules: SessionRules,
         refresh_key: bytes,
+        throttle: LoginThrottle,
+        limiter: Limiter,
+        limits: AuthLimits,
+        require_verified: bool = False,
     ) -> None:
+        self._throttle = throttle
+        self._limiter = limiter
+        self._limits = limits
+        self._require_verified = require_verified
         self._sessions = sessions
         self._accounts = accounts
         self._users = users
@@ -83,6 +99,7 @@ class AuthService:
 
     async def register(self, new: NewUser, client: ClientInfo) -> AuthResult:
         """Create an account (role user), mail it a verification token and open its first session."""
+        await self._limiter.hit(self._limits.register, client.ip)
         user = await self._users.create(replace(new, role=Role.USER.value, is_verified=False), ip=client.ip)
         await self._recovery.send_verification(user, client.ip)
         return AuthResult(user, await self._open_session(user, client))
@@ -93,15 +110,19 @@ class AuthService:
             check_length("username_or_email", username_or_email, MAX_LOGIN),
             check_length("password", password, MAX_SECRET),
         )
+        account = login_key(username_or_email)
+        attempt = await self._throttle.admit(account, client.ip)  # before any hashing, known or not
         user = await self._accounts.find_by_login(username_or_email.strip())
         if user is None:
             await verify_password(self._hasher, await self._dummy(), password)
-            await self._failed(None, "unknown_user", client)
+            await self._failed(None, "unknown_user", client, locked=await self._throttle.failed(account, attempt))
             raise Unauthenticated(BAD_CREDENTIALS)
         matches, legacy = await verify_password(self._hasher, user.password_hash, password)
         if not matches or user.status is not Status.ACTIVE:
-            await self._failed(user.id, "credentials_or_status", client)
+            locked = await self._throttle.failed(account, attempt)
+            await self._failed(user.id, "credentials_or_status", client, locked=locked)
             raise Unauthenticated(BAD_CREDENTIALS)
+        await self._throttle.succeeded(account, client.ip)
         stale = legacy or self._hasher.needs_rehash(user.password_hash)
         rehash = await self._hasher.hash(normalize_password(password)) if stale else None
         # Recorded only while the account is as we verified it: a suspension or password change that
@@ -123,6 +144,8 @@ class AuthService:
         now = self._clock.now()
         child = child_token(self._refresh_key, refresh_token)
         digest, child_digest = token_digest(refresh_token), token_digest(child)
+        if self._limiter.enabled and (family := await self._sessions.family(digest)) is not None:
+            await self._limiter.hit(self._limits.refresh, family)
         rotation = await self._sessions.rotate(digest, child_digest, now, self._rules, ip=client.ip)
         if rotation.grants and rotation.session and rotation.user:
             access = self._tokens.issue(
@@ -134,21 +157,28 @@ class AuthService:
             security_log.warning(SecurityEvent.TOKEN_REUSE, extra={"session_id": rotation.session.id})
         raise Unauthenticated(BAD_REFRESH)
 
-    async def authenticate(self, access_token: str, client: ClientInfo | None = None) -> Principal:
+    async def authenticate(
+        self, access_token: str, client: ClientInfo | None = None, *, unverified_ok: bool = False
+    ) -> Principal:
         """The caller behind a Bearer token, checked against its live session on every request."""
         ip = client.ip if client is not None else ""
         now = self._clock.now()
         claims = self._tokens.verify(access_token, now)
         cached = await self._cache.get(claims.session_id)
         if cached is not None and cached.user_id == claims.user_id:
-            return replace(cached, ip=ip)
+            return self._admitted(replace(cached, ip=ip), unverified_ok)
         stamp = await self._cache.stamp(claims.session_id, claims.user_id)  # before the read
         state = await self._sessions.state(claims.session_id, claims.user_id)
         if state is None or not state.usable(now, self._rules):
             raise Unauthenticated(BAD_SESSION)
         principal = Principal(claims.user_id, claims.session_id, state.role.value, verified=state.verified)
         await self._cache.put(principal, stamp)
-        return replace(principal, ip=ip)
+        return self._admitted(replace(principal, ip=ip), unverified_ok)
+
+    def _admitted(self, principal: Principal, unverified_ok: bool) -> Principal:
+        if self._require_verified and not principal.verified and not unverified_ok:
+            raise EmailUnverified("Confirm your email address first: only verification, me and logout are open.")
+        return principal
 
     async def logout(self, principal: Principal) -> None:
         now = self._clock.now()
@@ -209,11 +239,14 @@ class AuthService:
         security_log.info("authn_token_created", extra={"user_id": user.id, "session_id": session.id})
         return TokenPair(access, refresh, self._tokens.ttl)
 
-    async def _failed(self, user_id: str | None, reason: str, client: ClientInfo) -> None:
-        event = AuditEvent(
-            SecurityEvent.LOGIN_FAIL, at=self._clock.now(), target_id=user_id, ip=client.ip, details={"reason": reason}
-        )
-        await self._audit.record(event)
+    async def _failed(self, user_id: str | None, reason: str, client: ClientInfo, *, locked: bool) -> None:
+        now = self._clock.now()
+        events = [
+            AuditEvent(SecurityEvent.LOGIN_FAIL, at=now, target_id=user_id, ip=client.ip, details={"reason": reason})
+        ]
+        if locked:
+            events.append(AuditEvent(SecurityEvent.LOGIN_LOCK, at=now, target_id=user_id, ip=client.ip))
+        await self._audit.record(*events)
         security_log.info(SecurityEvent.LOGIN_FAIL, extra={"user_id": user_id, "reason": reason})
 
     @staticmethod

@@ -110,7 +110,9 @@ async def test_unknown_assets_are_404_problems(sqlite_api: Api) -> None:
 
 
 @pytest.mark.req("SRS-153")
-@pytest.mark.parametrize("settings", [{"api_docs": False}, {"env": "production"}], ids=["off", "production"])
+@pytest.mark.parametrize(
+    "settings", [{"api_docs": False}, {"env": "production", "rate_limits": True}], ids=["off", "production"]
+)
 async def test_the_docs_pages_can_be_turned_off_and_are_off_in_production(
     open_api: OpenApi, settings: dict[str, object]
 ) -> None:
