@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from py_app.infra.keys import write_once
+
 PREFIX = "ARCANA_"
 MIN_SECRET_BYTES = 32  # 256 bits, RFC 7518 §3.2 for HS256
 # Variables read by commands rather than by the service; known, so they draw no warning.
@@ -122,15 +124,8 @@ def resolve_jwt_secret(settings: Settings) -> bytes:
     if settings.env == "production":  # unreachable through load_settings; kept as a guard
         raise SettingsError("ARCANA_JWT_SECRET is required when ARCANA_ENV=production")
     path = Path(settings.data_dir) / "jwt_secret"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL: two processes starting at once cannot both write; the loser reads the winner's key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        secret = path.read_text().strip().encode()
-        if len(secret) < MIN_SECRET_BYTES:
-            raise SettingsError(f"{path} holds a key shorter than 256 bits; delete it to generate a new one") from None
-        return secret
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_urlsafe(48) + "\n")
-    return path.read_text().strip().encode()
+    # Complete before it appears: of processes starting at once, the losers read the winner's whole key.
+    secret = write_once(path, (secrets.token_urlsafe(48) + "\n").encode()).strip()
+    if len(secret) < MIN_SECRET_BYTES:
+        raise SettingsError(f"{path} holds a key shorter than 256 bits; delete it to generate a new one")
+    return secret
