@@ -44,6 +44,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     grpc_port: Port = 50051
     workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     jwt_secret: str | None = None
+    # Signing keys (README "Signing keys and rotation"). HS256 signs with jwt_secret; EdDSA with a key ring
+    # kept in jwt_keys_dir (development: data_dir/keys, made once; production: required, never made).
+    jwt_algorithm: Literal["HS256", "EdDSA"] = "HS256"
+    jwt_keys_dir: str | None = None
+    jwt_keys_check_interval: Annotated[float, msgspec.Meta(ge=0.1, le=60)] = 5.0
+    jwks_max_age: Annotated[int, msgspec.Meta(ge=60, le=3600)] = 600
     jwt_issuer: str = "arcana"
     jwt_audience: str = "arcana"
     access_token_ttl: PositiveSeconds = 900
@@ -60,6 +66,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingsError("ARCANA_JWT_SECRET is required when ARCANA_ENV=production")
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
             raise SettingsError(f"ARCANA_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes (256 bits)")
+        if self.jwt_algorithm == "EdDSA" and self.env == "production" and not self.jwt_keys_dir:
+            raise SettingsError(
+                "ARCANA_JWT_KEYS_DIR is required when ARCANA_ENV=production and ARCANA_JWT_ALGORITHM=EdDSA"
+            )
+        if self.jwt_keys_dir and self.jwt_algorithm != "EdDSA":
+            raise SettingsError("ARCANA_JWT_KEYS_DIR is read only with ARCANA_JWT_ALGORITHM=EdDSA")
         if self.database_url and not self.database_url.startswith(("sqlite", "mysql", "mariadb")):
             raise SettingsError("ARCANA_DATABASE_URL must be a sqlite:// or mysql:// URL")
 
@@ -68,6 +80,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{Path(self.data_dir) / 'arcana.db'}"
+
+    @property
+    def effective_jwt_keys_dir(self) -> Path:
+        return Path(self.jwt_keys_dir) if self.jwt_keys_dir else Path(self.data_dir) / "keys"
 
     @property
     def reflection_enabled(self) -> bool:

@@ -90,3 +90,18 @@ class RevokeAllIn(msgspec.Struct, frozen=True):
 
 class RevokedOut(msgspec.Struct, frozen=True):
     revoked: int
+
+
+class JwkOut(msgspec.Struct, frozen=True):
+    """An Ed25519 public key (RFC 8037 OKP); documents what the key set holds, which the Rust core writes."""
+
+    kty: str
+    crv: str
+    x: str
+    kid: str
+    alg: str
+    use: str
+
+
+class JwksOut(msgspec.Struct, frozen=True):
+    keys: list[JwkOut]

@@ -15,7 +15,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from py_app import __version__
-from py_app.auth.controllers import AuthController, provide_principal
+from py_app.auth.controllers import AuthController, KeysController, provide_principal
 from py_app.bootstrap import Container, build_edge
 from py_app.config import Settings, load_settings
 from py_app.entrypoints import rpc
@@ -57,10 +57,11 @@ def create_app(settings: Settings, *, with_grpc: bool = False, container: Contai
             await built.aclose()
 
     return Litestar(
-        route_handlers=[HealthController, AuthController, UsersController, PublicUsersController],
+        route_handlers=[HealthController, AuthController, KeysController, UsersController, PublicUsersController],
         dependencies={
             "health": _provide("health"),
             "auth": _provide("auth"),
+            "keys": _provide("keys"),
             "users": _provide("users"),
             "principal": Provide(provide_principal),
         },

@@ -28,6 +28,7 @@ ROUTES = {
     ("post", "/api/v1/users/{}/verify"),
     ("get", "/api/public/users"),
     ("get", "/api/public/users/{}"),
+    ("get", "/.well-known/jwks.json"),
 }
 METHODS = {"get", "post", "put", "patch", "delete"}
 
