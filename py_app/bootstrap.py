@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -29,6 +30,7 @@ from py_app.auth.ports import (
     AccountTokenStore,
     AuthJobs,
     AuthUseCases,
+    PublishedKeys,
     RecoveryUseCases,
     SessionCache,
     SessionStore,
@@ -43,7 +45,7 @@ from py_app.auth.services import (
     RecoveryService,
 )
 from py_app.auth.services._recovery import RESET_REQUESTED, VERIFICATION_REQUESTED
-from py_app.config import Settings, resolve_jwt_secret
+from py_app.config import Settings, SettingsError, resolve_jwt_secret
 from py_app.core.limits import Limiter, Policy
 from py_app.core.ports import Clock, Counters, PasswordHasher, SystemClock
 from py_app.health.models import Lifecycle
@@ -53,12 +55,13 @@ from py_app.infra.cache import InProcessSessionCache, NoSessionCache
 from py_app.infra.counters import FailoverCounters, InProcessCounters, RedisCounters, SqlCounters
 from py_app.infra.db import create_engine
 from py_app.infra.jobs import Every, Job
+from py_app.infra.keys import KeyRing, KeyRingError, KeyRingStore, KeyRingWatcher, new_key, secret_ring
 from py_app.infra.mail import MailDelivery, Mailer, Renderer, SmtpMailer
 from py_app.infra.outbox import SqlOutbox
 from py_app.infra.probes import DatabaseProbe, RedisProbe
 from py_app.infra.redis import create_redis
 from py_app.infra.relay import Handler, OutboxRelay
-from py_app.infra.security import Argon2Hasher, JwtAccessTokens, derive_key
+from py_app.infra.security import Argon2Hasher, JwtAccessTokens, NoPublishedKeys, derive_key
 from py_app.users.models import Role, Status, UserQuery
 from py_app.users.ports import UserStore, UserUseCases
 from py_app.users.repositories import SqlUserStore
@@ -74,6 +77,7 @@ class Overrides(TypedDict, total=False):
     clock: Clock
     hasher: PasswordHasher
     tokens: AccessTokens
+    keys: PublishedKeys
     cache: SessionCache
     rules: SessionRules
     user_store: UserStore
@@ -93,6 +97,7 @@ class Container:
     auth: AuthUseCases
     recovery: RecoveryUseCases
     audit: AuditUseCases
+    keys: PublishedKeys
     health: HealthService
     jobs: tuple[Job, ...] = ()
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
@@ -139,6 +144,16 @@ def build_worker(settings: Settings, **overrides: Unpack[Overrides]) -> WorkerCo
     return WorkerContainer(settings=settings, jobs=services.jobs, lifecycle=services.lifecycle, stack=services.stack)
 
 
+def prepare_keys(settings: Settings) -> None:
+    """Make (development) or check (production) the signing material once, before worker processes start.
+
+    Workers must all sign alike; a production start without its key material stops here with one line.
+    """
+    resolve_jwt_secret(settings)
+    if settings.jwt_algorithm != "HS256":
+        _key_ring(settings, KeyRingStore(settings.effective_jwt_keys_dir))
+
+
 def runner(settings: Settings) -> Runner:
     """The process runner of the configured role (each runner builds its own container)."""
     from py_app.entrypoints import grpc_runner, serve, worker
@@ -169,9 +184,7 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
     hasher = overrides.get("hasher") or _hasher(stack)
     clock = overrides.get("clock") or SystemClock()
     secret = resolve_jwt_secret(settings)
-    tokens = overrides.get("tokens") or JwtAccessTokens(
-        secret, issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl=settings.access_token_ttl
-    )
+    tokens, keys = _access_tokens(settings, secret, stack, overrides)
     cache = overrides.get("cache") or _session_cache(settings, engine)
     user_store = overrides.get("user_store") or SqlUserStore(engine)
     audit_store = overrides.get("audit_store") or SqlAuditStore(engine)
@@ -227,6 +240,7 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
         auth=auth,
         recovery=recovery,
         audit=audit,
+        keys=keys,
         health=HealthService(probes, lifecycle),
         jobs=_jobs(outbox, recovery, audit, clock, overrides.get("mailer") or _mailer(settings), render, counters),
         lifecycle=lifecycle,
@@ -288,6 +302,56 @@ def _requested(issue: Callable[[str, str], Awaitable[None]]) -> Handler:
 
 def _mailer(settings: Settings) -> Mailer | None:
     return SmtpMailer(settings.smtp_url, settings.mail_from) if settings.smtp_url else None
+
+
+def _access_tokens(
+    settings: Settings, secret: bytes, stack: contextlib.AsyncExitStack, overrides: Overrides
+) -> tuple[AccessTokens, PublishedKeys]:
+    """HS256 signs with the configured secret, as it always has; EdDSA with the key ring, followed while serving."""
+    if "tokens" in overrides:
+        return overrides["tokens"], overrides.get("keys") or NoPublishedKeys(settings.jwks_max_age)
+
+    def adapter(ring: KeyRing) -> JwtAccessTokens:
+        return JwtAccessTokens(
+            ring,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl=settings.access_token_ttl,
+            jwks_max_age=settings.jwks_max_age,
+        )
+
+    if settings.jwt_algorithm == "HS256":
+        tokens = adapter(secret_ring(secret))
+        return tokens, overrides.get("keys") or tokens
+    store = KeyRingStore(settings.effective_jwt_keys_dir)
+    ring = _key_ring(settings, store)
+    try:
+        tokens = adapter(ring)
+    except KeyRingError as exc:
+        raise SettingsError(_keys_problem(settings, exc)) from None
+    watcher = KeyRingWatcher(store, tokens.use, ring=ring, interval=settings.jwt_keys_check_interval)
+    watcher.start()
+    stack.callback(watcher.close)
+    return tokens, overrides.get("keys") or tokens
+
+
+def _key_ring(settings: Settings, store: KeyRingStore) -> KeyRing:
+    """The ring in the keys directory; development makes its first key once (race-free), production never does."""
+    try:
+        if settings.env == "development" and not store.exists():
+            return store.create(KeyRing(settings.jwt_algorithm, (new_key(settings.jwt_algorithm, int(time.time())),)))
+        ring = store.load()
+    except (KeyRingError, OSError) as exc:
+        raise SettingsError(_keys_problem(settings, exc)) from None
+    if ring.alg != settings.jwt_algorithm:
+        raise SettingsError(f"ARCANA_JWT_ALGORITHM is {settings.jwt_algorithm} but {store.path} holds {ring.alg} keys")
+    store.warn_if_exposed()
+    return ring
+
+
+def _keys_problem(settings: Settings, exc: Exception) -> str:
+    detail = str(exc) if isinstance(exc, KeyRingError) else f"{settings.effective_jwt_keys_dir}: {exc}"
+    return f"ARCANA_JWT_KEYS_DIR: {detail}" if settings.jwt_keys_dir else detail
 
 
 def _hasher(stack: contextlib.AsyncExitStack) -> PasswordHasher:

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from py_app.infra.keys import write_once
+
 PREFIX = "ARCANA_"
 MIN_SECRET_BYTES = 32  # 256 bits, RFC 7518 §3.2 for HS256
 # Variables read by commands rather than by the service; known, so they draw no warning.
@@ -60,6 +62,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     grpc_port: Port = 50051
     workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     jwt_secret: str | None = None
+    # Signing keys (README "Signing keys and rotation"). HS256 signs with jwt_secret; EdDSA with a key ring
+    # kept in jwt_keys_dir (development: data_dir/keys, made once; production: required, never made).
+    jwt_algorithm: Literal["HS256", "EdDSA"] = "HS256"
+    jwt_keys_dir: str | None = None
+    jwt_keys_check_interval: Annotated[float, msgspec.Meta(ge=0.1, le=60)] = 5.0
+    jwks_max_age: Annotated[int, msgspec.Meta(ge=60, le=3600)] = 600
     jwt_issuer: str = "arcana"
     jwt_audience: str = "arcana"
     access_token_ttl: PositiveSeconds = 900
@@ -93,17 +101,32 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     limit_refresh_session: str = LIMITS["limit_refresh_session"]
 
     def __post_init__(self) -> None:
+        self._check_keys()
+        self._check_limits()
+        self._check_addresses()
+
+    def _check_keys(self) -> None:
         if self.env == "production" and not self.jwt_secret:
             raise SettingsError("ARCANA_JWT_SECRET is required when ARCANA_ENV=production")
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
             raise SettingsError(f"ARCANA_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes (256 bits)")
-        if self.database_url and not self.database_url.startswith(("sqlite", "mysql", "mariadb")):
-            raise SettingsError("ARCANA_DATABASE_URL must be a sqlite:// or mysql:// URL")
+        if self.jwt_algorithm == "EdDSA" and self.env == "production" and not self.jwt_keys_dir:
+            raise SettingsError(
+                "ARCANA_JWT_KEYS_DIR is required when ARCANA_ENV=production and ARCANA_JWT_ALGORITHM=EdDSA"
+            )
+        if self.jwt_keys_dir and self.jwt_algorithm != "EdDSA":
+            raise SettingsError("ARCANA_JWT_KEYS_DIR is read only with ARCANA_JWT_ALGORITHM=EdDSA")
+
+    def _check_limits(self) -> None:
         if self.env == "production" and not self.rate_limits:
             raise SettingsError("ARCANA_RATE_LIMITS=off is for load tests; it is refused when ARCANA_ENV=production")
         for name in LIMITS:
             if not LIMIT_FORMAT.fullmatch(getattr(self, name)) or "/0" in getattr(self, name):
                 raise SettingsError(f"ARCANA_{name.upper()} must be N/SECONDS, several joined by commas (e.g. 5/900)")
+
+    def _check_addresses(self) -> None:
+        if self.database_url and not self.database_url.startswith(("sqlite", "mysql", "mariadb")):
+            raise SettingsError("ARCANA_DATABASE_URL must be a sqlite:// or mysql:// URL")
         try:
             self.trusted_networks  # noqa: B018 - parse once at start, to fail with one line
         except ValueError as exc:
@@ -124,6 +147,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{Path(self.data_dir) / 'arcana.db'}"
+
+    @property
+    def effective_jwt_keys_dir(self) -> Path:
+        return Path(self.jwt_keys_dir) if self.jwt_keys_dir else Path(self.data_dir) / "keys"
 
     @property
     def reflection_enabled(self) -> bool:
@@ -222,15 +249,8 @@ def resolve_jwt_secret(settings: Settings) -> bytes:
     if settings.env == "production":  # unreachable through load_settings; kept as a guard
         raise SettingsError("ARCANA_JWT_SECRET is required when ARCANA_ENV=production")
     path = Path(settings.data_dir) / "jwt_secret"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL: two processes starting at once cannot both write; the loser reads the winner's key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        secret = path.read_text().strip().encode()
-        if len(secret) < MIN_SECRET_BYTES:
-            raise SettingsError(f"{path} holds a key shorter than 256 bits; delete it to generate a new one") from None
-        return secret
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_urlsafe(48) + "\n")
-    return path.read_text().strip().encode()
+    # Complete before it appears: of processes starting at once, the losers read the winner's whole key.
+    secret = write_once(path, (secrets.token_urlsafe(48) + "\n").encode()).strip()
+    if len(secret) < MIN_SECRET_BYTES:
+        raise SettingsError(f"{path} holds a key shorter than 256 bits; delete it to generate a new one")
+    return secret

@@ -22,6 +22,7 @@ import pytest
 from py_app.auth.models import ClientInfo
 from py_app.bootstrap import Container, build_edge
 from py_app.config import load_settings, resolve_jwt_secret
+from py_app.infra.keys import secret_ring
 from py_app.infra.security import JwtAccessTokens
 from py_app.users.models import NewUser
 
@@ -75,7 +76,7 @@ def test_authenticate(benchmark: Any, paths: dict[str, AuthPath], mode: str) -> 
     loop, auth = path.loop, path.container.auth
     if mode.startswith("rust"):
         tokens = JwtAccessTokens(
-            resolve_jwt_secret(path.settings),
+            secret_ring(resolve_jwt_secret(path.settings)),
             issuer=path.settings.jwt_issuer,
             audience=path.settings.jwt_audience,
             ttl=path.settings.access_token_ttl,

@@ -6,14 +6,16 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
-from py_app.auth.ports import AuthUseCases, RecoveryUseCases
+from py_app.auth.ports import AuthUseCases, PublishedKeys, RecoveryUseCases
 from py_app.auth.schemas import (
     ACCEPTED,
     AcceptedOut,
     EmailIn,
+    JwksOut,
     LoginIn,
     RefreshIn,
     RegisterIn,
@@ -220,3 +222,26 @@ class AuthController(Controller):
         self, request: Request[Any, Any, Any], data: JSONBody[VerifyIn], recovery: Injected[RecoveryUseCases]
     ) -> UserOut:
         return UserOut.of(await recovery.verify_email(data.token, client_info(request)))
+
+
+class KeysController(Controller):
+    """The public keys that verify access tokens, for services that check tokens themselves."""
+
+    path = "/.well-known"
+    tags = ("auth",)
+
+    @get(
+        "/jwks.json",
+        operation_id="auth.jwks",
+        summary="Public keys that verify access tokens (RFC 7517 JWK Set; empty for HS256: its key is secret)",
+        media_type="application/json",
+        responses={
+            200: ResponseSpec(
+                data_container=JwksOut,
+                description="Every key that may have signed a valid token; cacheable for Cache-Control max-age",
+            )
+        },
+    )
+    async def jwks(self, keys: Injected[PublishedKeys]) -> Response[bytes]:
+        published = keys.published()
+        return Response(published.jwks, headers={"Cache-Control": f"public, max-age={published.max_age}"})

@@ -114,6 +114,24 @@ class AccessTokens(Protocol):
         """Raise Unauthenticated when the token is not valid now."""
 
 
+@dataclass(frozen=True, slots=True)
+class PublishedKeySet:
+    """The public keys that verify access tokens, as an RFC 7517 JWK Set document, and how long it may be cached."""
+
+    jwks: bytes
+    max_age: int
+
+
+class PublishedKeys(Protocol):
+    """What callers need to verify access tokens themselves; empty for symmetric (HMAC) keys, which are never published.
+
+    A key appears here before it signs and stays until its last token has expired, so a cache of this
+    document no older than ``max_age`` seconds always holds the key of any valid token.
+    """
+
+    def published(self) -> PublishedKeySet: ...
+
+
 # What a cache hands out before a database read and takes back with the result: an opaque version.
 Stamp: TypeAlias = tuple[int, ...]
 

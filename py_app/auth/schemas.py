@@ -173,3 +173,18 @@ class VerifyIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     token: Annotated[Token, REQUIRED] = ""
 
     example: ClassVar[dict[str, Any]] = {"token": EXAMPLE_MAIL_TOKEN}
+
+
+class JwkOut(msgspec.Struct, frozen=True):
+    """An Ed25519 public key (RFC 8037 OKP); documents what the key set holds, which the Rust core writes."""
+
+    kty: str
+    crv: str
+    x: str
+    kid: str
+    alg: str
+    use: str
+
+
+class JwksOut(msgspec.Struct, frozen=True):
+    keys: list[JwkOut]

@@ -1,4 +1,4 @@
-"""Command-line interface: `python -m py_app {serve,migrate,create-admin}`."""
+"""Command-line interface: `python -m py_app {serve,migrate,create-admin,rotate-keys}`."""
 
 from __future__ import annotations
 
@@ -6,14 +6,17 @@ import argparse
 import asyncio
 import getpass
 import logging
+import math
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from py_app import __version__
 from py_app.config import Settings, SettingsError, load_settings, unknown_variables
 from py_app.core.errors import DomainError, InvalidInput, Unavailable
+from py_app.infra import keys
 from py_app.infra.logs import configure_logging
 from py_app.users.models import User
 
@@ -52,7 +55,32 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_argument("--username", required=True)
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", help="avoid on shared machines: it shows in the process list")
+    _add_rotate_keys(commands)
     return parser
+
+
+def _add_rotate_keys(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rotate = commands.add_parser(
+        "rotate-keys",
+        help="add a new EdDSA signing key, published before it signs (--list shows the ring)",
+        description="Add a key to the EdDSA key ring in ARCANA_JWT_KEYS_DIR (development: $ARCANA_DATA_DIR/keys); "
+        "the first run creates the ring. The new key is published in /.well-known/jwks.json at once and signs after "
+        "--delay seconds (default: ARCANA_JWKS_MAX_AGE + 60, so every cached key set holds it first). The keys it "
+        "replaces keep verifying until their last tokens have expired (ARCANA_ACCESS_TOKEN_TTL + 30 s leeway + "
+        "ARCANA_JWT_KEYS_CHECK_INTERVAL after they stop signing), then retire: their tokens fail. Running servers "
+        "follow the ring within ARCANA_JWT_KEYS_CHECK_INTERVAL seconds, without a restart.",
+    )
+    rotate.add_argument("--list", action="store_true", help="only show each key's id, state and times")
+    when = rotate.add_mutually_exclusive_group()
+    when.add_argument("--delay", type=int, metavar="SECONDS", help="seconds the new key is published before it signs")
+    when.add_argument(
+        "--now", action="store_true", help="sign with the new key at once (one process, and nothing caches the JWKS)"
+    )
+    rotate.add_argument(
+        "--retire-previous",
+        action="store_true",
+        help="with --now: refuse the previous keys' tokens at once (a leaked key); clients must refresh",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,17 +98,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(settings)
     if args.command == "migrate":
-        if args.current:
-            return _current(settings)
-        if args.downgrade and not args.yes:
-            print(
-                f"arcana: downgrading to {args.downgrade} drops the tables and columns of later revisions, "
-                "and their data; add --yes to confirm",
-                file=sys.stderr,
-            )
-            return 2
-        return _migrate(settings, args.revision, args.downgrade)
+        return _migrate_command(settings, args)
+    if args.command == "rotate-keys":
+        return _rotate_keys(settings, args)
     return _create_admin(settings, args.username, args.email, args.password)
+
+
+def _migrate_command(settings: Settings, args: argparse.Namespace) -> int:
+    if args.current:
+        return _current(settings)
+    if args.downgrade and not args.yes:
+        print(
+            f"arcana: downgrading to {args.downgrade} drops the tables and columns of later revisions, "
+            "and their data; add --yes to confirm",
+            file=sys.stderr,
+        )
+        return 2
+    return _migrate(settings, args.revision, args.downgrade)
 
 
 def _serve(settings: Settings) -> int:
@@ -153,6 +187,9 @@ def _create_admin(settings: Settings, username: str, email: str, password: str |
     except DomainError as exc:
         print(f"arcana: {exc.message}", file=sys.stderr)
         return 1
+    except SettingsError as exc:  # e.g. production without its key ring
+        print(f"arcana: {exc}", file=sys.stderr)
+        return 2
     print(f"created admin {user.username} ({user.id})")
     return 0
 
@@ -172,3 +209,90 @@ def _prompt_password() -> str:
         print("arcana: the passwords differ", file=sys.stderr)
         return ""
     return first
+
+
+def _rotate_keys(settings: Settings, args: argparse.Namespace) -> int:
+    problem = _rotate_keys_usage(settings, args)
+    if problem:
+        print(f"arcana: {problem}", file=sys.stderr)
+        return 2
+    store = keys.KeyRingStore(settings.effective_jwt_keys_dir)
+    try:
+        if args.list:
+            _print_ring(store.path, store.load(), int(time.time()))
+            return 0
+        return _rotate(settings, store, args)
+    except (keys.KeyRingError, OSError) as exc:
+        print(f"arcana: {exc}" if args.list else f"arcana: cannot rotate the keys: {exc}", file=sys.stderr)
+        return 1
+
+
+def _rotate_keys_usage(settings: Settings, args: argparse.Namespace) -> str | None:
+    if settings.jwt_algorithm != "EdDSA":
+        return (
+            "rotate-keys works on EdDSA key rings (ARCANA_JWT_ALGORITHM=EdDSA); "
+            f"{settings.jwt_algorithm} signs with ARCANA_JWT_SECRET, which is never published"
+        )
+    if args.list and (args.delay is not None or args.now or args.retire_previous):
+        return "--list only shows the ring; drop the other options"
+    if args.retire_previous and not args.now:
+        return "--retire-previous needs --now (a key must sign once the others retire)"
+    if args.delay is not None and args.delay < 0:
+        return "--delay must be 0 or more seconds"
+    return None
+
+
+def _rotate(settings: Settings, store: keys.KeyRingStore, args: argparse.Namespace) -> int:
+    from py_app.infra.security import LEEWAY_SECONDS
+
+    delay = 0 if args.now else settings.jwks_max_age + 60 if args.delay is None else args.delay
+    # The last token of a replaced key: signed up to one check interval after the switch, valid ttl + leeway.
+    verify_for = settings.access_token_ttl + LEEWAY_SECONDS + math.ceil(settings.jwt_keys_check_interval)
+    now = int(time.time())
+    added = keys.new_key(settings.jwt_algorithm, now, now + delay)
+
+    def change(ring: keys.KeyRing | None) -> keys.KeyRing:
+        if ring is None:  # nothing has been signed yet: the first key signs at once
+            return keys.KeyRing(added.alg, (keys.RingKey(added.kid, added.alg, added.material, now, now),))
+        return ring.rotated(added, now, verify_for=verify_for, retire_previous=args.retire_previous)
+
+    before, after = store.update(change)
+    if before is None:
+        print(f"created the key ring {store.path} with key {added.kid} (signs now)")
+        return 0
+    kept = {key.kid for key in after.keys}
+    when = "now" if delay == 0 else f"from {keys.iso(added.signs_from)} (in {delay} s)"
+    print(f"added key {added.kid}: published now, signs {when}")
+    for key in after.keys[:-1]:
+        if args.retire_previous:
+            print(f"retired key {key.kid}: its tokens are refused from now on")
+        else:
+            print(f"key {key.kid} verifies until {keys.iso(key.retires_at)}, then retires")
+    for key in before.keys:
+        if key.kid not in kept:
+            print(f"removed retired key {key.kid}")
+    if 0 < delay < settings.jwks_max_age:
+        print(
+            f"note: the delay is shorter than ARCANA_JWKS_MAX_AGE ({settings.jwks_max_age} s): clients holding an "
+            "older cached key set may refuse the new key's tokens until it expires"
+        )
+    print(f"running servers follow the ring within {settings.jwt_keys_check_interval:g} s, without a restart")
+    return 0
+
+
+def _print_ring(path: Path, ring: keys.KeyRing, now: int) -> None:
+    print(f"key ring {path}: {ring.alg}, {len(ring.keys)} key(s), now {keys.iso(now)}")
+    rows = [("kid", "state", "created", "signs from", "retires")]
+    rows += [
+        (
+            key.kid,
+            ring.state(key, now).value,
+            keys.iso(key.created_at),
+            keys.iso(key.signs_from),
+            keys.iso(key.retires_at),
+        )
+        for key in ring.keys
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

@@ -13,8 +13,8 @@ import logging
 import multiprocessing
 import signal
 
-from py_app.bootstrap import build_grpc
-from py_app.config import Settings, resolve_jwt_secret
+from py_app.bootstrap import build_grpc, prepare_keys
+from py_app.config import Settings
 from py_app.entrypoints import rpc
 from py_app.infra import jobs
 from py_app.infra.logs import configure_logging
@@ -24,7 +24,7 @@ logger = logging.getLogger("arcana.grpc")
 
 def run(settings: Settings) -> int:
     """Serve gRPC until SIGINT or SIGTERM; 0 after a clean drain, 1 when a worker failed."""
-    resolve_jwt_secret(settings)  # made once, before the workers start: they must all sign alike
+    prepare_keys(settings)  # made or checked once, before the workers start: they must all sign alike
     logger.info("starting", extra={"grpc": f"{settings.grpc_host}:{settings.grpc_port}", "workers": settings.workers})
     if settings.workers == 1:
         return asyncio.run(serve_until_signalled(settings))

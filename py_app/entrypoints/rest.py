@@ -13,7 +13,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 
 from py_app.audit.controllers import AuditController
-from py_app.auth.controllers import AuthController, provide_principal
+from py_app.auth.controllers import AuthController, KeysController, provide_principal
 from py_app.bootstrap import Container, build_edge
 from py_app.config import Settings, load_settings
 from py_app.entrypoints import rpc
@@ -65,6 +65,7 @@ def create_app(
     handlers: list[Any] = [
         HealthController,
         AuthController,
+        KeysController,
         UsersController,
         AuditController,
         *docs_route_handlers(settings),
@@ -78,6 +79,7 @@ def create_app(
             "auth": _provide("auth"),
             "recovery": _provide("recovery"),
             "audit": _provide("audit"),
+            "keys": _provide("keys"),
             "users": _provide("users"),
             "principal": Provide(provide_principal),
         },

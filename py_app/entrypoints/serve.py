@@ -7,7 +7,8 @@ import logging
 from granian import Granian
 from granian.constants import Interfaces, Loops
 
-from py_app.config import Settings, resolve_jwt_secret
+from py_app.bootstrap import prepare_keys
+from py_app.config import Settings
 from py_app.infra.logs import dict_config
 
 logger = logging.getLogger("arcana.serve")
@@ -15,8 +16,8 @@ logger = logging.getLogger("arcana.serve")
 
 def serve(settings: Settings) -> int:
     """Serve until SIGINT or SIGTERM; then drain for up to ``shutdown_grace`` seconds and return 0."""
-    # Made here, once, before the workers start: they must all sign with the same development key.
-    resolve_jwt_secret(settings)
+    # Made (or checked) here, once, before the workers start: they must all sign with the same keys.
+    prepare_keys(settings)
     logger.info(
         "starting",
         extra={

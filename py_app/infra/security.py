@@ -10,24 +10,28 @@ wins the core whenever it has work: other requests keep flowing while logins has
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
 import logging
 import os
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from py_app import _rust_core
-from py_app.auth.ports import AccessClaims
+from py_app.auth.ports import AccessClaims, PublishedKeySet
 from py_app.core.errors import Unauthenticated
+from py_app.infra.keys import KeyRing, KeyRingError, RingKey
 
 logger = logging.getLogger("arcana.security")
 
 DEFAULT_MEMORY_KIB, DEFAULT_ITERATIONS, DEFAULT_PARALLELISM = 19456, 2, 1
 LOWEST_PRIORITY = 19
+LEEWAY_SECONDS = 30  # clock skew allowed on exp/nbf/iat (RFC 8725 and REFERENCE: at most 30 s)
 
 
 def core_version() -> str:
@@ -91,17 +95,61 @@ class Argon2Hasher:
 
 
 class JwtAccessTokens:
-    """HS256 access tokens (RFC 9068 shape, ``typ: at+jwt``) signed and verified by the Rust core."""
+    """Access tokens (RFC 9068 shape, ``typ: at+jwt``) signed and verified by the Rust core, from a key ring.
 
-    def __init__(self, secret: bytes, *, issuer: str, audience: str, ttl: int, leeway: int = 30) -> None:
-        # The key id names the key without revealing it: a prefix of its SHA-256.
-        kid = hashlib.sha256(secret).hexdigest()[:16]
+    One algorithm per instance, fixed by its first ring (RFC 8725: HMAC and asymmetric keys never share a
+    verifier). The signer is the ring's active key; the verifier holds every key not retired. ``use`` swaps
+    in a ring (the key watcher calls it from its own thread): the verifier is replaced before the signer, so
+    a token this process signs always verifies here, and each call reads its key handle through one
+    attribute, so it sees one ring whole. The hot path does exactly what it did with a single key.
+    """
+
+    def __init__(
+        self,
+        ring: KeyRing,
+        *,
+        issuer: str,
+        audience: str,
+        ttl: int,
+        leeway: int = LEEWAY_SECONDS,
+        jwks_max_age: int = 600,
+        now: int | None = None,
+    ) -> None:
         self.ttl = ttl
-        self._issuer, self._audience = issuer, audience
-        self._signer = _rust_core.TokenSigner("HS256", kid, secret)
-        self._verifier = _rust_core.TokenVerifier(
-            "HS256", {kid: secret}, issuer=issuer, audiences=[audience], typ="at+jwt", leeway=leeway
-        )
+        self.alg = ring.alg
+        self._issuer, self._audience, self._leeway, self._max_age = issuer, audience, leeway, jwks_max_age
+        self.use(ring, int(time.time()) if now is None else now)
+
+    def use(self, ring: KeyRing, now: int) -> None:
+        """Sign with the ring's active key and accept every key it does not retire; KeyRingError if unusable."""
+        if ring.alg != self.alg:
+            raise KeyRingError(
+                f"the ring holds {ring.alg} keys but this process verifies {self.alg}; restart to switch"
+            )
+        signing = ring.signing_key(now)
+        try:
+            verifier = _rust_core.TokenVerifier(
+                ring.alg,
+                {key.kid: _verification_key(key) for key in ring.verifying_keys(now)},
+                issuer=self._issuer,
+                audiences=[self._audience],
+                typ="at+jwt",
+                leeway=self._leeway,
+            )
+            signer = _rust_core.TokenSigner(ring.alg, signing.kid, signing.material)
+        except ValueError as exc:  # material the core refuses (wrong length, weak key)
+            raise KeyRingError(f"unusable key: {exc}") from None
+        self._verifier = verifier
+        self._published = PublishedKeySet(verifier.jwks().encode(), self._max_age)
+        self._signer = signer
+
+    @property
+    def kid(self) -> str:
+        """The key id new tokens are signed with."""
+        return self._signer.kid
+
+    def published(self) -> PublishedKeySet:
+        return self._published
 
     def issue(self, *, user_id: str, session_id: str, role: str, now: datetime) -> str:
         issued = int(now.timestamp())
@@ -122,3 +170,21 @@ class JwtAccessTokens:
         except _rust_core.TokenError:
             raise Unauthenticated("The access token is invalid or has expired.") from None
         return AccessClaims(user_id=sub, session_id=sid, role=role, jti=jti, expires_at=exp)
+
+
+def _verification_key(key: RingKey) -> bytes:
+    """What verifies a key's tokens: the HMAC secret itself, or the Ed25519 public key of the seed."""
+    if key.alg != "EdDSA":
+        return key.material
+    jwk = _rust_core.TokenSigner("EdDSA", key.kid, key.material).public_jwk() or {}
+    return base64.urlsafe_b64decode(jwk["x"] + "=" * (-len(jwk["x"]) % 4))
+
+
+class NoPublishedKeys:
+    """An empty key set, for token adapters that publish nothing (symmetric keys, test fakes)."""
+
+    def __init__(self, max_age: int = 600) -> None:
+        self._published = PublishedKeySet(b'{"keys":[]}', max_age)
+
+    def published(self) -> PublishedKeySet:
+        return self._published

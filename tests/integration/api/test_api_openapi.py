@@ -31,6 +31,13 @@ ROUTES = {
     ("put", "/api/v1/users/{}/status"),
     ("put", "/api/v1/users/{}/role"),
     ("post", "/api/v1/users/{}/verify"),
+    ("get", "/.well-known/jwks.json"),
+    ("post", "/api/v1/auth/validate"),
+    ("post", "/api/v1/auth/password/forgot"),
+    ("post", "/api/v1/auth/password/reset"),
+    ("post", "/api/v1/auth/email/resend"),
+    ("post", "/api/v1/auth/email/verify"),
+    ("get", "/api/v1/audit"),
 }
 DIRECTORY = {("get", "/api/public/users"), ("get", "/api/public/users/{}")}
 METHODS = {"get", "post", "put", "patch", "delete"}
@@ -101,6 +108,7 @@ OPERATION_IDS = {
     ("post", "/api/v1/auth/email/resend"): "auth.resend_verification",
     ("post", "/api/v1/auth/email/verify"): "auth.verify_email",
     ("get", "/api/v1/audit"): "audit.list_events",
+    ("get", "/.well-known/jwks.json"): "auth.jwks",
     ("get", "/api/v1/users"): "users.list",
     ("post", "/api/v1/users"): "users.create",
     ("get", "/api/v1/users/{}"): "users.get",
