@@ -313,9 +313,9 @@ class InMemoryAudit:
                 and (query.event is None or event.event == query.event)
                 and (query.since is None or event.at >= query.since)
             ),
-            key=lambda event: (event.at, event.id),
-            reverse=True,
+            key=lambda event: (event.event, event.id),
         )
+        found.sort(key=lambda event: event.at, reverse=True)  # stable: same-instant records keep (event, id)
         return found[query.offset : query.offset + query.per_page], len(found)
 
     async def prune(self, before: datetime) -> int:

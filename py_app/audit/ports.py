@@ -17,7 +17,7 @@ class AuditStore(Protocol):
         """Append events that change nothing else (a failed login, a lockout)."""
 
     async def search(self, query: AuditQuery) -> tuple[list[AuditEvent], int]:
-        """One page, newest first (at, id), and the total matching the filters."""
+        """One page, newest first (records of one instant by event name, then id), and the total."""
 
     async def prune(self, before: datetime) -> int:
         """Delete records older than ``before`` (the retention job); how many went."""

@@ -33,7 +33,9 @@ class SqlAuditStore:
         if query.since is not None:
             conditions.append(audit_events.c.at >= query.since)
         where = sa.and_(sa.true(), *conditions)
-        page = sa.select(audit_events).where(where).order_by(audit_events.c.at.desc(), audit_events.c.id.desc())
+        # Newest first; records of one instant (one transaction's) in a fixed order: by event, then id.
+        newest = (audit_events.c.at.desc(), audit_events.c.event, audit_events.c.id)
+        page = sa.select(audit_events).where(where).order_by(*newest)
         async with reading(self._engine) as connection:
             total = (
                 await connection.execute(sa.select(sa.func.count()).select_from(audit_events).where(where))

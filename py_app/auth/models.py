@@ -18,6 +18,9 @@ from py_app.core.effects import AuditEvent, SecurityEvent
 from py_app.users.models import Role, Status, User
 
 REFRESH_TOKEN_BYTES = 32  # 256 bits
+# The one answer to a mail request (forgot-password, resend), on every transport, whatever the address.
+ACCEPTED_STATUS = "accepted"
+ACCEPTED_DETAIL = "If an account has this address, a message is on its way."
 
 
 @dataclass(frozen=True, slots=True)

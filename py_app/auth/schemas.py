@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from py_app.auth.models import AuthResult, Session
+from py_app.auth.models import ACCEPTED_DETAIL, ACCEPTED_STATUS, AuthResult, Session
 from py_app.users.models import MAX_TOKEN
 from py_app.users.schemas import EXAMPLE_ID, REQUIRED, Name, Password, ShortText, UserOut
 
@@ -158,7 +158,7 @@ class AcceptedOut(msgspec.Struct, frozen=True):
     }
 
 
-ACCEPTED = AcceptedOut(status="accepted", detail="If an account has this address, a message is on its way.")
+ACCEPTED = AcceptedOut(status=ACCEPTED_STATUS, detail=ACCEPTED_DETAIL)
 EXAMPLE_MAIL_TOKEN = "q8C2Hf9sVw1Lk0Tz7Ym4Rb6Xn3Pd5Ja2Ge8Uc0Ho1Is"  # noqa: S105 - an example, never live
 
 

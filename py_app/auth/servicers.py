@@ -7,13 +7,14 @@ from typing import Any, TypeAlias
 import grpc
 
 from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc, common_pb2
-from py_app.auth.models import AuthResult
+from py_app.auth.models import ACCEPTED_DETAIL, ACCEPTED_STATUS, AuthResult
 from py_app.auth.ports import AuthUseCases, RecoveryUseCases
 from py_app.entrypoints.rpc_support import client, principal
 from py_app.users.models import NewUser
 from py_app.users.servicers import timestamp, user_message
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+ACCEPTED = auth_pb2.AcceptedResponse(status=ACCEPTED_STATUS, detail=ACCEPTED_DETAIL)
 
 
 def token_message(result: AuthResult) -> common_pb2.TokenResponse:
@@ -89,7 +90,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.ForgotPasswordRequest, context: Context
     ) -> auth_pb2.AcceptedResponse:
         await self._recovery.forgot_password(request.email, client())
-        return auth_pb2.AcceptedResponse()
+        return ACCEPTED
 
     async def ResetPassword(  # noqa: N802
         self, request: auth_pb2.ResetPasswordRequest, context: Context
@@ -101,7 +102,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.ResendVerificationRequest, context: Context
     ) -> auth_pb2.AcceptedResponse:
         await self._recovery.resend_verification(request.email, client())
-        return auth_pb2.AcceptedResponse()
+        return ACCEPTED
 
     async def VerifyEmail(self, request: auth_pb2.VerifyEmailRequest, context: Context) -> common_pb2.User:  # noqa: N802
         return user_message(await self._recovery.verify_email(request.token, client()))

@@ -24,11 +24,20 @@ from typing import Any, Protocol
 import grpc
 import httpx
 import pytest
+from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc, common_pb2, users_pb2, users_pb2_grpc
+from py_app._proto.arcana.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
+    common_pb2,
+    users_pb2,
+    users_pb2_grpc,
+)
 from tests.contract.transcript import volatile
 
 V1 = "/api/v1"
@@ -63,6 +72,7 @@ TIMEOUT = 15.0
 KIND_BY_HTTP = {
     200: "ok",
     201: "ok",
+    202: "ok",
     204: "ok",
     400: "invalid",
     401: "unauthenticated",
@@ -202,6 +212,13 @@ class Client(Protocol):
     async def login(self, who: str, password: str, *, user_agent: str | None = None) -> Outcome: ...
     async def refresh(self, refresh_token: str) -> Outcome: ...
     async def validate(self, access_token: str) -> Outcome: ...
+    async def forgot_password(self, email: str) -> Outcome: ...
+    async def reset_password(self, token: str, new_password: str) -> Outcome: ...
+    async def resend_verification(self, email: str) -> Outcome: ...
+    async def verify_email(self, token: str) -> Outcome: ...
+    async def list_audit(
+        self, token: str | None, *, user_id: str | None = None, event: str | None = None
+    ) -> Outcome: ...
     async def logout(self, token: str | None) -> Outcome: ...
     async def me(self, token: str | None) -> Outcome: ...
     async def me_with_authorization(self, authorization: str) -> Outcome: ...
@@ -267,6 +284,8 @@ def _rest_body(body: Any) -> Any:
         return {**body, "user": _rest_user(body.get("user"))}
     if "username" in body:
         return _rest_user(body)
+    if "total_pages" in body and body["items"] and "event" in body["items"][0]:
+        return {**body, "items": [{**item, "at": _rfc3339(item["at"], "at")} for item in body["items"]]}
     if "total_pages" in body:
         return {**body, "items": [_rest_user(user) for user in body["items"]]}
     if "items" in body:
@@ -362,6 +381,22 @@ class RestClient:
     async def validate(self, access_token: str) -> Outcome:
         return await self._call("POST", "/auth/validate", json={"access_token": access_token})
 
+    async def forgot_password(self, email: str) -> Outcome:
+        return await self._call("POST", "/auth/password/forgot", json={"email": email})
+
+    async def reset_password(self, token: str, new_password: str) -> Outcome:
+        return await self._call("POST", "/auth/password/reset", json={"token": token, "new_password": new_password})
+
+    async def resend_verification(self, email: str) -> Outcome:
+        return await self._call("POST", "/auth/email/resend", json={"email": email})
+
+    async def verify_email(self, token: str) -> Outcome:
+        return await self._call("POST", "/auth/email/verify", json={"token": token})
+
+    async def list_audit(self, token: str | None, *, user_id: str | None = None, event: str | None = None) -> Outcome:
+        query = {name: value for name, value in (("user_id", user_id), ("event", event)) if value is not None}
+        return await self._call("GET", "/audit", token, params=query)
+
     async def logout(self, token: str | None) -> Outcome:
         return await self._call("POST", "/auth/logout", token)
 
@@ -452,6 +487,18 @@ def grpc_user(user: common_pb2.User) -> dict[str, Any]:
     return normalised
 
 
+def _audit_event(event: audit_pb2.AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "at": _time(event, "at"),
+        "event": event.event,
+        "actor_id": event.actor_id or None,  # proto3 has no null: an empty id is REST's null
+        "target_id": event.target_id or None,
+        "ip": event.ip,
+        "details": json_format.MessageToDict(event.details),
+    }
+
+
 def _grpc_body(message: Message) -> Any:
     """A response message into the REST JSON shape."""
     if isinstance(message, common_pb2.User):
@@ -491,6 +538,16 @@ def _grpc_body(message: Message) -> Any:
         return {"revoked": message.revoked}
     if isinstance(message, auth_pb2.ValidateTokenResponse):
         return {"user_id": message.user_id, "session_id": message.session_id, "role": message.role}
+    if isinstance(message, auth_pb2.AcceptedResponse):
+        return {"status": message.status, "detail": message.detail}
+    if isinstance(message, audit_pb2.ListEventsResponse):
+        return {
+            "items": [_audit_event(event) for event in message.items],
+            "page": message.page,
+            "per_page": message.per_page,
+            "total": message.total,
+            "total_pages": message.total_pages,
+        }
     # The empty responses (Logout, RevokeSession, DeleteUser, ChangePassword) are REST's 204.
     assert message.ByteSize() == 0, f"unexpected non-empty {type(message).__name__}: {message}"
     return None
@@ -608,6 +665,27 @@ class GrpcClient:
         """ValidateToken (REST: POST /auth/validate); no metadata needed."""
         request = auth_pb2.ValidateTokenRequest(access_token=access_token)
         return await self._call(self.auth().ValidateToken, request)
+
+    async def forgot_password(self, email: str) -> Outcome:
+        return await self._call(self.auth().ForgotPassword, auth_pb2.ForgotPasswordRequest(email=email))
+
+    async def reset_password(self, token: str, new_password: str) -> Outcome:
+        request = auth_pb2.ResetPasswordRequest(token=token, new_password=new_password)
+        return await self._call(self.auth().ResetPassword, request)
+
+    async def resend_verification(self, email: str) -> Outcome:
+        return await self._call(self.auth().ResendVerification, auth_pb2.ResendVerificationRequest(email=email))
+
+    async def verify_email(self, token: str) -> Outcome:
+        return await self._call(self.auth().VerifyEmail, auth_pb2.VerifyEmailRequest(token=token))
+
+    async def list_audit(self, token: str | None, *, user_id: str | None = None, event: str | None = None) -> Outcome:
+        request = audit_pb2.ListEventsRequest()
+        if user_id is not None:
+            request.user_id = user_id
+        if event is not None:
+            request.event = event
+        return await self._call(audit_pb2_grpc.AuditServiceStub(self._channel(None)).ListEvents, request, token)
 
     async def get_user(self, token: str | None, user_id: str) -> Outcome:
         return await self._call(self.users().GetUser, users_pb2.GetUserRequest(id=user_id), token)

@@ -34,6 +34,7 @@ import pytest
 from tests.conftest import MARIADB_ADMIN_URL, free_port, mariadb_admin, unavailable
 from tests.contract.clients import Client, GrpcClient, RestClient, Tokens, login
 from tests.contract.transcript import LABELS, Entry, Recorder, RecordingClient, assert_same_transcripts, recording
+from tests.support.smtp import Sink, start_sink
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 60
@@ -54,6 +55,7 @@ class LiveServer:
     data_dir: Path
     log: Path
     process: subprocess.Popen[bytes]
+    mail: Sink  # the real SMTP server its relay delivers to
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -125,7 +127,8 @@ def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 def _serve(backend: str, database_url: str, base: Path) -> Iterator[LiveServer]:
     http_port, grpc_port = free_port(), free_port()
-    environ = _environment(base / "var", http_port, grpc_port, database_url)
+    mail = start_sink(base / "maildir")
+    environ = _environment(base / "var", http_port, grpc_port, database_url) | {"ARCANA_SMTP_URL": mail.url}
     _run(["migrate"], environ)
     _run(["create-admin", "--username", ADMIN_USERNAME, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD], environ)
     log = base / "server.log"
@@ -138,7 +141,9 @@ def _serve(backend: str, database_url: str, base: Path) -> Iterator[LiveServer]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = LiveServer(backend, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", base / "var", log, process)
+    server = LiveServer(
+        backend, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", base / "var", log, process, mail
+    )
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
@@ -157,6 +162,7 @@ def _serve(backend: str, database_url: str, base: Path) -> Iterator[LiveServer]:
         yield server
     finally:
         _stop(process)
+        mail.stop()
 
 
 def make_client(protocol: str, server: LiveServer) -> Client:

@@ -48,6 +48,19 @@ class Sink:
             time.sleep(0.1)
         pytest.fail(f"no {count} mail(s) to {address} within {timeout}s; got {len(self.to(address))}")
 
+    def wait_for_subject(self, address: str, subject: str, timeout: float = 20.0) -> Message:
+        """The one mail with ``subject`` to ``address``, once it has arrived."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [message for message in self.to(address) if message["Subject"] == subject]
+            if found:
+                assert len(found) == 1, f"{len(found)} mails {subject!r} to {address}"
+                return found[0]
+            time.sleep(0.1)
+        pytest.fail(
+            f"no mail {subject!r} to {address} within {timeout}s; got {[m['Subject'] for m in self.to(address)]}"
+        )
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

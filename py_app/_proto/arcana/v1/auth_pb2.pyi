@@ -128,8 +128,12 @@ class ResendVerificationRequest(_message.Message):
     def __init__(self, email: _Optional[str] = ...) -> None: ...
 
 class AcceptedResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("status", "detail")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    detail: str
+    def __init__(self, status: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ResetPasswordRequest(_message.Message):
     __slots__ = ("token", "new_password")
