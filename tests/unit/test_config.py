@@ -92,3 +92,16 @@ def test_the_secret_never_shows_in_the_settings_repr() -> None:
     settings = load_settings({"ARCANA_JWT_SECRET": "s3cr3t-" * 8})
     assert "s3cr3t" not in repr(settings)
     assert "jwt_secret='***'" in repr(settings) or "jwt_secret=***" in repr(settings)
+
+
+@pytest.mark.req("SRS-104")
+def test_rate_limits_cannot_be_switched_off_in_production_and_limits_must_parse() -> None:
+    base = {"ARCANA_ENV": "production", "ARCANA_JWT_SECRET": "x" * 40}
+    with pytest.raises(SettingsError, match="ARCANA_RATE_LIMITS=off"):
+        load_settings({**base, "ARCANA_RATE_LIMITS": "off"})
+    assert not load_settings({"ARCANA_RATE_LIMITS": "off"}).rate_limits
+    for bad in ("5", "5/0", "five/60", "5/60,"):
+        with pytest.raises(SettingsError, match="ARCANA_LIMIT_LOGIN_ACCOUNT"):
+            load_settings({"ARCANA_LIMIT_LOGIN_ACCOUNT": bad})
+    with pytest.raises(SettingsError, match="ARCANA_TRUSTED_PROXIES"):
+        load_settings({"ARCANA_TRUSTED_PROXIES": "10.0.0.0/8, nonsense"})

@@ -110,9 +110,11 @@ class AuthService:
             check_length("username_or_email", username_or_email, MAX_LOGIN),
             check_length("password", password, MAX_SECRET),
         )
-        account = login_key(username_or_email)
-        attempt = await self._throttle.admit(account, client.ip)  # before any hashing, known or not
         user = await self._accounts.find_by_login(username_or_email.strip())
+        # Counted per account (every spelling of it together), or per login as typed when there is none;
+        # checked before any hashing, known or not.
+        account = f"user:{user.id}" if user is not None else f"login:{login_key(username_or_email)}"
+        attempt = await self._throttle.admit(account, client.ip)
         if user is None:
             await verify_password(self._hasher, await self._dummy(), password)
             await self._failed(None, "unknown_user", client, locked=await self._throttle.failed(account, attempt))

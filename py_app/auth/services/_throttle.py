@@ -1,9 +1,10 @@
 """Login throttling: failures counted per account and per client address, a lock with back-off.
 
-Checked before any password is hashed, and keyed by the login as typed (normalised), so an unknown
-account locks exactly as a known one does: neither the answer nor its timing tells them apart. An
-attempt is counted before it is evaluated, so concurrent attempts can never get more evaluations than
-the limit allows; a login that succeeds takes its attempts back.
+Checked before any password is hashed. A known account is counted as itself (its username and its
+email together); an unknown one by the login as typed, normalised, so it locks exactly as a known one
+does: neither the answer nor its timing tells them apart. An attempt is counted before it is
+evaluated, so concurrent attempts can never get more evaluations than the limit allows; a login that
+succeeds takes its attempts back.
 """
 
 from __future__ import annotations
