@@ -72,12 +72,22 @@ def start(command: list[str], tmp_path: Path, **env: str) -> Server:
     return Server(process, http_port, grpc_port, log)
 
 
-def migrate(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "py_app", "migrate"],
+def command(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """One `python -m py_app` command with the test's data directory (and extra ARCANA_ settings)."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(("ARCANA_", "MAKE"))}
+    environ.update(ARCANA_DATA_DIR=str(tmp_path / "var"), **env)
+    return subprocess.run(
+        [sys.executable, "-m", "py_app", *args],
         cwd=ROOT,
-        env={**os.environ, "ARCANA_DATA_DIR": str(tmp_path / "var")},
+        env=environ,
         capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
+        stdin=subprocess.DEVNULL,
     )
+
+
+def migrate(tmp_path: Path, **env: str) -> None:
+    result = command(tmp_path, "migrate", **env)
     assert result.returncode == 0, result.stderr
