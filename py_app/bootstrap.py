@@ -110,7 +110,7 @@ def runner(settings: Settings) -> Runner:
 
 def _build_services(settings: Settings, overrides: Overrides) -> Container:
     stack = contextlib.AsyncExitStack()
-    engine = create_engine(settings.effective_database_url)
+    engine = create_engine(settings.effective_database_url, timeout=settings.db_timeout)
     stack.push_async_callback(engine.dispose)
     probes: list[Probe] = [DatabaseProbe(engine)]
     if settings.redis_url:

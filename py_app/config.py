@@ -41,6 +41,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     grpc_host: str = "127.0.0.1"
     grpc_port: Port = 50051
     workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    db_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0  # seconds one database operation may take
     jwt_secret: str | None = None
     jwt_issuer: str = "arcana"
     jwt_audience: str = "arcana"

@@ -41,6 +41,8 @@ def test_values_are_read_from_prefixed_variables_and_converted() -> None:
         ("ARCANA_HTTP_PORT", "eighty", "ARCANA_HTTP_PORT: expected `int`"),
         ("ARCANA_HTTP_PORT", "70000", "ARCANA_HTTP_PORT: expected `int` <= 65535"),
         ("ARCANA_WORKERS", "0", "ARCANA_WORKERS: expected `int` >= 1"),
+        ("ARCANA_DB_TIMEOUT", "0", "ARCANA_DB_TIMEOUT: expected `float` > 0.0"),
+        ("ARCANA_DB_TIMEOUT", "soon", "ARCANA_DB_TIMEOUT: expected `float`"),
         ("ARCANA_ENV", "staging", "ARCANA_ENV: invalid enum value 'staging'"),
         ("ARCANA_DATABASE_URL", "postgresql://x/y", "ARCANA_DATABASE_URL must be a sqlite:// or mysql:// URL"),
         ("ARCANA_JWT_SECRET", "short", "ARCANA_JWT_SECRET must be at least 32 bytes"),
