@@ -26,9 +26,10 @@ from py_app.core.ports import Clock, PasswordHasher, SystemClock
 from py_app.health.models import Lifecycle
 from py_app.health.ports import Probe
 from py_app.health.services import HealthService
+from py_app.infra import migrations
 from py_app.infra.cache import InProcessSessionCache, NoSessionCache
 from py_app.infra.db import create_engine
-from py_app.infra.probes import DatabaseProbe, RedisProbe
+from py_app.infra.probes import DatabaseProbe, RedisProbe, SchemaProbe
 from py_app.infra.redis import create_redis
 from py_app.infra.security import Argon2Hasher, JwtAccessTokens, derive_key
 from py_app.users.ports import UserStore, UserUseCases
@@ -112,11 +113,16 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
     stack = contextlib.AsyncExitStack()
     engine = create_engine(settings.effective_database_url, timeout=settings.db_timeout)
     stack.push_async_callback(engine.dispose)
-    probes: list[Probe] = [DatabaseProbe(engine)]
+    probes: list[Probe] = [
+        DatabaseProbe(engine),
+        SchemaProbe(engine, migrations.head_revision(), migrations.known_revisions()),
+    ]
     if settings.redis_url:
         redis = create_redis(settings.redis_url)
         stack.push_async_callback(redis.aclose)
-        probes.append(RedisProbe(redis))
+        # Nothing depends on Redis yet: its outage degrades readiness without taking the service out of
+        # rotation. Critical once the shared session cache uses it.
+        probes.append(RedisProbe(redis, critical=False))
     hasher = overrides.get("hasher") or _hasher(stack)
     clock = overrides.get("clock") or SystemClock()
     secret = resolve_jwt_secret(settings)

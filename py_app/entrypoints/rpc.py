@@ -15,6 +15,7 @@ from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc, info_pb2, info_pb2_
 from py_app.auth.servicers import AuthServicer
 from py_app.bootstrap import Container
 from py_app.entrypoints.rpc_support import ServiceInterceptor
+from py_app.health.models import Readiness
 from py_app.health.servicers import InfoServicer
 from py_app.infra.security import core_version
 from py_app.users.servicers import UserServicer
@@ -53,16 +54,27 @@ class RpcServer:
         self._interceptor = interceptor
         self._watch: asyncio.Task[None] | None = None
 
-    def watch(self, container: Container) -> None:
-        self._watch = asyncio.create_task(self._follow_readiness(container), name="grpc-health")
+    async def follow_readiness(self, container: Container) -> None:
+        """Set the health status from readiness now, then keep it following (and log each change)."""
+        first = await container.health.readiness()
+        await self._report(first, None)
+        self._watch = asyncio.create_task(self._follow_readiness(container, first), name="grpc-health")
 
-    async def _follow_readiness(self, container: Container) -> None:
-        serving = health_pb2.HealthCheckResponse.SERVING
-        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+    async def _follow_readiness(self, container: Container, last: Readiness) -> None:
         while True:
-            readiness = await container.health.readiness()
-            await self._health.set("", serving if readiness.ready else not_serving)
             await asyncio.sleep(HEALTH_REFRESH_SECONDS)
+            readiness = await container.health.readiness()
+            await self._report(readiness, last)
+            last = readiness
+
+    async def _report(self, readiness: Readiness, last: Readiness | None) -> None:
+        serving = health_pb2.HealthCheckResponse.SERVING
+        await self._health.set("", serving if readiness.ready else health_pb2.HealthCheckResponse.NOT_SERVING)
+        if readiness.status != (last.status if last else "ok"):
+            # The operator's one line on what changed: e.g. not ready until the schema is migrated.
+            failing = {name: result for name, result in readiness.checks.items() if result != "ok"}
+            log = logger.info if readiness.status == "ok" else logger.warning
+            log("readiness changed", extra={"status": readiness.status, "failing": failing})
 
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING, stop accepting, let in-flight calls finish for up to ``grace`` seconds."""
@@ -101,8 +113,7 @@ async def start_server(container: Container, host: str, port: int) -> RpcServer:
         raise OSError(f"cannot bind gRPC to {host}:{port}")
     await server.start()
     rpc = RpcServer(server, health_servicer, interceptor, bound)
-    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    rpc.watch(container)
+    await rpc.follow_readiness(container)  # never SERVING before the first readiness check has passed
     logger.info("grpc serving", extra={"address": f"{host}:{bound}"})
     return rpc
 

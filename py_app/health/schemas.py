@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 
@@ -10,5 +12,5 @@ class Liveness(msgspec.Struct, frozen=True):
 
 
 class ReadinessBody(msgspec.Struct, frozen=True):
-    status: str
+    status: Literal["ok", "degraded", "fail"]
     checks: dict[str, str]

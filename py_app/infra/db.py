@@ -7,15 +7,15 @@ import contextlib
 import logging
 import math
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from py_app.core.errors import DomainError, Internal, Unavailable
 
 logger = logging.getLogger("arcana.db")
+T = TypeVar("T")
 WRITE = "arcana_write"  # execution option: this connection's transaction will write
 DEADLINE = "arcana_deadline"  # engine execution option: seconds one store operation may take, or None
 DEFAULT_TIMEOUT = 5.0
@@ -238,6 +239,12 @@ def _transient(exc: Exception, number: int | None) -> bool:
 def _deadline(engine: AsyncEngine) -> float | None:
     deadline = engine.get_execution_options().get(DEADLINE)
     return float(deadline) if deadline is not None else None
+
+
+async def run_bounded(engine: AsyncEngine, function: Callable[[Connection], T]) -> T:
+    """``function`` on a synchronous connection, within the engine's timeout; driver errors as they are."""
+    async with asyncio.timeout(_deadline(engine)), engine.connect() as connection:
+        return await connection.run_sync(function)
 
 
 async def ping(engine: AsyncEngine) -> None:

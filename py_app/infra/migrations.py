@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from alembic import command
 from alembic.config import Config
@@ -29,10 +30,12 @@ def downgrade(database_url: str, revision: str) -> None:
     command.downgrade(alembic_config(database_url), revision)
 
 
+@functools.cache
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("")).get_current_head()
 
 
+@functools.cache
 def known_revisions() -> frozenset[str]:
     return frozenset(script.revision for script in ScriptDirectory.from_config(alembic_config("")).walk_revisions())
 
