@@ -15,6 +15,7 @@ import signal
 from py_app.bootstrap import build_grpc
 from py_app.config import Settings, resolve_jwt_secret
 from py_app.entrypoints import rpc
+from py_app.entrypoints.addresses import claimed
 from py_app.infra.logs import configure_logging
 
 logger = logging.getLogger("arcana.grpc")
@@ -24,6 +25,11 @@ def run(settings: Settings) -> int:
     """Serve gRPC until SIGINT or SIGTERM; 0 after a clean drain, 1 when a worker failed."""
     resolve_jwt_secret(settings)  # made once, before the workers start: they must all sign alike
     logger.info("starting", extra={"grpc": f"{settings.grpc_host}:{settings.grpc_port}", "workers": settings.workers})
+    with claimed([("gRPC", settings.grpc_host, settings.grpc_port)]):  # the port is this instance's alone
+        return _run(settings)
+
+
+def _run(settings: Settings) -> int:
     if settings.workers == 1:
         return asyncio.run(serve_until_signalled(settings))
     context = multiprocessing.get_context("spawn")  # a clean interpreter: no grpc state crosses a fork

@@ -8,6 +8,7 @@ from granian import Granian
 from granian.constants import Interfaces, Loops
 
 from py_app.config import Settings, resolve_jwt_secret
+from py_app.entrypoints.addresses import claimed
 from py_app.infra.logs import dict_config
 
 logger = logging.getLogger("arcana.serve")
@@ -26,16 +27,18 @@ def serve(settings: Settings) -> int:
             "env": settings.env,
         },
     )
-    Granian(
-        target="py_app.entrypoints.rest:serve_app",
-        factory=True,
-        address=settings.http_host,
-        port=settings.http_port,
-        interface=Interfaces.ASGI,
-        workers=settings.workers,
-        loop=Loops.asyncio,  # grpc.aio shares this loop; the stock asyncio loop is the one it supports
-        log_level=settings.log_level,  # type: ignore[arg-type]
-        log_dictconfig=dict_config(settings.log_level),
-        workers_kill_timeout=int(settings.shutdown_grace) + 5,
-    ).serve()
+    addresses = [("HTTP", settings.http_host, settings.http_port), ("gRPC", settings.grpc_host, settings.grpc_port)]
+    with claimed(addresses):  # before any worker binds with SO_REUSEPORT: the ports are this instance's alone
+        Granian(
+            target="py_app.entrypoints.rest:serve_app",
+            factory=True,
+            address=settings.http_host,
+            port=settings.http_port,
+            interface=Interfaces.ASGI,
+            workers=settings.workers,
+            loop=Loops.asyncio,  # grpc.aio shares this loop; the stock asyncio loop is the one it supports
+            log_level=settings.log_level,  # type: ignore[arg-type]
+            log_dictconfig=dict_config(settings.log_level),
+            workers_kill_timeout=int(settings.shutdown_grace) + 5,
+        ).serve()
     return 0
