@@ -10,19 +10,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
 import signal
+import time
 
 from py_app.bootstrap import build_grpc
 from py_app.config import Settings, resolve_jwt_secret
-from py_app.entrypoints import rpc
+from py_app.entrypoints import drain, rpc
 from py_app.entrypoints.addresses import claimed
+from py_app.entrypoints.drain import KILL_MARGIN
 from py_app.infra.logs import configure_logging
 
 logger = logging.getLogger("arcana.grpc")
 
 
 def run(settings: Settings) -> int:
-    """Serve gRPC until SIGINT or SIGTERM; 0 after a clean drain, 1 when a worker failed."""
+    """Serve gRPC until SIGINT or SIGTERM; 0 after a clean drain, 1 when a worker failed or its drain was forced."""
     resolve_jwt_secret(settings)  # made once, before the workers start: they must all sign alike
     logger.info("starting", extra={"grpc": f"{settings.grpc_host}:{settings.grpc_port}", "workers": settings.workers})
     with claimed([("gRPC", settings.grpc_host, settings.grpc_port)]):  # the port is this instance's alone
@@ -38,22 +41,31 @@ def _run(settings: Settings) -> int:
     ]
     for process in processes:
         process.start()
-    stopping = False
+    stopping_since: float | None = None
 
     def forward(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        nonlocal stopping_since
+        stopping_since = stopping_since or time.monotonic()
         for process in processes:
             if process.pid is not None and process.exitcode is None:
                 process.terminate()
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    for process in processes:
-        process.join()
+    killed = []
+    while any(process.is_alive() for process in processes):
+        multiprocessing.connection.wait([process.sentinel for process in processes], timeout=0.2)
+        if stopping_since is not None and time.monotonic() - stopping_since > settings.shutdown_grace + KILL_MARGIN:
+            for process in processes:
+                if process.is_alive():  # still busy long after its grace: its calls are lost
+                    process.kill()
+                    process.join()
+                    killed.append(f"{process.name} was killed with calls still running")
+    if killed:
+        drain.log_forced(killed, settings.shutdown_grace)
     failed = [process.name for process in processes if process.exitcode != 0]
     if failed:
-        logger.error("worker processes failed", extra={"workers": failed, "stopping": stopping})
+        logger.error("worker processes failed", extra={"workers": failed, "stopping": stopping_since is not None})
         return 1
     return 0
 
@@ -65,15 +77,18 @@ def _worker_main(settings: Settings) -> None:
 
 
 async def serve_until_signalled(settings: Settings) -> int:
-    """One process: build its container, serve gRPC, drain on SIGTERM/SIGINT, close everything."""
+    """One process: build its container, serve gRPC, drain on SIGTERM/SIGINT, close everything.
+
+    0 after a clean drain; 1 when calls were still running at the end of the grace (``drain forced``).
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     async with build_grpc(settings) as container:
         await container.auth.prepare()
-        async with rpc.serving(container, settings.grpc_host, settings.grpc_port):
+        async with rpc.serving(container, settings.grpc_host, settings.grpc_port) as server:
             await stop.wait()
             container.lifecycle.draining = True
     logger.info("stopped")
-    return 0
+    return 1 if server.abandoned else 0

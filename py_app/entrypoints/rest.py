@@ -18,7 +18,7 @@ from py_app import __version__
 from py_app.auth.controllers import AuthController, provide_principal
 from py_app.bootstrap import Container, build_edge
 from py_app.config import Settings, load_settings
-from py_app.entrypoints import rpc
+from py_app.entrypoints import drain, rpc
 from py_app.entrypoints.problems import EXCEPTION_HANDLERS
 from py_app.health.controllers import HealthController
 from py_app.infra.logs import configure_logging
@@ -47,9 +47,11 @@ def create_app(settings: Settings, *, with_grpc: bool = False, container: Contai
         await built.auth.prepare()
         try:
             if with_grpc:
-                async with rpc.serving(built, settings.grpc_host, settings.grpc_port):
+                async with rpc.serving(built, settings.grpc_host, settings.grpc_port) as server:
+                    drain.report(drain.SERVING)
                     yield
                     built.lifecycle.draining = True
+                drain.report(drain.unfinished_calls(server.abandoned) if server.abandoned else drain.DRAINED)
             else:
                 yield
         finally:

@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc, info_pb2, info_pb2_grpc, users_pb2, users_pb2_grpc
 from py_app.auth.servicers import AuthServicer
 from py_app.bootstrap import Container
+from py_app.entrypoints import drain
 from py_app.entrypoints.rpc_support import ServiceInterceptor
 from py_app.health.models import Readiness
 from py_app.health.servicers import InfoServicer
@@ -53,6 +54,7 @@ class RpcServer:
         self._health = health_servicer
         self._interceptor = interceptor
         self._watch: asyncio.Task[None] | None = None
+        self.abandoned = 0  # calls cut short by the last stop
 
     async def follow_readiness(self, container: Container) -> None:
         """Set the health status from readiness now, then keep it following (and log each change)."""
@@ -76,15 +78,25 @@ class RpcServer:
             log = logger.info if readiness.status == "ok" else logger.warning
             log("readiness changed", extra={"status": readiness.status, "failing": failing})
 
-    async def stop(self, grace: float) -> None:
-        """Report NOT_SERVING, stop accepting, let in-flight calls finish for up to ``grace`` seconds."""
+    async def stop(self, grace: float) -> int:
+        """Report NOT_SERVING, stop accepting, let in-flight calls finish for up to ``grace`` seconds.
+
+        Return (and log) how many calls were still running when the grace ran out: a forced drain.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
         await self._health.enter_graceful_shutdown()
         await self.server.stop(grace)
-        await self._interceptor.drain(grace)  # work of calls whose callers left, before pools close
+        # The work of calls whose callers left (or that the server just cancelled) runs on, shielded:
+        # the same deadline covers it, before the pools close.
+        self.abandoned = await self._interceptor.drain(max(0.0, deadline - loop.time()))
+        if self.abandoned:
+            drain.log_forced([drain.unfinished_calls(self.abandoned)], grace)
+        return self.abandoned
 
 
 async def start_server(container: Container, host: str, port: int) -> RpcServer:

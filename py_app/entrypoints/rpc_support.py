@@ -33,6 +33,8 @@ PUBLIC_METHODS = frozenset(
     }
 )
 
+CANCEL_SECONDS = 2.0  # for cancelled work to unwind (a database call closes its connection)
+
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("arcana_principal")
 
 
@@ -58,10 +60,20 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
         self._authenticate = authenticate
         self._in_flight: set[asyncio.Task[Any]] = set()
 
-    async def drain(self, grace: float) -> None:
-        """Wait (up to ``grace`` seconds) for calls whose callers gave up but whose work still runs."""
+    async def drain(self, grace: float) -> int:
+        """Wait (up to ``grace`` seconds) for the work of calls still running, even where the caller left.
+
+        Return how many were still running then: those are cancelled (their database work rolled back),
+        so nothing runs on after the pools close, and the drain counts as forced.
+        """
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=grace)
+        abandoned = set(self._in_flight)
+        for task in abandoned:
+            task.cancel()
+        if abandoned:
+            await asyncio.wait(abandoned, timeout=CANCEL_SECONDS)
+        return len(abandoned)
 
     async def intercept_service(
         self,

@@ -13,7 +13,9 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 # every call with its arguments at debug (statement parameters: argon2 hashes, token digests, emails),
 # SQLAlchemy logs statements at info and result rows at debug, asyncmy relays server warnings that can
 # quote the values they are about. Pinned here, for the CLI's logging and Granian's alike.
-DRIVER_LEVELS = {"aiosqlite": "WARNING", "sqlalchemy": "WARNING", "asyncmy": "ERROR"}
+# Alembic narrates every migration context it opens at info: the readiness schema check opens one each
+# time it runs.
+DRIVER_LEVELS = {"aiosqlite": "WARNING", "sqlalchemy": "WARNING", "asyncmy": "ERROR", "alembic": "WARNING"}
 
 
 class JsonFormatter(logging.Formatter):
