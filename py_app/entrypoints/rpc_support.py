@@ -68,7 +68,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
         """
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=grace)
-        abandoned = set(self._in_flight)
+        abandoned = {task for task in self._in_flight if not task.done()}
         for task in abandoned:
             task.cancel()
         if abandoned:
