@@ -61,6 +61,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingsError(f"ARCANA_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes (256 bits)")
         if self.database_url and not self.database_url.startswith(("sqlite", "mysql", "mariadb")):
             raise SettingsError("ARCANA_DATABASE_URL must be a sqlite:// or mysql:// URL")
+        if self.role == "edge" and self.http_port == self.grpc_port and _overlap(self.http_host, self.grpc_host):
+            raise SettingsError("ARCANA_GRPC_PORT must differ from ARCANA_HTTP_PORT: REST and gRPC listen apart")
 
     @property
     def effective_database_url(self) -> str:
@@ -78,6 +80,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             for name, value in msgspec.structs.asdict(self).items()
         )
         return f"Settings({fields})"
+
+
+def _overlap(first: str, second: str) -> bool:
+    wildcards = {"", "0.0.0.0", "::"}  # noqa: S104 - names, not a bind
+    return first == second or first in wildcards or second in wildcards
 
 
 def known_variables() -> frozenset[str]:

@@ -94,3 +94,11 @@ def test_the_secret_never_shows_in_the_settings_repr() -> None:
     settings = load_settings({"ARCANA_JWT_SECRET": "s3cr3t-" * 8})
     assert "s3cr3t" not in repr(settings)
     assert "jwt_secret='***'" in repr(settings) or "jwt_secret=***" in repr(settings)
+
+
+@pytest.mark.req("SRS-165")
+def test_rest_and_grpc_on_one_port_is_a_configuration_error() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"ARCANA_GRPC_PORT": "8000"})
+    assert str(caught.value) == "ARCANA_GRPC_PORT must differ from ARCANA_HTTP_PORT: REST and gRPC listen apart"
+    assert load_settings({"ARCANA_GRPC_PORT": "8000", "ARCANA_ROLE": "grpc"}).grpc_port == 8000  # no REST there
