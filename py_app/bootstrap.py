@@ -51,6 +51,7 @@ from py_app.core.ports import Clock, Counters, PasswordHasher, SystemClock
 from py_app.health.models import Lifecycle
 from py_app.health.ports import Probe
 from py_app.health.services import HealthService
+from py_app.infra import migrations
 from py_app.infra.cache import InProcessSessionCache, NoSessionCache
 from py_app.infra.counters import FailoverCounters, InProcessCounters, RedisCounters, SqlCounters
 from py_app.infra.db import create_engine
@@ -58,7 +59,7 @@ from py_app.infra.jobs import Every, Job
 from py_app.infra.keys import KeyRing, KeyRingError, KeyRingStore, KeyRingWatcher, new_key, secret_ring
 from py_app.infra.mail import MailDelivery, Mailer, Renderer, SmtpMailer
 from py_app.infra.outbox import SqlOutbox
-from py_app.infra.probes import DatabaseProbe, RedisProbe
+from py_app.infra.probes import DatabaseProbe, RedisProbe, SchemaProbe
 from py_app.infra.redis import create_redis
 from py_app.infra.relay import Handler, OutboxRelay
 from py_app.infra.security import Argon2Hasher, JwtAccessTokens, NoPublishedKeys, derive_key
@@ -174,13 +175,18 @@ async def admin_exists(settings: Settings) -> bool:
 
 def _build_services(settings: Settings, overrides: Overrides) -> Container:
     stack = contextlib.AsyncExitStack()
-    engine = create_engine(settings.effective_database_url)
+    engine = create_engine(settings.effective_database_url, timeout=settings.db_timeout)
     stack.push_async_callback(engine.dispose)
-    probes: list[Probe] = [DatabaseProbe(engine)]
+    probes: list[Probe] = [
+        DatabaseProbe(engine),
+        SchemaProbe(engine, migrations.head_revision(), migrations.known_revisions()),
+    ]
     if settings.redis_url:
         redis = create_redis(settings.redis_url)
         stack.push_async_callback(redis.aclose)
-        probes.append(RedisProbe(redis))
+        # Nothing depends on Redis yet: its outage degrades readiness without taking the service out of
+        # rotation. Critical once the shared session cache uses it.
+        probes.append(RedisProbe(redis, critical=False))
     hasher = overrides.get("hasher") or _hasher(stack)
     clock = overrides.get("clock") or SystemClock()
     secret = resolve_jwt_secret(settings)

@@ -61,6 +61,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     grpc_host: str = "127.0.0.1"
     grpc_port: Port = 50051
     workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    db_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0  # seconds one database operation may take
     jwt_secret: str | None = None
     # Signing keys (README "Signing keys and rotation"). HS256 signs with jwt_secret; EdDSA with a key ring
     # kept in jwt_keys_dir (development: data_dir/keys, made once; production: required, never made).
@@ -141,6 +142,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 raise SettingsError(
                     f"ARCANA_CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port], no path), nor *"
                 )
+        if self.role == "edge" and self.http_port == self.grpc_port and _overlap(self.http_host, self.grpc_host):
+            raise SettingsError("ARCANA_GRPC_PORT must differ from ARCANA_HTTP_PORT: REST and gRPC listen apart")
 
     @property
     def effective_database_url(self) -> str:
@@ -177,6 +180,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             for name, value in msgspec.structs.asdict(self).items()
         )
         return f"Settings({fields})"
+
+
+def _overlap(first: str, second: str) -> bool:
+    wildcards = {"", "0.0.0.0", "::"}  # noqa: S104 - names, not a bind
+    return first == second or first in wildcards or second in wildcards
 
 
 def known_variables() -> frozenset[str]:

@@ -175,23 +175,45 @@ def _create_admin(settings: Settings, username: str, email: str, password: str |
         print("arcana: a password is required", file=sys.stderr)
         return 2
     try:
-        user = asyncio.run(_create_admin_async(settings, username, email, password))
-    except InvalidInput as exc:
+        problem = _schema_problem(settings)
+        user = None if problem else asyncio.run(_create_admin_async(settings, username, email, password))
+    except (DomainError, SettingsError) as exc:
+        return _admin_not_created(exc)
+    if user is None:
+        print(f"arcana: {problem}; has `migrate` been run?", file=sys.stderr)
+        return 1
+    print(f"created admin {user.username} ({user.id})")
+    return 0
+
+
+def _admin_not_created(exc: DomainError | SettingsError) -> int:
+    """One line on why create-admin failed, and its exit code (2 for the operator's input)."""
+    if isinstance(exc, InvalidInput):
         details = "; ".join(f"{error.field} {error.message}" for error in exc.errors)
         print(f"arcana: {exc.message} {details}".strip(), file=sys.stderr)
         return 2
-    except Unavailable as exc:
+    if isinstance(exc, Unavailable):
         cause = getattr(exc.__cause__, "orig", None) or exc.__cause__
-        print(f"arcana: database error ({type(cause).__name__}); has `migrate` been run?", file=sys.stderr)
+        print(
+            f"arcana: the database is unavailable ({type(cause).__name__}); is ARCANA_DATABASE_URL right?",
+            file=sys.stderr,
+        )
         return 1
-    except DomainError as exc:
-        print(f"arcana: {exc.message}", file=sys.stderr)
-        return 1
-    except SettingsError as exc:  # e.g. production without its key ring
+    if isinstance(exc, SettingsError):  # e.g. production without its key ring
         print(f"arcana: {exc}", file=sys.stderr)
         return 2
-    print(f"created admin {user.username} ({user.id})")
-    return 0
+    print(f"arcana: {exc.message}", file=sys.stderr)
+    return 1
+
+
+def _schema_problem(settings: Settings) -> str | None:
+    from py_app.infra import migrations
+    from py_app.infra.db import DATABASE_FAILURES, database_error
+
+    try:
+        return migrations.run_schema_problem(settings.effective_database_url)
+    except DATABASE_FAILURES as exc:
+        raise database_error(exc) from exc
 
 
 async def _create_admin_async(settings: Settings, username: str, email: str, password: str) -> User:

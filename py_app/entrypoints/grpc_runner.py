@@ -11,11 +11,15 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import signal
+import time
 
 from py_app.bootstrap import build_grpc, prepare_keys
 from py_app.config import Settings
-from py_app.entrypoints import rpc
+from py_app.entrypoints import drain, rpc
+from py_app.entrypoints.drain import KILL_MARGIN
+from py_app.entrypoints.listeners import claimed
 from py_app.infra import jobs
 from py_app.infra.logs import configure_logging
 
@@ -23,9 +27,14 @@ logger = logging.getLogger("arcana.grpc")
 
 
 def run(settings: Settings) -> int:
-    """Serve gRPC until SIGINT or SIGTERM; 0 after a clean drain, 1 when a worker failed."""
+    """Serve gRPC until SIGINT or SIGTERM; 0 after a clean drain, 1 when a worker failed or its drain was forced."""
     prepare_keys(settings)  # made or checked once, before the workers start: they must all sign alike
     logger.info("starting", extra={"grpc": f"{settings.grpc_host}:{settings.grpc_port}", "workers": settings.workers})
+    with claimed([("gRPC", settings.grpc_host, settings.grpc_port)]):  # the port is this instance's alone
+        return _run(settings)
+
+
+def _run(settings: Settings) -> int:
     if settings.workers == 1:
         return asyncio.run(serve_until_signalled(settings))
     context = multiprocessing.get_context("spawn")  # a clean interpreter: no grpc state crosses a fork
@@ -34,22 +43,31 @@ def run(settings: Settings) -> int:
     ]
     for process in processes:
         process.start()
-    stopping = False
+    stopping_since: float | None = None
 
     def forward(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        nonlocal stopping_since
+        stopping_since = stopping_since or time.monotonic()
         for process in processes:
             if process.pid is not None and process.exitcode is None:
                 process.terminate()
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    for process in processes:
-        process.join()
+    killed = []
+    while any(process.is_alive() for process in processes):
+        multiprocessing.connection.wait([process.sentinel for process in processes], timeout=0.2)
+        if stopping_since is not None and time.monotonic() - stopping_since > settings.shutdown_grace + KILL_MARGIN:
+            for process in processes:
+                if process.is_alive():  # still busy long after its grace: its calls are lost
+                    process.kill()
+                    process.join()
+                    killed.append(f"{process.name} was killed with calls still running")
+    if killed:
+        drain.log_forced(killed, settings.shutdown_grace)
     failed = [process.name for process in processes if process.exitcode != 0]
     if failed:
-        logger.error("worker processes failed", extra={"workers": failed, "stopping": stopping})
+        logger.error("worker processes failed", extra={"workers": failed, "stopping": stopping_since is not None})
         return 1
     return 0
 
@@ -61,7 +79,10 @@ def _worker_main(settings: Settings) -> None:
 
 
 async def serve_until_signalled(settings: Settings) -> int:
-    """One process: build its container, serve gRPC, drain on SIGTERM/SIGINT, close everything."""
+    """One process: build its container, serve gRPC, drain on SIGTERM/SIGINT, close everything.
+
+    0 after a clean drain; 1 when calls were still running at the end of the grace (``drain forced``).
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -69,9 +90,9 @@ async def serve_until_signalled(settings: Settings) -> int:
     async with build_grpc(settings) as container, contextlib.AsyncExitStack() as serving:
         await container.auth.prepare()
         if settings.jobs:
-            await serving.enter_async_context(jobs.running(container.jobs))
-        await serving.enter_async_context(rpc.serving(container, settings.grpc_host, settings.grpc_port))
+            await serving.enter_async_context(jobs.running(container.jobs, settings.shutdown_grace))
+        server = await serving.enter_async_context(rpc.serving(container, settings.grpc_host, settings.grpc_port))
         await stop.wait()
         container.lifecycle.draining = True
     logger.info("stopped")
-    return 0
+    return 1 if server.abandoned else 0

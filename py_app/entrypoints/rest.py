@@ -16,7 +16,7 @@ from py_app.audit.controllers import AuditController
 from py_app.auth.controllers import AuthController, KeysController, provide_principal
 from py_app.bootstrap import Container, build_edge
 from py_app.config import Settings, load_settings
-from py_app.entrypoints import rpc
+from py_app.entrypoints import drain, rpc
 from py_app.entrypoints.problems import EXCEPTION_HANDLERS
 from py_app.entrypoints.rest_docs import StructSchemaPlugin, docs_route_handlers, openapi_config
 from py_app.entrypoints.rest_guards import JsonBodyRequest, response_headers
@@ -53,9 +53,9 @@ def create_app(
         try:
             async with contextlib.AsyncExitStack() as serving:
                 if with_jobs:
-                    await serving.enter_async_context(jobs.running(built.jobs))
+                    await serving.enter_async_context(jobs.running(built.jobs, settings.shutdown_grace))
                 if with_grpc:
-                    await serving.enter_async_context(rpc.serving(built, settings.grpc_host, settings.grpc_port))
+                    await serving.enter_async_context(_serving_grpc(built, settings))
                 yield
                 built.lifecycle.draining = True
         finally:
@@ -118,3 +118,14 @@ def serve_app() -> Litestar:
     settings = load_settings()
     configure_logging(settings.log_level)
     return create_app(settings, with_grpc=True, with_jobs=settings.jobs)
+
+
+@contextlib.asynccontextmanager
+async def _serving_grpc(container: Container, settings: Settings) -> AsyncIterator[None]:
+    """gRPC on this worker's loop; its drain's outcome is reported the moment the server has stopped
+    (before the jobs and pools close), for the runner that decides the exit code."""
+    async with rpc.serving(container, settings.grpc_host, settings.grpc_port) as server:
+        drain.report(drain.SERVING)
+        yield
+        container.lifecycle.draining = True
+    drain.report(drain.unfinished_calls(server.abandoned) if server.abandoned else drain.DRAINED)

@@ -24,7 +24,9 @@ from py_app._proto.arcana.v1 import (
 from py_app.audit.servicers import AuditServicer
 from py_app.auth.servicers import AuthServicer
 from py_app.bootstrap import Container
+from py_app.entrypoints import drain
 from py_app.entrypoints.rpc_support import ServiceInterceptor
+from py_app.health.models import Readiness
 from py_app.health.servicers import InfoServicer
 from py_app.infra.security import core_version
 from py_app.users.servicers import UserServicer
@@ -63,21 +65,40 @@ class RpcServer:
         self._interceptor = interceptor
         self._watch: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self.abandoned = 0  # calls cut short by the last stop
 
-    def watch(self, container: Container) -> None:
-        self._watch = asyncio.create_task(self._follow_readiness(container), name="grpc-health")
+    async def follow_readiness(self, container: Container) -> None:
+        """Set the health status from readiness now, then keep it following (and log each change)."""
+        first = await container.health.readiness()
+        await self._report(first, None)
+        self._watch = asyncio.create_task(self._follow_readiness(container, first), name="grpc-health")
 
-    async def _follow_readiness(self, container: Container) -> None:
-        serving = health_pb2.HealthCheckResponse.SERVING
-        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+    async def _follow_readiness(self, container: Container, last: Readiness) -> None:
         while not self._stopping.is_set():
-            readiness = await container.health.readiness()
-            await self._health.set("", serving if readiness.ready else not_serving)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), HEALTH_REFRESH_SECONDS)
+            if self._stopping.is_set():
+                return
+            readiness = await container.health.readiness()
+            await self._report(readiness, last)
+            last = readiness
 
-    async def stop(self, grace: float) -> None:
-        """Report NOT_SERVING, stop accepting, let in-flight calls finish for up to ``grace`` seconds."""
+    async def _report(self, readiness: Readiness, last: Readiness | None) -> None:
+        serving = health_pb2.HealthCheckResponse.SERVING
+        await self._health.set("", serving if readiness.ready else health_pb2.HealthCheckResponse.NOT_SERVING)
+        if readiness.status != (last.status if last else "ok"):
+            # The operator's one line on what changed: e.g. not ready until the schema is migrated.
+            failing = {name: result for name, result in readiness.checks.items() if result != "ok"}
+            log = logger.info if readiness.status == "ok" else logger.warning
+            log("readiness changed", extra={"status": readiness.status, "failing": failing})
+
+    async def stop(self, grace: float) -> int:
+        """Report NOT_SERVING, stop accepting, let in-flight calls finish for up to ``grace`` seconds.
+
+        Return (and log) how many calls were still running when the grace ran out: a forced drain.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         if self._watch is not None:
             # Let a probe in flight finish (each is bounded by the health service's timeout): a
             # database call torn mid-query leaves its driver thread answering a loop that has gone.
@@ -85,7 +106,12 @@ class RpcServer:
             await self._watch
         await self._health.enter_graceful_shutdown()
         await self.server.stop(grace)
-        await self._interceptor.drain(grace)  # work of calls whose callers left, before pools close
+        # The work of calls whose callers left (or that the server just cancelled) runs on, shielded:
+        # the same deadline covers it, before the pools close.
+        self.abandoned = await self._interceptor.drain(max(0.0, deadline - loop.time()))
+        if self.abandoned:
+            drain.log_forced([drain.unfinished_calls(self.abandoned)], grace)
+        return self.abandoned
 
 
 async def start_server(container: Container, host: str, port: int) -> RpcServer:
@@ -116,8 +142,7 @@ async def start_server(container: Container, host: str, port: int) -> RpcServer:
         raise OSError(f"cannot bind gRPC to {host}:{port}")
     await server.start()
     rpc = RpcServer(server, health_servicer, interceptor, bound)
-    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    rpc.watch(container)
+    await rpc.follow_readiness(container)  # never SERVING before the first readiness check has passed
     logger.info("grpc serving", extra={"address": f"{host}:{bound}"})
     return rpc
 

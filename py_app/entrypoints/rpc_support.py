@@ -41,6 +41,7 @@ PUBLIC_METHODS = frozenset(
 
 # What an account whose email is not yet verified may call where verified emails are required.
 UNVERIFIED_OK = frozenset({"/arcana.v1.AuthService/Me", "/arcana.v1.AuthService/Logout"})
+CANCEL_SECONDS = 2.0  # for cancelled work to unwind (a database call closes its connection)
 
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("arcana_principal")
 _client: contextvars.ContextVar[ClientInfo] = contextvars.ContextVar("arcana_client")
@@ -82,10 +83,20 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
         self._trusted = tuple(trusted)
         self._in_flight: set[asyncio.Task[Any]] = set()
 
-    async def drain(self, grace: float) -> None:
-        """Wait (up to ``grace`` seconds) for calls whose callers gave up but whose work still runs."""
+    async def drain(self, grace: float) -> int:
+        """Wait (up to ``grace`` seconds) for the work of calls still running, even where the caller left.
+
+        Return how many were still running then: those are cancelled (their database work rolled back),
+        so nothing runs on after the pools close, and the drain counts as forced.
+        """
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=grace)
+        abandoned = {task for task in self._in_flight if not task.done()}
+        for task in abandoned:
+            task.cancel()
+        if abandoned:
+            await asyncio.wait(abandoned, timeout=CANCEL_SECONDS)
+        return len(abandoned)
 
     async def intercept_service(
         self,

@@ -21,10 +21,11 @@ class HealthController(Controller):
     @get(
         "/ready",
         operation_id="health.ready",
-        summary="Readiness: database, Redis when configured, not draining",
+        summary="Readiness: database, schema, Redis when configured, not draining",
+        description="200 with status `ok`, or `degraded` when only a dependency nothing needs yet (Redis) fails.",
         responses={503: ResponseSpec(data_container=ReadinessBody, description="Not ready; names the failing check")},
     )
     async def ready(self, health: Injected[HealthService]) -> Response[ReadinessBody]:
         readiness = await health.readiness()
-        body = ReadinessBody(status="ok" if readiness.ready else "fail", checks=readiness.checks)
+        body = ReadinessBody(status=readiness.status, checks=readiness.checks)
         return Response(body, status_code=200 if readiness.ready else 503, headers={"Cache-Control": "no-store"})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
@@ -14,7 +14,7 @@ class Liveness(msgspec.Struct, frozen=True):
 
 
 class ReadinessBody(msgspec.Struct, frozen=True):
-    status: str
+    status: Literal["ok", "degraded", "fail"]
     checks: dict[str, str]
 
     example: ClassVar[dict[str, Any]] = {"status": "ok", "checks": {"draining": "ok", "database": "ok"}}

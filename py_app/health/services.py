@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from py_app.health.models import Lifecycle, Readiness
-from py_app.health.ports import Probe
+from py_app.health.ports import CheckFailed, Probe
+
+OK = "ok"
 
 
 class HealthService:
@@ -17,17 +19,25 @@ class HealthService:
         self._timeout = timeout
 
     async def readiness(self) -> Readiness:
-        """Ready when not draining and every probe passes; the report names each failing check."""
+        """Ready when not draining and every critical probe passes; degraded when only others fail.
+
+        The report names each check and, for a failing one, why.
+        """
         results = await asyncio.gather(*(self._run(probe) for probe in self._probes))
-        checks = {"draining": "fail: shutting down" if self._lifecycle.draining else "ok"}
-        checks.update(zip((probe.name for probe in self._probes), results, strict=True))
-        return Readiness(ready=all(result == "ok" for result in checks.values()), checks=checks)
+        outcomes = list(zip(self._probes, results, strict=True))
+        checks = {"draining": "fail: shutting down" if self._lifecycle.draining else OK}
+        checks.update((probe.name, result) for probe, result in outcomes)
+        if self._lifecycle.draining or any(probe.critical and result != OK for probe, result in outcomes):
+            return Readiness("fail", checks)
+        return Readiness("ok" if all(result == OK for result in results) else "degraded", checks)
 
     async def _run(self, probe: Probe) -> str:
         try:
             await asyncio.wait_for(probe.check(), self._timeout)
         except TimeoutError:
             return f"fail: no answer within {self._timeout:g}s"
+        except CheckFailed as failed:
+            return f"fail: {failed}"
         except Exception as exc:  # noqa: BLE001 - any failure means not ready; the class name is enough
             return f"fail: {type(exc).__name__}"
-        return "ok"
+        return OK

@@ -2,24 +2,54 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import math
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import URL, Dialect, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import URL, Connection, Dialect, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from py_app.core.errors import Unavailable
+from py_app.core.errors import DomainError, Internal, Unavailable
 
 logger = logging.getLogger("arcana.db")
+T = TypeVar("T")
 WRITE = "arcana_write"  # execution option: this connection's transaction will write
+DEADLINE = "arcana_deadline"  # engine execution option: seconds one store operation may take, or None
+DEFAULT_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 10.0  # for engines without a statement bound (migrations): connecting is still bounded
+
+# What "try again" means, per driver: the connection is gone or never came, the server is going away,
+# a lock could not be had in time, a statement was cut short. Everything else is not the caller's to retry.
+MYSQL_TRANSIENT = frozenset(
+    {
+        1040,  # too many connections
+        1053,  # server shutdown in progress
+        1205,  # lock wait timeout
+        1213,  # deadlock (the transaction was rolled back)
+        1317,  # query execution was interrupted
+        1927,  # connection was killed
+        1969,  # max_statement_time exceeded
+        2002,  # cannot connect through the socket
+        2003,  # cannot connect to the server
+        2006,  # server has gone away
+        2013,  # lost connection during a query (asyncmy's read timeout too)
+        2055,  # lost connection at a system error
+        3024,  # max_execution_time exceeded
+        4031,  # disconnected by the server for inactivity
+    }
+)
+SQLITE_TRANSIENT = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN})
 
 # Stable constraint names so Alembic migrations can refer to them on every backend.
 metadata = sa.MetaData(
@@ -78,33 +108,59 @@ def normalize_url(raw: str) -> URL:
     raise ValueError(f"unsupported database backend {backend!r}")
 
 
-def create_engine(raw_url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(raw_url: str, *, timeout: float | None = DEFAULT_TIMEOUT, echo: bool = False) -> AsyncEngine:
     """An engine tuned per backend: WAL and a busy timeout on SQLite, pre-ping and recycling on MySQL.
+
+    ``timeout`` bounds every database operation of a store (``transaction``, ``reading``, ``ping``):
+    connecting, waiting for a pooled connection, each read from the server, SQLite's busy wait and
+    MariaDB's lock wait, and the operation as a whole; past it the caller gets ``Unavailable``. ``None``
+    (migrations: a schema change may run long) bounds only connecting.
 
     Statement parameters never reach logs or exceptions (``hide_parameters``): they hold password
     hashes and token digests.
     """
     url = normalize_url(raw_url)
+    wait = CONNECT_TIMEOUT if timeout is None else timeout
+    options: dict[str, Any] = {
+        "echo": echo,
+        "hide_parameters": True,
+        "pool_timeout": wait,
+        "execution_options": {DEADLINE: timeout},
+    }
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo, hide_parameters=True, connect_args={"timeout": 15})
-        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        # SQLite waits for its lock in a thread that cannot be cancelled: its own busy wait gives up first,
+        # so the deadline never abandons a statement still running.
+        busy = wait * 0.8
+        engine = create_async_engine(url, connect_args={"timeout": busy}, **options)
+        event.listen(engine.sync_engine, "connect", _sqlite_connect(busy))
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
+    connect: dict[str, Any] = {"connect_timeout": wait}
+    if timeout is not None:
+        # asyncmy's connect_timeout covers only the TCP connect; the handshake and every statement wait on
+        # reads, which a hung server never answers. The server's own lock wait gets the same bound, so it
+        # gives up (and frees what it holds) when this client does.
+        connect["read_timeout"] = timeout
+        connect["init_command"] = f"SET SESSION innodb_lock_wait_timeout = {max(1, math.ceil(timeout))}"
     return create_async_engine(
-        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_recycle=1800, pool_size=10, max_overflow=10
+        url, pool_pre_ping=True, pool_recycle=1800, pool_size=10, max_overflow=10, connect_args=connect, **options
     )
 
 
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    # The sqlite3 driver's own transaction handling starts transactions late and lets a SAVEPOINT
-    # release commit everything; take control of BEGIN so rollbacks and savepoints mean what they say.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=15000"):
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
+def _sqlite_connect(busy_seconds: float) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The sqlite3 driver's own transaction handling starts transactions late and lets a SAVEPOINT
+        # release commit everything; take control of BEGIN so rollbacks and savepoints mean what they say.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        busy = f"busy_timeout={int(busy_seconds * 1000)}"
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", busy):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    return on_connect
 
 
 def _sqlite_begin(connection: Any) -> None:
@@ -118,7 +174,8 @@ def _sqlite_begin(connection: Any) -> None:
 async def transaction(engine: AsyncEngine, *, queue: bool = False) -> AsyncIterator[AsyncConnection]:
     """One writing transaction: committed when the block ends normally, rolled back otherwise.
 
-    A store method is one of these, never more: no transaction is held across a service's calls.
+    A store method is one of these, never more: no transaction is held across a service's calls. The
+    whole block is bounded by the engine's timeout; a database failure leaves it as a DomainError.
     ``queue`` is for work-queue tables claimed with ``SKIP LOCKED`` (the outbox): on MySQL/MariaDB it
     reads committed, so claims take no gap locks and concurrent relays do not deadlock.
     """
@@ -126,31 +183,76 @@ async def transaction(engine: AsyncEngine, *, queue: bool = False) -> AsyncItera
     if queue and engine.dialect.name == "mysql":
         options["isolation_level"] = "READ COMMITTED"
     try:
-        async with engine.connect() as connection:
+        async with asyncio.timeout(_deadline(engine)), engine.connect() as connection:
             await connection.execution_options(**options)
             async with connection.begin():
                 yield connection
-    except DBAPIError as exc:  # integrity errors the store expects are mapped inside the block
-        raise unavailable(exc) from exc
+    except DATABASE_FAILURES as exc:  # integrity errors the store expects are mapped inside the block
+        raise database_error(exc) from exc
 
 
 @contextlib.asynccontextmanager
 async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A read-only connection; nothing it does is kept."""
+    """A read-only connection, bounded like ``transaction``; nothing it does is kept."""
     try:
-        async with engine.connect() as connection:
+        async with asyncio.timeout(_deadline(engine)), engine.connect() as connection:
             yield connection
-    except DBAPIError as exc:
-        raise unavailable(exc) from exc
+    except DATABASE_FAILURES as exc:
+        raise database_error(exc) from exc
 
 
-def unavailable(exc: DBAPIError) -> Unavailable:
-    """A database that is down, locked or deadlocked is a retryable 503, not a 500 with a trace."""
-    logger.warning("database unavailable", extra={"error": type(exc.orig).__name__ if exc.orig else type(exc).__name__})
-    return Unavailable("The database is busy or unavailable; try again.")
+DATABASE_FAILURES = (DBAPIError, PoolTimeout, TimeoutError)
+
+
+def database_error(exc: Exception) -> DomainError:
+    """What a database failure means to the caller, logged once as the driver's class and number only.
+
+    A database that is down, hung, locked or deadlocked is a retryable 503. Anything else (a value the
+    schema refuses, an integrity error the store did not expect, a missing table) will fail again the
+    same way: an internal error. Driver messages can quote the values involved, so they are not logged.
+    """
+    kind, number = _driver_error(exc)
+    if _transient(exc, number):
+        logger.warning("database unavailable", extra={"error": kind, "number": number})
+        return Unavailable("The database is busy or unavailable; try again.")
+    logger.error("database error", extra={"error": kind, "number": number})
+    return Internal()
+
+
+def _driver_error(exc: Exception) -> tuple[str, int | None]:
+    orig = exc.orig if isinstance(exc, DBAPIError) else None
+    if orig is None:
+        return type(exc).__name__, None
+    if isinstance(orig, sqlite3.Error):
+        return type(orig).__name__, getattr(orig, "sqlite_errorcode", None)
+    number = orig.args[0] if orig.args and isinstance(orig.args[0], int) else None
+    return type(orig).__name__, number
+
+
+def _transient(exc: Exception, number: int | None) -> bool:
+    if isinstance(exc, (PoolTimeout, TimeoutError, DisconnectionError)):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if isinstance(exc.orig, sqlite3.Error):
+        return number is not None and number & 0xFF in SQLITE_TRANSIENT  # extended codes keep the primary low
+    return number in MYSQL_TRANSIENT
+
+
+def _deadline(engine: AsyncEngine) -> float | None:
+    deadline = engine.get_execution_options().get(DEADLINE)
+    return float(deadline) if deadline is not None else None
+
+
+async def run_bounded(engine: AsyncEngine, function: Callable[[Connection], T]) -> T:
+    """``function`` on a synchronous connection, within the engine's timeout; driver errors as they are."""
+    async with asyncio.timeout(_deadline(engine)), engine.connect() as connection:
+        return await connection.run_sync(function)
 
 
 async def ping(engine: AsyncEngine) -> None:
-    """Raise if the database does not answer a trivial query."""
-    async with engine.connect() as connection:
+    """Raise if the database does not answer a trivial query within the engine's timeout."""
+    async with asyncio.timeout(_deadline(engine)), engine.connect() as connection:
         await connection.execute(sa.text("SELECT 1"))

@@ -44,12 +44,21 @@ async def run_jobs(jobs: Sequence[Job], stop: asyncio.Event) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(jobs: Sequence[Job]) -> AsyncIterator[None]:
-    """Run ``jobs`` in the background of the block; at its end let them finish what they hold."""
+async def running(jobs: Sequence[Job], grace: float) -> AsyncIterator[None]:
+    """Run ``jobs`` in the background of the block; at its end let them finish what they hold, for up
+    to ``grace`` seconds, then cancel them. A job cut short loses nothing: a relay's lease expires and
+    its messages are claimed again, housekeeping runs again next time."""
     stop = asyncio.Event()
     task = asyncio.create_task(run_jobs(jobs, stop), name="jobs")
     try:
         yield
     finally:
         stop.set()
-        await task
+        await asyncio.wait({task}, timeout=grace)
+        if not task.done():
+            logger.info("jobs cut short", extra={"jobs": [job.name for job in jobs], "shutdown_grace": grace})
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        else:
+            await task  # done: a job's own failure surfaces here

@@ -9,6 +9,14 @@ from datetime import UTC, datetime
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
+# Database driver loggers print what flows through them, whatever ARCANA_LOG_LEVEL says: aiosqlite logs
+# every call with its arguments at debug (statement parameters: argon2 hashes, token digests, emails),
+# SQLAlchemy logs statements at info and result rows at debug, asyncmy relays server warnings that can
+# quote the values they are about. Pinned here, for the CLI's logging and Granian's alike.
+# Alembic narrates every migration context it opens at info: the readiness schema check opens one each
+# time it runs.
+DRIVER_LEVELS = {"aiosqlite": "WARNING", "sqlalchemy": "WARNING", "asyncmy": "ERROR", "alembic": "WARNING"}
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -30,6 +38,8 @@ def configure_logging(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name, pinned in DRIVER_LEVELS.items():
+        logging.getLogger(name).setLevel(pinned)
 
 
 def dict_config(level: str = "info") -> dict[str, object]:
@@ -40,5 +50,9 @@ def dict_config(level: str = "info") -> dict[str, object]:
         "formatters": {"json": {"()": "py_app.infra.logs.JsonFormatter"}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
         "root": {"handlers": ["stderr"], "level": level.upper()},
-        "loggers": {"_granian": {"level": level.upper()}, "granian.access": {"level": level.upper()}},
+        "loggers": {
+            "_granian": {"level": level.upper()},
+            "granian.access": {"level": level.upper()},
+            **{name: {"level": pinned} for name, pinned in DRIVER_LEVELS.items()},
+        },
     }

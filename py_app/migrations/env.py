@@ -29,7 +29,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async(url: str) -> None:
-    engine = create_engine(url)
+    engine = create_engine(url, timeout=None)  # a schema change may take long: only connecting is bounded
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

@@ -55,29 +55,40 @@ class Server:
 
 
 def start(command: list[str], tmp_path: Path, **env: str) -> Server:
-    http_port, grpc_port = free_port(), free_port()
+    """Start ``command`` with free ports and a data directory under ``tmp_path`` (``env`` may override them)."""
     environ = {key: value for key, value in os.environ.items() if not key.startswith(("ARCANA_", "MAKE"))}
     environ.update(
         ARCANA_DATA_DIR=str(tmp_path / "var"),
-        ARCANA_HTTP_PORT=str(http_port),
-        ARCANA_GRPC_PORT=str(grpc_port),
+        ARCANA_HTTP_PORT=str(free_port()),
+        ARCANA_GRPC_PORT=str(free_port()),
         ARCANA_SHUTDOWN_GRACE="3",
-        **env,
     )
+    environ.update(env)
+    tmp_path.mkdir(parents=True, exist_ok=True)
     log = tmp_path / "server.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command, cwd=ROOT, env=environ, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
         )
-    return Server(process, http_port, grpc_port, log)
+    return Server(process, int(environ["ARCANA_HTTP_PORT"]), int(environ["ARCANA_GRPC_PORT"]), log)
 
 
-def migrate(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "py_app", "migrate"],
+def command(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """One `python -m py_app` command with the test's data directory (and extra ARCANA_ settings)."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(("ARCANA_", "MAKE"))}
+    environ.update(ARCANA_DATA_DIR=str(tmp_path / "var"), **env)
+    return subprocess.run(
+        [sys.executable, "-m", "py_app", *args],
         cwd=ROOT,
-        env={**os.environ, "ARCANA_DATA_DIR": str(tmp_path / "var")},
+        env=environ,
         capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
+        stdin=subprocess.DEVNULL,
     )
+
+
+def migrate(tmp_path: Path, **env: str) -> None:
+    result = command(tmp_path, "migrate", **env)
     assert result.returncode == 0, result.stderr

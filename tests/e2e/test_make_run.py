@@ -55,7 +55,7 @@ def test_make_run_serves_rest_and_grpc_and_stops_cleanly_on_sigterm(make_run: Se
     assert (tmp_path / "var" / "jwt_secret").exists()
     assert httpx.get(f"{make_run.http}/health/live", timeout=5).json() == {"status": "ok"}
     ready = httpx.get(f"{make_run.http}/health/ready", timeout=5).json()
-    assert ready == {"status": "ok", "checks": {"draining": "ok", "database": "ok"}}
+    assert ready == {"status": "ok", "checks": {"draining": "ok", "database": "ok", "schema": "ok"}}
     status, rust_version = asyncio.run(grpc_calls(make_run.grpc))
     assert status == health_pb2.HealthCheckResponse.SERVING
     assert rust_version

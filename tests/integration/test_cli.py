@@ -282,6 +282,7 @@ def test_production_without_its_key_ring_refuses_to_serve_in_one_line(tmp_path: 
         f"arcana: cannot serve: ARCANA_JWT_KEYS_DIR: {keys_dir}/ring.json: no key ring; "
         "create one with `python -m py_app rotate-keys`"
     )
+    assert run(tmp_path, "migrate", **production, ARCANA_JWT_KEYS_DIR=str(keys_dir)).returncode == 0
     admin = run(
         tmp_path,
         "create-admin",

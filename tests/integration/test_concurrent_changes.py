@@ -130,7 +130,7 @@ async def test_two_concurrent_password_changes_cannot_both_win(container: Contai
 
 
 async def test_a_database_failure_is_unavailable_not_a_crash(make_settings: Callable[..., Settings]) -> None:
-    settings = make_settings()  # never migrated: every query fails
+    settings = make_settings(database_url="mysql+asyncmy://root@127.0.0.1:1/none")  # nothing listens: every query fails
     async with build_edge(settings) as container:
         with pytest.raises(Unavailable):
             await container.auth.login("anyone", PASSWORD, CLIENT)

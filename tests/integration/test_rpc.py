@@ -13,6 +13,7 @@ from py_app._proto.arcana.v1 import info_pb2, info_pb2_grpc
 from py_app.bootstrap import Container, build_edge
 from py_app.config import Settings
 from py_app.entrypoints import rpc
+from py_app.infra import migrations
 from py_app.infra.security import core_version
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -21,7 +22,9 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 @pytest.fixture
 async def container(make_settings: Callable[..., Settings]) -> AsyncIterator[Container]:
-    built = build_edge(make_settings())
+    settings = make_settings()
+    await asyncio.to_thread(migrations.upgrade, settings.effective_database_url)  # else not SERVING: no schema
+    built = build_edge(settings)
     yield built
     await built.aclose()
 

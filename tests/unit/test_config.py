@@ -41,6 +41,8 @@ def test_values_are_read_from_prefixed_variables_and_converted() -> None:
         ("ARCANA_HTTP_PORT", "eighty", "ARCANA_HTTP_PORT: expected `int`"),
         ("ARCANA_HTTP_PORT", "70000", "ARCANA_HTTP_PORT: expected `int` <= 65535"),
         ("ARCANA_WORKERS", "0", "ARCANA_WORKERS: expected `int` >= 1"),
+        ("ARCANA_DB_TIMEOUT", "0", "ARCANA_DB_TIMEOUT: expected `float` > 0.0"),
+        ("ARCANA_DB_TIMEOUT", "soon", "ARCANA_DB_TIMEOUT: expected `float`"),
         ("ARCANA_ENV", "staging", "ARCANA_ENV: invalid enum value 'staging'"),
         ("ARCANA_DATABASE_URL", "postgresql://x/y", "ARCANA_DATABASE_URL must be a sqlite:// or mysql:// URL"),
         ("ARCANA_JWT_SECRET", "short", "ARCANA_JWT_SECRET must be at least 32 bytes"),
@@ -105,3 +107,11 @@ def test_rate_limits_cannot_be_switched_off_in_production_and_limits_must_parse(
             load_settings({"ARCANA_LIMIT_LOGIN_ACCOUNT": bad})
     with pytest.raises(SettingsError, match="ARCANA_TRUSTED_PROXIES"):
         load_settings({"ARCANA_TRUSTED_PROXIES": "10.0.0.0/8, nonsense"})
+
+
+@pytest.mark.req("SRS-165")
+def test_rest_and_grpc_on_one_port_is_a_configuration_error() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"ARCANA_GRPC_PORT": "8000"})
+    assert str(caught.value) == "ARCANA_GRPC_PORT must differ from ARCANA_HTTP_PORT: REST and gRPC listen apart"
+    assert load_settings({"ARCANA_GRPC_PORT": "8000", "ARCANA_ROLE": "grpc"}).grpc_port == 8000  # no REST there
