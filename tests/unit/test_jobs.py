@@ -44,7 +44,8 @@ async def test_a_round_that_outlives_the_grace_is_cancelled_and_the_block_ends_o
     async with jobs.running([job], grace=0.2):
         await asyncio.sleep(0.05)
     assert time.monotonic() - started < 2
-    assert job.cancelled and not job.finished
+    assert job.cancelled
+    assert not job.finished
 
 
 @pytest.mark.req("SRS-166")
@@ -52,7 +53,8 @@ async def test_a_round_within_the_grace_finishes() -> None:
     job = Stubborn(0.1)
     async with jobs.running([job], grace=5):
         pass
-    assert job.finished and not job.cancelled
+    assert job.finished
+    assert not job.cancelled
 
 
 @pytest.mark.req("SRS-166")
