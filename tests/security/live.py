@@ -94,11 +94,20 @@ def serve(base: Path, **settings: str) -> Iterator[Live]:
         assert login.status_code == 200, login.text
         body = login.json()
         yield Live(server, base / "var", mail, body["access_token"], body["user"]["id"])
-        assert "Traceback" not in server.output(), server.output()[-3000:]
+        assert_quiet(server.output())
     finally:
         if server is not None:
             _terminate(server)
         mail.stop()
+
+
+def assert_quiet(log: str) -> None:
+    """After every attack: nothing logged as an error or with a traceback, and no password in the log."""
+    loud = [line for line in log.splitlines() if '"level": "error"' in line or '"level": "critical"' in line]
+    assert not loud, loud[:5]
+    assert "Traceback" not in log, log[-3000:]
+    for password in (PASSWORD, ADMIN_PASSWORD):
+        assert password not in log, "a password reached the log"
 
 
 def _terminate(server: Server) -> None:
