@@ -107,7 +107,7 @@ class AuthController(Controller):
         responses=problem_responses(401, body=True, described={401: BAD_ACCESS}),
     )
     async def validate(self, data: JSONBody[ValidateIn], auth: Injected[AuthUseCases]) -> Response[ValidatedOut]:
-        caller = await auth.authenticate(data.access_token)
+        caller = await auth.validate(data.access_token)
         return Response(ValidatedOut(caller.user_id, caller.session_id, caller.role), headers=NO_STORE)
 
     @post(

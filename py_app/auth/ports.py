@@ -206,6 +206,10 @@ class AuthUseCases(Protocol):
         ``unverified_ok`` (the few calls it may make: me, logout).
         """
 
+    async def validate(self, access_token: str, client: ClientInfo | None = None) -> Principal:
+        """``authenticate`` for a token sent as a request field (REST validate, gRPC ValidateToken): one too
+        long to be ours is InvalidInput naming ``access_token``, as for every other field."""
+
     async def logout(self, principal: Principal) -> None: ...
 
     async def me(self, principal: Principal) -> User: ...

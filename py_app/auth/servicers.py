@@ -83,7 +83,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def ValidateToken(  # noqa: N802
         self, request: auth_pb2.ValidateTokenRequest, context: Context
     ) -> auth_pb2.ValidateTokenResponse:
-        caller = await self._auth.authenticate(request.access_token, client())
+        caller = await self._auth.validate(request.access_token, client())
         return auth_pb2.ValidateTokenResponse(user_id=caller.user_id, session_id=caller.session_id, role=caller.role)
 
     async def ForgotPassword(  # noqa: N802

@@ -21,6 +21,8 @@ PROBLEM_JSON = "application/problem+json"
 PROBLEM_PREFIX = "urn:arcana:problem:"
 MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 UNKNOWN_FIELD = re.compile(r"contains unknown field `([^`]+)`")
+LOCATION = " - at `"  # how msgspec ends a message: " - at `$.role`"
+MAX_QUOTED = 100  # of a message quoting what was sent ("Invalid enum value '…'"): never an echo of 64 KiB
 # Derived from the registry: one status per domain code (several codes may share a status).
 STATUS_BY_CODE = {code: kind.http_status for code, kind in ERRORS.items()}
 # The code of a framework error (routing, limits) that has no domain error behind it.
@@ -144,12 +146,20 @@ def _field_errors(extra: Any) -> list[dict[str, str]]:
     errors = []
     for item in items:
         if isinstance(item, dict):
-            message = str(item.get("message", "is invalid"))
+            message = _bounded(str(item.get("message", "is invalid")))
             # msgspec reports a missing or unknown field on the body as a whole; name the field instead.
             named = MISSING_FIELD.search(message) or UNKNOWN_FIELD.search(message)
             field = named.group(1) if named else str(item.get("key") or item.get("source") or "body")
             errors.append({"field": "body" if field == "data" else field, "message": message})
     return errors or [{"field": "body", "message": "is invalid"}]
+
+
+def _bounded(message: str) -> str:
+    """The message with what it quotes of the request cut short; its location (which names the field) kept."""
+    head, at, where = message.rpartition(LOCATION)
+    if not at:
+        head, where = where, ""
+    return (head[:MAX_QUOTED] + "…" if len(head) > MAX_QUOTED else head) + at + where
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {

@@ -9,17 +9,24 @@ become problem details in ``problems.py`` like every other error.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import msgspec
 from litestar import Request
 from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 from litestar.types import Message, Scope
 
 MAX_NAMED_UNKNOWN = 20  # a body of thousands of junk keys gets a short answer, not an echo of itself
 MAX_NAME_SHOWN = 64
+# A body refused as too large is still read, up to this much and this long, and dropped (RFC 9112 §9.6): a server
+# that closes with unread bytes makes the kernel reset the connection, and the client may lose the 413 with it.
+MAX_DISCARDED = 4 * 1024 * 1024  # as gRPC reads a message up to its 4 MiB limit
+DISCARD_SECONDS = 5.0
 
 
 def is_json_media_type(content_type: str) -> bool:
@@ -52,6 +59,27 @@ class JsonBodyRequest(Request[Any, Any, Any]):
                 extra=[{"key": name[:MAX_NAME_SHOWN], "message": "is not a field of this request"} for name in unknown],
             )
         return value
+
+    async def body(self) -> bytes:
+        """The body, or a 413 once it passes 64 KiB, sent after the rest of it is read, so the client sees it."""
+        try:
+            return await super().body()
+        except RequestEntityTooLarge:
+            await self._discard_the_rest()
+            raise
+
+    async def _discard_the_rest(self) -> None:
+        """Read and drop what is left of a refused body, within ``MAX_DISCARDED`` bytes and ``DISCARD_SECONDS``."""
+        read = 0
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DISCARD_SECONDS):
+                while read <= MAX_DISCARDED:
+                    event = await self.receive()
+                    if event["type"] != "http.request":
+                        return
+                    read += len(event.get("body", b""))
+                    if not event.get("more_body", False):
+                        return
 
     def _unknown_fields(self, body: dict[str, Any]) -> list[str]:
         struct = _body_struct(self)

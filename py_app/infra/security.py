@@ -26,6 +26,7 @@ from py_app import _rust_core
 from py_app.auth.ports import AccessClaims, PublishedKeySet
 from py_app.core.errors import Unauthenticated
 from py_app.infra.keys import KeyRing, KeyRingError, RingKey
+from py_app.users.models import MAX_TOKEN
 
 logger = logging.getLogger("arcana.security")
 
@@ -135,6 +136,7 @@ class JwtAccessTokens:
                 audiences=[self._audience],
                 typ="at+jwt",
                 leeway=self._leeway,
+                max_token_bytes=MAX_TOKEN,
             )
             signer = _rust_core.TokenSigner(ring.alg, signing.kid, signing.material)
         except ValueError as exc:  # material the core refuses (wrong length, weak key)

@@ -22,7 +22,9 @@ PASSWORD_MIN, PASSWORD_MAX = 8, 128
 # Bounds on raw input, the same whichever transport carried it (REST schemas use them too).
 MAX_LOGIN = 320  # a username or an email, as typed
 MAX_SECRET = 1024  # a password as typed: longer is never stored (the policy's 128) and never hashed
-MAX_TOKEN = 16384  # anything longer is simply not a token of ours
+# Longer is not a token of ours: refresh and mailed tokens are 43 characters, access tokens a few hundred, and the
+# access-token verifier refuses more than this before any work (infra/security.py passes it to the Rust core).
+MAX_TOKEN = 8192
 MAX_QUERY = 254  # a username or email prefix
 MAX_PAGE = 1_000_000  # deeper pages would make the database skip millions of rows
 

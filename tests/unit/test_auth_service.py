@@ -20,7 +20,7 @@ from py_app.core.limits import Limiter, Policy
 from py_app.core.ports import PasswordHasher
 from py_app.infra.cache import InProcessSessionCache
 from py_app.infra.counters import InProcessCounters
-from py_app.users.models import NewUser, Role, Status
+from py_app.users.models import MAX_TOKEN, NewUser, Role, Status
 from py_app.users.services import UserService
 from tests.fakes import (
     Database,
@@ -364,3 +364,20 @@ async def test_a_password_that_normalises_costs_the_same_work_for_known_and_unkn
         with pytest.raises(Unauthenticated):
             await rig.auth.login(login, fullwidth("wrong") + " password!", CLIENT)  # fullwidth: two forms to try
     assert len(known.verified) == len(unknown.verified) == 2
+
+
+@pytest.mark.req("SRS-110")
+async def test_a_token_too_long_to_be_ours_is_invalid_input_as_a_field_and_unauthenticated_as_a_credential(
+    rig: Rig,
+) -> None:
+    _, access, _ = await register(rig)
+    assert (await rig.auth.validate(access)).session_id == (await rig.auth.authenticate(access)).session_id
+    too_long = "A" * (MAX_TOKEN + 1)
+    with pytest.raises(InvalidInput) as validated:
+        await rig.auth.validate(too_long)
+    with pytest.raises(InvalidInput) as refreshed:
+        await rig.auth.refresh(too_long, CLIENT)
+    assert [error.field for error in validated.value.errors] == ["access_token"]
+    assert [error.field for error in refreshed.value.errors] == ["refresh_token"]
+    with pytest.raises(Unauthenticated):  # a Bearer credential is not a field: malformed is invalid_token
+        await rig.auth.authenticate(too_long)

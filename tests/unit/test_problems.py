@@ -50,3 +50,19 @@ def test_domain_errors_keep_their_code_and_fields(error: Exception, status: int,
     assert (response.status_code, document["status"]) == (status, status)
     assert document.get("errors") == extra
     assert document["detail"] == str(error)
+
+
+@pytest.mark.req("SRS-110")
+def test_a_field_problem_quotes_at_most_a_hundred_characters_of_what_was_sent() -> None:
+    from litestar.exceptions import ValidationException
+
+    from py_app.entrypoints.problems import http_error
+
+    sent = "x" * 10_240
+    quoted = f"Invalid enum value '{sent}' - at `$.role`"
+    response = http_error(REQUEST, ValidationException(extra=[{"message": quoted, "key": "role"}]))
+    (error,) = body(response)["errors"]
+    assert error == {"field": "role", "message": f"Invalid enum value '{'x' * 80}…" + " - at `$.role`"}
+    short = "Invalid enum value 'root' - at `$.role`"
+    response = http_error(REQUEST, ValidationException(extra=[{"message": short, "key": "role"}]))
+    assert body(response)["errors"] == [{"field": "role", "message": short}]

@@ -177,6 +177,11 @@ class AuthService:
         await self._cache.put(principal, stamp)
         return self._admitted(replace(principal, ip=ip), unverified_ok)
 
+    async def validate(self, access_token: str, client: ClientInfo | None = None) -> Principal:
+        """A token handed in as a field to be checked, rather than as the caller's own credential."""
+        raise_if(check_length("access_token", access_token, MAX_TOKEN))
+        return await self.authenticate(access_token, client)
+
     def _admitted(self, principal: Principal, unverified_ok: bool) -> Principal:
         if self._require_verified and not principal.verified and not unverified_ok:
             raise EmailUnverified("Confirm your email address first: only verification, me and logout are open.")
