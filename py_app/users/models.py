@@ -221,6 +221,8 @@ def username_key(username: str) -> str | None:
 
 def normalize_email(email: str) -> str:
     """The stored form: email-validator's normalisation (IDNA domain, NFC), then lower case."""
+    if len(email) > MAX_LOGIN:  # never stored; not worth email-validator's per-character work
+        return email.strip().lower()
     try:
         return validate_email(email.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError:
@@ -228,7 +230,12 @@ def normalize_email(email: str) -> str:
 
 
 def check_email(email: str) -> FieldError | None:
-    """Syntax and safe characters by email-validator (no DNS: delivery is proven by verification mail)."""
+    """Syntax and safe characters by email-validator (no DNS: delivery is proven by verification mail).
+
+    An address longer than any login as typed is refused by its length first: email-validator's work grows
+    with the input, and a 1 MiB address would cost the event loop a second."""
+    if len(email) > MAX_LOGIN:
+        return FieldError("email", f"must be at most {MAX_EMAIL} characters")
     try:
         normalized = validate_email(email.strip(), check_deliverability=False).normalized
     except EmailNotValidError:

@@ -13,7 +13,7 @@ from importlib import resources
 
 from py_app.core.errors import FieldError
 from py_app.core.ports import PasswordHasher
-from py_app.users.models import FORBIDDEN_CATEGORIES, PASSWORD_MAX, PASSWORD_MIN
+from py_app.users.models import FORBIDDEN_CATEGORIES, MAX_SECRET, PASSWORD_MAX, PASSWORD_MIN
 
 SERVICE_NAME = "arcana"
 MIN_CONTEXT_WORD = 3  # shorter fragments of a name would refuse too much
@@ -49,7 +49,10 @@ def context_words(username: str, email: str) -> tuple[str, ...]:
 
 
 def check_password(password: str, field: str = "password", *, context: Iterable[str] = ()) -> FieldError | None:
-    """The first rule the (normalised) password breaks, or None."""
+    """The first rule the (normalised) password breaks, or None. A password past MAX_SECRET as typed is refused
+    by its length before any per-character rule runs over it."""
+    if len(password) > MAX_SECRET:
+        return FieldError(field, f"must be at most {PASSWORD_MAX} characters")
     normalized = normalize_password(password)
     folded = normalized.casefold()
     words = [word.casefold() for word in context if len(word) >= MIN_CONTEXT_WORD]

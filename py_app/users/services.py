@@ -14,6 +14,7 @@ from py_app.core.ports import Clock, PasswordHasher
 from py_app.users.models import (
     MAX_PAGE,
     MAX_QUERY,
+    MAX_SECRET,
     NewUser,
     Page,
     PasswordChange,
@@ -157,6 +158,7 @@ class UserService:
         """Needs the current password; every other session of the user ends."""
         if actor.user_id != user_id:
             raise PermissionDenied("You may only change your own password.")
+        raise_if(check_length("current_password", current, MAX_SECRET))  # never hashed past it
         user = await self._load(user_id)
         current_ok, _ = await verify_password(self._hasher, user.password_hash, current)
         raise_if(

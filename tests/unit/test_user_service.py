@@ -130,3 +130,24 @@ async def test_passwords_are_nfkc_normalised_before_hashing(service: UserService
         NewUser("ann", "ann@example.com", "\ufb01ne \uff30\uff21\uff33\uff33 phrase")
     )  # ligature, fullwidth
     assert user.password_hash == "plain$fine PASS phrase"
+
+
+@pytest.mark.req("SRS-110")
+async def test_a_mebibyte_email_or_password_is_refused_by_its_length_before_any_per_character_check(
+    service: UserService, store: InMemoryUserStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """email-validator and the password's character rules walk the whole input: a 1 MiB field cost a second
+    of the event loop (over a minute under coverage) before its length was looked at."""
+
+    def walked(*_: object, **__: object) -> None:
+        raise AssertionError("email-validator ran over an address past any length limit")
+
+    monkeypatch.setattr("py_app.users.models.validate_email", walked)
+    huge = "a" * (1024 * 1024)
+    with pytest.raises(InvalidInput) as caught:
+        await service.create(NewUser("ann", huge + "@example.com", huge))
+    assert [(error.field, error.message) for error in caught.value.errors] == [
+        ("email", "must be at most 254 characters"),
+        ("password", "must be at most 128 characters"),
+    ]
+    assert store.db.users == {}
