@@ -199,6 +199,8 @@ class InMemorySessionStore:
             self.db.users[user.id] = replace(
                 user, last_login_at=login.now, password_hash=login.new_hash or user.password_hash
             )
+        if session.user_id not in self.db.users:  # the foreign key
+            return False
         self.db.sessions[session.id] = session
         self.db.tokens[refresh_digest] = RefreshRecord(session.id)
         self.db.apply(effects)

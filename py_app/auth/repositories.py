@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from py_app.auth.models import (
@@ -56,7 +57,11 @@ class SqlSessionStore:
         async with transaction(self._engine) as connection:
             if login is not None and not await _record_login(connection, login):
                 return False  # nothing was written
-            await connection.execute(sessions.insert().values(**_session_row(session)))
+            try:
+                await connection.execute(sessions.insert().values(**_session_row(session)))
+            except IntegrityError:  # the account was deleted meanwhile (the foreign key): no session for it
+                await connection.rollback()
+                return False
             first = {"digest": refresh_digest, "session_id": session.id, "created_at": session.created_at}
             await connection.execute(refresh_tokens.insert().values(**first))
             await write_effects(connection, effects, session.created_at)

@@ -52,6 +52,18 @@ async def test_a_login_write_is_recorded_with_the_session_only_while_its_guard_h
     assert await store.sessions.state(suspended.id, user.id) is None
 
 
+@pytest.mark.req("SRS-045")
+async def test_no_session_opens_for_an_account_deleted_meanwhile(store: Stores) -> None:
+    """Registration opens its first session without a login guard: an admin's delete in between must end
+    in a refused open (the service answers 401), not in a foreign-key error (a 500)."""
+    user = make_user()
+    await store.users.add(user)
+    assert await store.users.delete(user.id, T0)
+    session = make_session(user)
+    assert not await store.sessions.open(session, digest())
+    assert await store.sessions.state(session.id, user.id) is None
+
+
 @pytest.mark.req("SRS-042")
 async def test_rotation_spends_the_token_and_stores_its_child(store: Stores) -> None:
     user_id, session_id, first = await opened(store)
