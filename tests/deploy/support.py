@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import json
 import os
@@ -100,6 +101,35 @@ def dockerfile_stages(path: Path = DOCKERFILE) -> list[Stage]:
             assert stages, f"{instruction} before the first FROM"
             stages[-1].instructions.append((instruction, arguments.strip()))
     return stages
+
+
+def copy_sources(stage: Stage) -> list[str]:
+    """Sources a stage takes from the build context: COPY without --from, and RUN bind mounts without from=."""
+    sources = []
+    for arguments in stage.all("COPY"):
+        parts = [part for part in shlex.split(arguments) if not part.startswith("--")]
+        if "--from=" not in arguments:
+            sources += parts[:-1]
+    for arguments in stage.all("RUN"):
+        for mount in re.findall(r"--mount=(\S+)", arguments):
+            options = dict(item.split("=", 1) for item in mount.split(","))
+            if options.get("type") == "bind" and "from" not in options:
+                sources.append(options["source"])
+    return sources
+
+
+def ignored(path: str) -> bool:
+    """Whether .dockerignore keeps ``path`` out of the build context (its `*` then `!path` rules)."""
+    excluded = False
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        rule = line.strip()
+        if not rule or rule.startswith("#"):
+            continue
+        negate = rule.startswith("!")
+        pattern = rule.lstrip("!").rstrip("/")
+        if fnmatch.fnmatch(path, pattern) or path.startswith(pattern + "/"):
+            excluded = not negate
+    return excluded
 
 
 def image_environment() -> dict[str, str]:

@@ -3,10 +3,8 @@ contract (non-root, read-only root, health check, ports, command) and hadolint."
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -22,7 +20,9 @@ from tests.deploy.support import (
     SECRET_WORDS,
     Stage,
     cli_has,
+    copy_sources,
     dockerfile_stages,
+    ignored,
     image_environment,
     settings_for,
     unknown_arcana,
@@ -45,35 +45,6 @@ def exec_form(arguments: str) -> list[str]:
     parsed = json.loads(arguments)  # Docker's exec form is a JSON array
     assert isinstance(parsed, list)
     return [str(part) for part in parsed]
-
-
-def copy_sources(stage: Stage) -> list[str]:
-    """Sources a stage takes from the build context: COPY without --from, and RUN bind mounts without from=."""
-    sources = []
-    for arguments in stage.all("COPY"):
-        parts = [part for part in shlex.split(arguments) if not part.startswith("--")]
-        if "--from=" not in arguments:
-            sources += parts[:-1]
-    for arguments in stage.all("RUN"):
-        for mount in re.findall(r"--mount=(\S+)", arguments):
-            options = dict(item.split("=", 1) for item in mount.split(","))
-            if options.get("type") == "bind" and "from" not in options:
-                sources.append(options["source"])
-    return sources
-
-
-def ignored(path: str) -> bool:
-    """Whether .dockerignore keeps ``path`` out of the build context (its `*` then `!path` rules)."""
-    excluded = False
-    for line in (ROOT / ".dockerignore").read_text().splitlines():
-        rule = line.strip()
-        if not rule or rule.startswith("#"):
-            continue
-        negate = rule.startswith("!")
-        pattern = rule.lstrip("!").rstrip("/")
-        if fnmatch.fnmatch(path, pattern) or path.startswith(pattern + "/"):
-            excluded = not negate
-    return excluded
 
 
 @pytest.mark.req("SRS-200")

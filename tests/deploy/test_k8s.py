@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -264,3 +265,11 @@ def test_no_secret_value_is_committed_outside_the_examples() -> None:
             if document["kind"] == "ConfigMap":
                 leaked = [key for key in document["data"] if SECRET_WORDS.search(key) or key == "ARCANA_DATABASE_URL"]
                 assert leaked == [], f"{path}: secrets belong in the Secret"
+
+
+@pytest.mark.req("SRS-203", "SRS-205")
+def test_every_arcana_name_anywhere_in_deploy_is_a_setting() -> None:
+    """Comments and docs included: a name that no setting reads is a typo or a promise, in any file."""
+    for path in sorted(item for item in DEPLOY.rglob("*") if item.is_file()):
+        names = set(re.findall(r"ARCANA_[A-Z0-9_]*[A-Z0-9]", path.read_text()))
+        assert unknown_arcana(names) == [], path.relative_to(ROOT)

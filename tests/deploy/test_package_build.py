@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.support import ROOT, serve_read_only
+from tests.deploy.support import ROOT, copy_sources, dockerfile_stages, ignored, serve_read_only
 
 UID = 10001  # the image's USER
 pytestmark = [
@@ -53,8 +53,24 @@ def shared_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def build_context(destination: Path) -> Path:
+    """What `docker build` would send and the builder stage copy: the COPY sources, less .dockerignore."""
+    [builder] = [stage for stage in dockerfile_stages() if stage.name == "builder"]
+    for source in copy_sources(builder):
+        path = ROOT / source
+        files = [path] if path.is_file() else sorted(item for item in path.rglob("*") if item.is_file())
+        for item in files:
+            relative = item.relative_to(ROOT)
+            if not any(ignored(str(part)) for part in [relative, *relative.parents][:-1]):
+                (destination / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(item, destination / relative)
+    return destination
+
+
 def run(*argv: str | Path, cwd: Path = ROOT) -> str:
     environ = {key: value for key, value in os.environ.items() if not key.startswith(("ARCANA_", "VIRTUAL_ENV"))}
+    # The crates already built for this checkout are reused; only the Rust core itself is rebuilt.
+    environ.setdefault("CARGO_TARGET_DIR", str(ROOT / "target"))
     result = subprocess.run(
         [str(arg) for arg in argv], cwd=cwd, env=environ, capture_output=True, text=True, timeout=840, check=False
     )
@@ -66,8 +82,10 @@ def run(*argv: str | Path, cwd: Path = ROOT) -> str:
 def test_the_wheel_builds_from_the_locks_and_the_runtime_install_alone_migrates_and_serves(shared_dir: Path) -> None:
     bin_dir = Path(sys.executable).parent
     wheels = shared_dir / "wheels"
-    # The builder stage: `maturin build --release --locked --out /wheels`.
-    run(bin_dir / "maturin", "build", "--release", "--locked", "--out", wheels)
+    # The builder stage, in a copy of the build context: `maturin build --release --locked --out /wheels`.
+    source = build_context(shared_dir / "src")
+    assert not list(source.rglob("*.so")), "a developer's build output must not reach the build"
+    run(bin_dir / "maturin", "build", "--release", "--locked", "--out", wheels, cwd=source)
     [wheel] = wheels.glob("arcana-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert any(name.startswith("py_app/_rust_core.") and name.endswith(".so") for name in names)
