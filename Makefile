@@ -10,7 +10,7 @@ DEV_STAMP := $(VENV)/.dev-stamp
 RUST_STAMP := $(VENV)/.rust-stamp
 RUST_SOURCES := Cargo.toml Cargo.lock $(shell find rust_core -type f 2>/dev/null)
 
-.PHONY: help setup dev run test check lint types rust-check proto proto-check bench bench-quick bench-check bench-micro bench-tools clean
+.PHONY: help setup dev run test check package-check lint types rust-check proto proto-check bench bench-quick bench-check bench-micro bench-tools clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ test: dev ## set up (with the test tools), then run cargo test and the whole pyt
 	$(PY) -m pytest --spec-check --cov=py_app --cov-report=term:skip-covered
 
 check: dev lint types rust-check proto-check ## ruff, mypy (strict), import contracts, rustfmt, clippy, stubs, protos
+
+package-check: dev ## the image without Docker: hadolint, the deploy tests, and the builder's release build of the wheel into a fresh venv
+	$(VENV)/bin/hadolint deploy/Dockerfile
+	ARCANA_PACKAGE_CHECK=1 $(PY) -m pytest tests/deploy -p no:cacheprovider -s -q
 
 lint:
 	$(VENV)/bin/ruff check .
