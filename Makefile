@@ -10,7 +10,7 @@ DEV_STAMP := $(VENV)/.dev-stamp
 RUST_STAMP := $(VENV)/.rust-stamp
 RUST_SOURCES := Cargo.toml Cargo.lock $(shell find rust_core -type f 2>/dev/null)
 
-.PHONY: help setup dev run test check package-check lint types rust-check proto proto-check bench bench-quick bench-check bench-micro bench-tools clean
+.PHONY: help setup dev run test check package-check lint types rust-check proto proto-check bench bench-quick bench-check bench-micro bench-tools clean soak
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ run: setup ## set up, migrate the database (SQLite under ./var by default) and s
 test: dev ## set up (with the test tools), then run cargo test and the whole pytest suite with coverage and spec coverage
 	cargo test --quiet
 	$(PY) -m pytest --spec-check --cov=py_app --cov-report=term:skip-covered
+
+soak: dev ## the soak for 2 minutes (64 clients, REST + gRPC, private MariaDB; the suite runs it 25 s) -> var/soak.json
+	ARCANA_TEST_SOAK_SECONDS=$${ARCANA_TEST_SOAK_SECONDS:-120} $(PY) -m pytest tests/faults/test_soak.py -q -s -p no:cacheprovider
 
 check: dev lint types rust-check proto-check ## ruff, mypy (strict), import contracts, rustfmt, clippy, stubs, protos
 

@@ -212,15 +212,23 @@ async def end_reset_tokens(connection: AsyncConnection, user_id: str, now: datet
 
 
 async def _end_tokens(connection: AsyncConnection, user_id: str, purpose: TokenPurpose, now: datetime) -> None:
-    await connection.execute(
-        account_tokens.update()
-        .where(
-            account_tokens.c.user_id == user_id,
-            account_tokens.c.purpose == purpose.value,
-            account_tokens.c.used_at.is_(None),
-        )
-        .values(used_at=now)
+    """End the account's unused tokens of ``purpose``, taking no gap lock.
+
+    An UPDATE by (user_id, purpose) locks the index gap where the account's tokens would be, even when it
+    has none (InnoDB, repeatable read); two registrations whose accounts fall in one gap then each wait
+    for the other's gap lock to insert their token: a deadlock, one of them a 503 (6% of 32 concurrent
+    registrations). Instead the account's row is locked, so issuing and ending its tokens take turns,
+    and the tokens are found by a plain read and ended by primary key (record locks only).
+    """
+    await connection.execute(sa.select(users.c.id).where(users.c.id == user_id).with_for_update())
+    live = sa.select(account_tokens.c.id).where(
+        account_tokens.c.user_id == user_id,
+        account_tokens.c.purpose == purpose.value,
+        account_tokens.c.used_at.is_(None),
     )
+    ids = list((await connection.execute(live)).scalars())
+    if ids:
+        await connection.execute(account_tokens.update().where(account_tokens.c.id.in_(ids)).values(used_at=now))
 
 
 def _usable(digest: str, purpose: TokenPurpose, now: datetime) -> sa.ColumnElement[bool]:

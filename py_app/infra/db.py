@@ -19,6 +19,7 @@ from sqlalchemy.engine import URL, Connection, Dialect, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from py_app.core.errors import DomainError, Internal, Unavailable
 
@@ -108,6 +109,33 @@ def normalize_url(raw: str) -> URL:
     raise ValueError(f"unsupported database backend {backend!r}")
 
 
+class PoolResetWarning(logging.Filter):
+    """The pool's failed reset of a connection the database dropped is a warning, not an error with a traceback.
+
+    When a deadline cuts a statement short, the pool's rollback on return can run over a link the database
+    no longer answers; SQLAlchemy then discards the connection (as it should) but logs it at error level
+    with the driver's traceback. The request already got its 503 and ``database unavailable`` was logged:
+    for a transient failure this becomes one warning naming the driver error, like that one.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if record.levelno == logging.ERROR and isinstance(error, Exception):
+            number = error.args[0] if error.args and isinstance(error.args[0], int) else None
+            if isinstance(error, TimeoutError) or number in MYSQL_TRANSIENT:
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+                record.msg, record.args = "database connection dropped on return to the pool", ()
+                record.exc_info, record.exc_text = None, None
+                record.error, record.number = type(error).__name__, number
+        return True
+
+
+def _quiet_pool_resets() -> None:
+    pool_logger = logging.getLogger(f"{AsyncAdaptedQueuePool.__module__}.{AsyncAdaptedQueuePool.__name__}")
+    if not any(isinstance(existing, PoolResetWarning) for existing in pool_logger.filters):
+        pool_logger.addFilter(PoolResetWarning())
+
+
 def create_engine(raw_url: str, *, timeout: float | None = DEFAULT_TIMEOUT, echo: bool = False) -> AsyncEngine:
     """An engine tuned per backend: WAL and a busy timeout on SQLite, pre-ping and recycling on MySQL.
 
@@ -137,6 +165,7 @@ def create_engine(raw_url: str, *, timeout: float | None = DEFAULT_TIMEOUT, echo
         event.listen(engine.sync_engine, "connect", _sqlite_connect(busy))
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
+    _quiet_pool_resets()
     connect: dict[str, Any] = {"connect_timeout": wait}
     if timeout is not None:
         # asyncmy's connect_timeout covers only the TCP connect; the handshake and every statement wait on

@@ -25,7 +25,7 @@ from grpc_status import rpc_status
 
 from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc, common_pb2
 from tests.e2e.support import Server, migrate, start
-from tests.faults import PrivateMariaDB, private_mariadb
+from tests.faults.private import PrivateMariaDB, private_mariadb
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mariadb, pytest.mark.timeout(240)]
 DB_TIMEOUT = 2.0

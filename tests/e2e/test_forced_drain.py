@@ -23,7 +23,7 @@ import pytest
 
 from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc
 from tests.e2e.support import Server, migrate, start
-from tests.faults import PrivateMariaDB, private_mariadb
+from tests.faults.private import PrivateMariaDB, private_mariadb
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mariadb, pytest.mark.timeout(180), pytest.mark.req("SRS-166")]
 GRACE = 1.0

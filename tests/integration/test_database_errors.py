@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import asyncmy.errors
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -147,3 +148,30 @@ async def test_a_data_error_is_internal_and_its_value_never_reaches_the_log(
             assert "\\xF0" not in logged
     finally:
         await made.dispose()
+
+
+@pytest.mark.req("SDD-183")
+def test_the_pools_failed_reset_of_a_dropped_connection_is_one_warning_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What SQLAlchemy's pool logs when its rollback on return finds the link dead (seen in tests/faults)."""
+    create_engine("mysql+asyncmy://nobody@127.0.0.1:9/none")  # installs the filter on the pool's logger (no connection)
+    pool_logger = logging.getLogger("sqlalchemy.pool.impl.AsyncAdaptedQueuePool")
+    lost = asyncmy.errors.OperationalError(2013, "Lost connection to MySQL server during query (read timeout)")
+    with caplog.at_level(logging.WARNING, logger=pool_logger.name):
+        try:
+            raise lost
+        except asyncmy.errors.OperationalError:
+            pool_logger.error("Exception during reset or similar", exc_info=True)
+        try:
+            raise ValueError("a bug, not an outage")
+        except ValueError:
+            pool_logger.error("Exception during reset or similar", exc_info=True)
+    dropped, bug = caplog.records
+    assert (dropped.levelname, dropped.getMessage(), dropped.exc_info) == (
+        "WARNING",
+        "database connection dropped on return to the pool",
+        None,
+    )
+    assert (dropped.__dict__["error"], dropped.__dict__["number"]) == ("OperationalError", 2013)
+    assert (bug.levelname, bug.exc_info is not None) == ("ERROR", True)  # anything else stays an error

@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from py_app.config import Settings
 from py_app.entrypoints.rest import create_app
 from py_app.infra import migrations
-from tests.faults import private_redis
+from tests.faults.private import private_redis
 from tests.integration.api.conftest import running
 
 MIGRATE = "run `python -m py_app migrate`"

@@ -75,6 +75,19 @@ async def test_of_concurrent_resets_with_one_token_exactly_one_wins(store: Store
     assert sorted(outcomes) == [False] * 5 + [True]
 
 
+@pytest.mark.req("SDD-182")
+async def test_tokens_issued_at_once_for_many_new_accounts_all_succeed(store: Stores) -> None:
+    """Registrations at once each issue a verification token: none may fail (a MariaDB gap-lock deadlock did)."""
+    accounts = [make_user() for _ in range(32)]
+    for user in accounts:
+        await store.users.add(user)
+    for _ in range(4):
+        tokens = [token_for(user.id, user.email, VERIFY) for user in accounts]
+        await asyncio.gather(*(store.tokens.issue(token) for token in tokens))
+        for token in tokens:  # each is the account's one live verification token
+            assert await store.tokens.find(token.digest, VERIFY, T0) == token
+
+
 @pytest.mark.req("SRS-101")
 async def test_a_verification_marks_the_address_it_was_sent_to_and_only_that(store: Stores) -> None:
     user = make_user()

@@ -28,12 +28,28 @@ START_SECONDS = 30
 
 
 class PrivateServer:
-    """A server process of the test's own; ``freeze``/``thaw`` stop and resume it without closing anything."""
+    """A server process of the test's own; ``freeze``/``thaw`` stop and resume it without closing anything,
+    ``kill``/``restart`` end it as a crash does (SIGKILL) and start it again on the same port and data."""
 
-    def __init__(self, process: subprocess.Popen[bytes], port: int, folder: Path) -> None:
-        self.process = process
+    def __init__(self, arguments: list[str], port: int, folder: Path, *, greeting: bool) -> None:
+        self.arguments = arguments
         self.port = port
         self.folder = folder
+        self.greeting = greeting
+        self.process = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(15)
+
+    def restart(self) -> None:
+        """Start the killed server again (the port is free at once: the server sets SO_REUSEADDR)."""
+        assert self.process.poll() is not None, "restart a killed server only"
+        self.process = self._spawn()
+        self.wait_answering()
 
     def freeze(self) -> None:
         os.kill(self.process.pid, signal.SIGSTOP)
@@ -52,14 +68,14 @@ class PrivateServer:
                 self.process.wait(5)
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def wait_answering(self, greeting: bool) -> None:
+    def wait_answering(self) -> None:
         """Until the port accepts a connection (and, for MariaDB, sends its greeting)."""
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 break
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                if not greeting or sock.recv(1):
+                if not self.greeting or sock.recv(1):
                     return
             time.sleep(0.1)
         log = self.folder / "server.log"
@@ -108,10 +124,9 @@ def private_mariadb(folder: Path) -> Iterator[PrivateMariaDB]:
         "--innodb-log-file-size=8M",
         *(["--user=root"] if os.geteuid() == 0 else []),
     ]
-    process = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = PrivateMariaDB(process, port, folder)
+    server = PrivateMariaDB(arguments, port, folder, greeting=True)
     try:
-        server.wait_answering(greeting=True)
+        server.wait_answering()
         yield server
     finally:
         server.stop()
@@ -128,10 +143,25 @@ def private_redis(folder: Path) -> Iterator[PrivateServer]:
     port = free_port()
     arguments = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     arguments += ["--dir", str(folder), "--logfile", str(folder / "server.log")]
-    process = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = PrivateServer(process, port, folder)
+    server = PrivateServer(arguments, port, folder, greeting=False)
     try:
-        server.wait_answering(greeting=False)
+        server.wait_answering()
         yield server
     finally:
         server.stop()
+
+
+def query(url: str, statement: str) -> list[tuple[object, ...]]:
+    """Rows of one statement, straight from a database (not through the service under test)."""
+
+    async def run() -> list[tuple[object, ...]]:
+        from py_app.infra.db import create_engine
+
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as connection:
+                return [tuple(row) for row in (await connection.execute(sa.text(statement))).all()]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
