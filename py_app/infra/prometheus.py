@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess, values
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 logger = logging.getLogger("arcana.metrics")
 
@@ -202,7 +202,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?", 1)[0] != "/metrics":
             self._answer(404, b"not found\n", "text/plain; charset=utf-8")
             return
-        self._answer(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
+        # The classic text format, which every Prometheus version reads (the names need no UTF-8).
+        self._answer(200, generate_latest(self.registry), CONTENT_TYPE_PLAIN_0_0_4)
 
     def _answer(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)

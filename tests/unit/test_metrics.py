@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -19,6 +22,7 @@ from py_app.infra.prometheus import NAMES, PrometheusMetrics
 from tests.fakes import FixedClock, PlainHasher, RecordingMetrics
 from tests.unit.test_auth_service import PASSWORD, Rig, register
 
+ROOT = Path(__file__).resolve().parents[2]
 REST = ClientInfo(user_agent="pytest", ip="127.0.0.1", transport="rest")
 GRPC = ClientInfo(user_agent="pytest", ip="127.0.0.1", transport="grpc")
 
@@ -181,6 +185,24 @@ def exported_names(registry: CollectorRegistry) -> set[str]:
 
 def test_the_list_of_exported_names_is_the_adapters_own() -> None:
     assert exported_names(exercised().registry) == set(NAMES)
+
+
+QUERY_NAME = re.compile(r"\barcana_[a-z_]+")
+
+
+def test_every_dashboard_query_names_a_metric_the_service_exports() -> None:
+    dashboard = json.loads((ROOT / "deploy/grafana/arcana.json").read_text())
+    queries = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    queries += [variable["query"] for variable in dashboard["templating"]["list"]]
+    registry = exercised().registry
+    # What a query may name: each sample the adapter writes (counters' _total, histograms' _bucket/_count/_sum,
+    # gauges), and a histogram by its family name.
+    samples = {sample.name for family in registry.collect() for sample in family.samples}
+    families = {family.name for family in registry.collect() if family.type == "histogram"}
+    named = {name for query in queries for name in QUERY_NAME.findall(query)}
+    assert named - (samples | families) == set()
+    covered = {name.removesuffix("_bucket") for name in named}
+    assert covered == set(NAMES)  # and every metric has its panel
 
 
 @pytest.mark.req("SRS-130")
