@@ -174,6 +174,28 @@ def test_two_workers_are_summed_by_route_template_and_rpc_with_no_identity_in_a_
     assert "/no/such/route" not in text
 
 
+@pytest.mark.req("SRS-130")
+def test_the_grpc_role_sums_its_spawned_workers(tmp_path: Path) -> None:
+    port = free_port()
+    settings = {"ARCANA_ROLE": "grpc", "ARCANA_WORKERS": "2", "ARCANA_METRICS_PORT": str(port)}
+    migrate(tmp_path, **settings)
+    server = start(SERVE, tmp_path, **settings)
+    try:
+        wrong = auth_pb2.LoginRequest(username_or_email="nobody-at-all", password="not the password")
+        for _ in range(4):  # each on its own connection: SO_REUSEPORT spreads them over the two processes
+            with grpc.insecure_channel(server.grpc) as channel:
+                grpc.channel_ready_future(channel).result(timeout=120)
+                with pytest.raises(grpc.RpcError):
+                    auth_pb2_grpc.AuthServiceStub(channel).Login(wrong, timeout=30)
+        _, samples = scrape(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        stop(server)
+    labels = {"service": "arcana.v1.AuthService", "method": "Login", "code": "UNAUTHENTICATED"}
+    assert value(samples, "arcana_grpc_requests_total", **labels) == 4
+    assert value(samples, "arcana_auth_login_attempts_total", result="failure") == 4
+    assert value(samples, "arcana_password_hash_duration_seconds_count", operation="hash") == 2  # a dummy each
+
+
 def test_the_metrics_listener_is_not_there_unless_configured(tmp_path: Path) -> None:
     port = free_port()
     migrate(tmp_path)
