@@ -207,6 +207,8 @@ class FailoverCounters:
             await self._primary.reset(key)
         except (RedisError, OSError) as exc:
             self._failed(exc)
+        else:
+            self._answered()
         await self._fallback.reset(key)
 
     async def hold(self, key: str, seconds: int, now: datetime) -> None:
@@ -214,6 +216,8 @@ class FailoverCounters:
             await self._primary.hold(key, seconds, now)
         except (RedisError, OSError) as exc:
             self._failed(exc)
+        else:
+            self._answered()
         await self._fallback.hold(key, seconds, now)  # kept here too: the lock outlives a Redis restart
 
     async def held(self, key: str, now: datetime) -> int:
@@ -222,6 +226,8 @@ class FailoverCounters:
         except (RedisError, OSError) as exc:
             self._failed(exc)
             primary = 0
+        else:
+            self._answered()
         return max(primary, await self._fallback.held(key, now))
 
     def _answered(self) -> None:

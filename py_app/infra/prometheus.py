@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -217,6 +218,15 @@ class _Handler(BaseHTTPRequestHandler):
         return None  # scrapes every few seconds would drown the log
 
 
+class _Listener(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        if ":" in address[0]:  # an IPv6 host (``::1``, ``::``)
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+
+
 @contextlib.contextmanager
 def serving(host: str, port: int) -> Iterator[str]:
     """Serve ``GET /metrics`` on ``host:port`` from a thread of this process while the block runs.
@@ -226,8 +236,7 @@ def serving(host: str, port: int) -> Iterator[str]:
     """
     with multiprocess_dir() as directory:
         handler = type("MetricsHandler", (_Handler,), {"registry": scrape_registry(directory)})
-        server = ThreadingHTTPServer((host, port), handler)
-        server.daemon_threads = True
+        server = _Listener((host, port), handler)
         thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
         thread.start()
         logger.info("metrics serving", extra={"address": f"{host}:{server.server_address[1]}"})
