@@ -95,8 +95,10 @@ def create_app(
         debug=False,
         logging_config=None,  # logs are configured once, as JSON, by infra/logs.py
     )
-    # Around everything, routing errors included (Litestar middleware sees only matched routes).
-    app.asgi_handler = RequestMetrics(app.asgi_handler)
+    if settings.metrics_port is not None:
+        # Around everything, routing errors included (Litestar middleware sees only matched routes); with
+        # metrics off the request path has no wrapper at all.
+        app.asgi_handler = RequestMetrics(app.asgi_handler)
     return app
 
 

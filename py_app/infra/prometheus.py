@@ -99,6 +99,10 @@ class PrometheusMetrics:
         self._pool_size = Gauge(
             "arcana_db_pool_size", "database pool size (connections kept open)", registry=r, multiprocess_mode="livesum"
         )
+        # The per-request series, looked up once (``labels`` takes a lock and builds a tuple every call);
+        # their label sets are bounded (route templates, method names, status codes).
+        self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._rpc_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self._fallback = Counter(
             "arcana_counters_fallback",
             "rate-limit counter operations done in-process because Redis failed",
@@ -112,12 +116,26 @@ class PrometheusMetrics:
         )
 
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self._http.labels(method, route, str(status)).inc()
-        self._http_seconds.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        pair = self._http_children.get(key)
+        if pair is None:
+            pair = self._http_children[key] = (
+                self._http.labels(method, route, str(status)),
+                self._http_seconds.labels(method, route),
+            )
+        pair[0].inc()
+        pair[1].observe(seconds)
 
     def rpc_call(self, service: str, method: str, code: str, seconds: float) -> None:
-        self._rpc.labels(service, method, code).inc()
-        self._rpc_seconds.labels(service, method).observe(seconds)
+        key = (service, method, code)
+        pair = self._rpc_children.get(key)
+        if pair is None:
+            pair = self._rpc_children[key] = (
+                self._rpc.labels(service, method, code),
+                self._rpc_seconds.labels(service, method),
+            )
+        pair[0].inc()
+        pair[1].observe(seconds)
 
     def login(self, result: str) -> None:
         self._login.labels(result).inc()
