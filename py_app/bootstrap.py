@@ -47,7 +47,7 @@ from py_app.auth.services import (
 from py_app.auth.services._recovery import RESET_REQUESTED, VERIFICATION_REQUESTED
 from py_app.config import Settings, SettingsError, resolve_jwt_secret
 from py_app.core.limits import Limiter, Policy
-from py_app.core.ports import Clock, Counters, PasswordHasher, SystemClock
+from py_app.core.ports import Clock, Counters, Metrics, NoMetrics, PasswordHasher, SystemClock
 from py_app.health.models import Lifecycle
 from py_app.health.ports import Probe
 from py_app.health.services import HealthService
@@ -58,6 +58,7 @@ from py_app.infra.db import create_engine
 from py_app.infra.jobs import Every, Job
 from py_app.infra.keys import KeyRing, KeyRingError, KeyRingStore, KeyRingWatcher, new_key, secret_ring
 from py_app.infra.mail import MailDelivery, Mailer, Renderer, SmtpMailer
+from py_app.infra.metrics import MeteredHasher, MeteredSessionCache, observe_pool
 from py_app.infra.outbox import SqlOutbox
 from py_app.infra.probes import DatabaseProbe, RedisProbe, SchemaProbe
 from py_app.infra.redis import create_redis
@@ -87,6 +88,7 @@ class Overrides(TypedDict, total=False):
     audit_store: AuditStore
     mailer: Mailer
     counters: Counters
+    metrics: Metrics
 
 
 @dataclass(kw_only=True)
@@ -100,6 +102,7 @@ class Container:
     audit: AuditUseCases
     keys: PublishedKeys
     health: HealthService
+    metrics: Metrics = field(default_factory=NoMetrics)
     jobs: tuple[Job, ...] = ()
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
@@ -175,8 +178,10 @@ async def admin_exists(settings: Settings) -> bool:
 
 def _build_services(settings: Settings, overrides: Overrides) -> Container:
     stack = contextlib.AsyncExitStack()
+    metrics = overrides.get("metrics") or _metrics(settings, stack)
     engine = create_engine(settings.effective_database_url, timeout=settings.db_timeout)
     stack.push_async_callback(engine.dispose)
+    observe_pool(engine, metrics)
     probes: list[Probe] = [
         DatabaseProbe(engine),
         SchemaProbe(engine, migrations.head_revision(), migrations.known_revisions()),
@@ -187,18 +192,20 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
         # Nothing depends on Redis yet: its outage degrades readiness without taking the service out of
         # rotation. Critical once the shared session cache uses it.
         probes.append(RedisProbe(redis, critical=False))
-    hasher = overrides.get("hasher") or _hasher(stack)
+    hasher = MeteredHasher(overrides.get("hasher") or _hasher(stack), metrics)
     clock = overrides.get("clock") or SystemClock()
     secret = resolve_jwt_secret(settings)
     tokens, keys = _access_tokens(settings, secret, stack, overrides)
     cache = overrides.get("cache") or _session_cache(settings, engine)
+    if not isinstance(cache, NoSessionCache):
+        cache = MeteredSessionCache(cache, metrics)
     user_store = overrides.get("user_store") or SqlUserStore(engine)
     audit_store = overrides.get("audit_store") or SqlAuditStore(engine)
     outbox = SqlOutbox(engine)
     account_key = derive_key(secret, "account-token")
     users = UserService(user_store, hasher, clock, cache)
-    counters = overrides.get("counters") or _counters(settings, engine, stack)
-    limiter = Limiter(counters, clock, enabled=settings.rate_limits)
+    counters = overrides.get("counters") or _counters(settings, engine, stack, metrics)
+    limiter = Limiter(counters, clock, enabled=settings.rate_limits, metrics=metrics)
     policy = functools.partial(_policy, settings)
     recovery = RecoveryService(
         limiter=limiter,
@@ -229,10 +236,11 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
         clock=clock,
         rules=overrides.get("rules") or _rules(settings),
         refresh_key=derive_key(secret, "refresh-token-child"),
-        throttle=LoginThrottle(limiter, LoginPolicies(policy("login_account"), policy("login_address"))),
+        throttle=LoginThrottle(limiter, LoginPolicies(policy("login_account"), policy("login_address")), metrics),
         limiter=limiter,
         limits=AuthLimits(register=policy("register_address"), refresh=policy("refresh_session")),
         require_verified=settings.require_verified_email,
+        metrics=metrics,
     )
     lifecycle = Lifecycle()
     links = {
@@ -248,6 +256,7 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
         audit=audit,
         keys=keys,
         health=HealthService(probes, lifecycle),
+        metrics=metrics,
         jobs=_jobs(outbox, recovery, audit, clock, overrides.get("mailer") or _mailer(settings), render, counters),
         lifecycle=lifecycle,
         stack=stack,
@@ -286,14 +295,26 @@ def _policy(settings: Settings, name: str) -> Policy:
     return Policy.parse(name, getattr(settings, f"limit_{name}"))
 
 
-def _counters(settings: Settings, engine: AsyncEngine, stack: contextlib.AsyncExitStack) -> Counters:
+def _metrics(settings: Settings, stack: contextlib.AsyncExitStack) -> Metrics:
+    """Prometheus when a metrics port is configured (the runner serves it), else nothing recorded at all."""
+    if settings.metrics_port is None:
+        return NoMetrics()
+    # Imported only when wanted: processes without metrics never load prometheus_client.
+    from py_app.infra.prometheus import PrometheusMetrics
+
+    metrics = PrometheusMetrics()
+    stack.callback(metrics.close)
+    return metrics
+
+
+def _counters(settings: Settings, engine: AsyncEngine, stack: contextlib.AsyncExitStack, metrics: Metrics) -> Counters:
     """Counters every process that serves requests shares: Redis when configured (this process's own
     while it is down); else this process's own when it is the only one (one worker on SQLite); else the
     database."""
     if settings.redis_url:
         redis = create_redis(settings.redis_url)
         stack.push_async_callback(redis.aclose)
-        return FailoverCounters(RedisCounters(redis, settings.redis_prefix), InProcessCounters())
+        return FailoverCounters(RedisCounters(redis, settings.redis_prefix), InProcessCounters(), metrics)
     if engine.url.get_backend_name() == "sqlite" and settings.workers == 1:
         return InProcessCounters()
     return SqlCounters(engine)

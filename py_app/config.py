@@ -61,6 +61,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     grpc_host: str = "127.0.0.1"
     grpc_port: Port = 50051
     workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    # The management listener for GET /metrics (Prometheus text); None (unset or "off"): no listener and
+    # nothing recorded. Never the public port.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Port | None = None
     db_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0  # seconds one database operation may take
     jwt_secret: str | None = None
     # Signing keys (README "Signing keys and rotation"). HS256 signs with jwt_secret; EdDSA with a key ring
@@ -144,6 +148,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 )
         if self.role == "edge" and self.http_port == self.grpc_port and _overlap(self.http_host, self.grpc_host):
             raise SettingsError("ARCANA_GRPC_PORT must differ from ARCANA_HTTP_PORT: REST and gRPC listen apart")
+        public = [(self.grpc_host, self.grpc_port)] + (
+            [(self.http_host, self.http_port)] if self.role == "edge" else []
+        )
+        if self.metrics_port is not None and any(
+            port == self.metrics_port and _overlap(host, self.metrics_host) for host, port in public
+        ):
+            raise SettingsError("ARCANA_METRICS_PORT must differ from the public ports: metrics are never served there")
 
     @property
     def effective_database_url(self) -> str:
@@ -208,6 +219,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     raw: dict[str, object] = {
         name: environ[PREFIX + name.upper()] for name in Settings.__struct_fields__ if PREFIX + name.upper() in environ
     }
+    if str(raw.get("metrics_port", "")).strip().lower() in ("", "off"):
+        raw.pop("metrics_port", None)  # unset or off: no metrics listener
     for name in SWITCHES:
         if name in raw:
             raw[name] = _switch(name, str(raw[name]))

@@ -112,11 +112,14 @@ def make_settings(data_dir: Path, sqlite_url: str) -> Callable[..., Settings]:
     """Settings for a test: SQLite in the test's own folder, free ports, development mode."""
 
     def factory(**overrides: object) -> Settings:
+        http_port, grpc_port = free_port(), free_port()
+        while grpc_port == http_port:  # the kernel may hand the same free port out twice in a row
+            grpc_port = free_port()
         values: dict[str, object] = {
             "data_dir": str(data_dir),
             "database_url": sqlite_url,
-            "http_port": free_port(),
-            "grpc_port": free_port(),
+            "http_port": http_port,
+            "grpc_port": grpc_port,
             "shutdown_grace": 2.0,
             "rate_limits": False,  # suites that are not about limits register many accounts from one address
         }

@@ -9,6 +9,7 @@ as the adapters' transactions.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -356,3 +357,53 @@ class FakeTokens:
         if now.timestamp() >= int(exp):
             raise Unauthenticated("expired")
         return AccessClaims(user_id, session_id, role, "jti", int(exp))
+
+
+class RecordingMetrics:
+    """The metrics port as a tally of what was recorded: ``counts[("login", "success")] == 1``."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[object, ...]] = Counter()
+        self.timings: list[tuple[str, float]] = []
+
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.counts["http", method, route, status] += 1
+
+    def rpc_call(self, service: str, method: str, code: str, seconds: float) -> None:
+        self.counts["rpc", service, method, code] += 1
+
+    def login(self, result: str) -> None:
+        self.counts["login", result] += 1
+
+    def lockout(self) -> None:
+        self.counts["lockout",] += 1
+
+    def token_issued(self, grant: str) -> None:
+        self.counts["issued", grant] += 1
+
+    def refresh(self, result: str) -> None:
+        self.counts["refresh", result] += 1
+
+    def refresh_reuse(self) -> None:
+        self.counts["reuse",] += 1
+
+    def token_verification(self, result: str, transport: str) -> None:
+        self.counts["verified", result, transport] += 1
+
+    def rate_limited(self, policy: str) -> None:
+        self.counts["limited", policy] += 1
+
+    def password_hash(self, operation: str, seconds: float) -> None:
+        self.timings.append((operation, seconds))
+
+    def cache_lookup(self, cache: str, hit: bool) -> None:
+        self.counts["cache", cache, "hit" if hit else "miss"] += 1
+
+    def pool_checked_out(self, delta: int) -> None:
+        self.counts["pool_checked_out",] += delta
+
+    def pool_size(self, size: int) -> None:
+        self.counts["pool_size",] = size
+
+    def counters_fallback(self, degraded: bool) -> None:
+        self.counts["fallback", degraded] += 1

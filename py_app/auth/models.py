@@ -120,6 +120,7 @@ class ClientInfo:
 
     user_agent: str = ""
     ip: str = ""
+    transport: str = ""  # "rest" or "grpc": how the request came (for the metrics; never stored)
 
 
 @dataclass(frozen=True, slots=True)

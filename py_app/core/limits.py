@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from py_app.core.errors import RateLimited
-from py_app.core.ports import Clock, Counters
+from py_app.core.ports import Clock, Counters, Metrics, NoMetrics
 
 logger = logging.getLogger("arcana.security")
 
@@ -46,10 +46,13 @@ class Policy:
 
 
 class Limiter:
-    def __init__(self, counters: Counters, clock: Clock, *, enabled: bool = True) -> None:
+    def __init__(
+        self, counters: Counters, clock: Clock, *, enabled: bool = True, metrics: Metrics | None = None
+    ) -> None:
         self._counters = counters
         self._clock = clock
         self.enabled = enabled
+        self._metrics = metrics or NoMetrics()
 
     async def hit(self, policy: Policy, key: str) -> int:
         """Count one request of ``key`` under ``policy``: its number in the first limit's window.
@@ -65,9 +68,14 @@ class Limiter:
             if count > limit.count:
                 waits.append(max(left, 1))
         if waits:
-            logger.warning("excess_rate_limit_exceeded", extra={"policy": policy.name})
+            self.refused(policy)
             raise RateLimited("Too many requests; try again later.", retry_after=max(waits))
         return first
+
+    def refused(self, policy: Policy) -> None:
+        """Say (in the log and the metrics) that a request was refused under ``policy``."""
+        logger.warning("excess_rate_limit_exceeded", extra={"policy": policy.name})
+        self._metrics.rate_limited(policy.name)
 
     async def release(self, policy: Policy, key: str) -> None:
         """Take back one ``hit`` (it turned out not to count, e.g. a login that succeeded)."""

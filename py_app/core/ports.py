@@ -63,3 +63,97 @@ class Counters(Protocol):
 
     async def held(self, key: str, now: datetime) -> int:
         """Seconds left on ``key``'s hold; 0 when there is none."""
+
+
+class Metrics(Protocol):
+    """What the service counts for operators (Prometheus, or nothing). Every label value passed here comes
+    from a small fixed set (a route template, a method name, a result word), never a user id, an email,
+    a token or a raw path: label values are kept forever and shown to whoever reads the metrics."""
+
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One REST request answered: ``route`` is the template (``/api/v1/users/{user_id:str}``)."""
+
+    def rpc_call(self, service: str, method: str, code: str, seconds: float) -> None:
+        """One gRPC call answered with status ``code`` (``OK``, ``UNAUTHENTICATED`` ...)."""
+
+    def login(self, result: str) -> None:
+        """A login attempt: ``success``, ``failure`` (wrong password, unknown or unusable account), ``limited``."""
+
+    def lockout(self) -> None:
+        """An account was locked after too many failed logins."""
+
+    def token_issued(self, grant: str) -> None:
+        """An access token was issued: on ``login``, ``register`` or ``refresh``."""
+
+    def refresh(self, result: str) -> None:
+        """A refresh: ``rotated``, ``replayed`` (within the grace), ``reused``, ``invalid``, ``limited``."""
+
+    def refresh_reuse(self) -> None:
+        """A spent refresh token came back after its grace: its session was ended."""
+
+    def token_verification(self, result: str, transport: str) -> None:
+        """An access token checked: ``valid``, ``invalid``, ``session_ended``, ``unverified``; ``rest``, ``grpc``."""
+
+    def rate_limited(self, policy: str) -> None:
+        """A request refused by a rate limit or a login lock, by policy name (``login_account`` ...)."""
+
+    def password_hash(self, operation: str, seconds: float) -> None:
+        """One argon2 ``hash`` or ``verify``, timed including the wait for a hashing slot."""
+
+    def cache_lookup(self, cache: str, hit: bool) -> None:
+        """One lookup in a cache (``session``)."""
+
+    def pool_checked_out(self, delta: int) -> None:
+        """Database connections handed out (+1) or given back (-1)."""
+
+    def pool_size(self, size: int) -> None:
+        """This process's database pool size (connections kept open)."""
+
+    def counters_fallback(self, degraded: bool) -> None:
+        """Redis was configured but failed (``True``: this call counted in-process) or answered again (``False``)."""
+
+
+class NoMetrics:
+    """Records nothing: the choice when no metrics port is configured (no work on the request path)."""
+
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        return None
+
+    def rpc_call(self, service: str, method: str, code: str, seconds: float) -> None:
+        return None
+
+    def login(self, result: str) -> None:
+        return None
+
+    def lockout(self) -> None:
+        return None
+
+    def token_issued(self, grant: str) -> None:
+        return None
+
+    def refresh(self, result: str) -> None:
+        return None
+
+    def refresh_reuse(self) -> None:
+        return None
+
+    def token_verification(self, result: str, transport: str) -> None:
+        return None
+
+    def rate_limited(self, policy: str) -> None:
+        return None
+
+    def password_hash(self, operation: str, seconds: float) -> None:
+        return None
+
+    def cache_lookup(self, cache: str, hit: bool) -> None:
+        return None
+
+    def pool_checked_out(self, delta: int) -> None:
+        return None
+
+    def pool_size(self, size: int) -> None:
+        return None
+
+    def counters_fallback(self, degraded: bool) -> None:
+        return None

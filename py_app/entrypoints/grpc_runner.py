@@ -19,7 +19,7 @@ from py_app.bootstrap import build_grpc, prepare_keys
 from py_app.config import Settings
 from py_app.entrypoints import drain, rpc
 from py_app.entrypoints.drain import KILL_MARGIN
-from py_app.entrypoints.listeners import claimed
+from py_app.entrypoints.listeners import claimed, metrics_address, metrics_endpoint
 from py_app.infra import jobs
 from py_app.infra.logs import configure_logging
 
@@ -30,7 +30,8 @@ def run(settings: Settings) -> int:
     """Serve gRPC until SIGINT or SIGTERM; 0 after a clean drain, 1 when a worker failed or its drain was forced."""
     prepare_keys(settings)  # made or checked once, before the workers start: they must all sign alike
     logger.info("starting", extra={"grpc": f"{settings.grpc_host}:{settings.grpc_port}", "workers": settings.workers})
-    with claimed([("gRPC", settings.grpc_host, settings.grpc_port)]):  # the port is this instance's alone
+    addresses = [("gRPC", settings.grpc_host, settings.grpc_port), *metrics_address(settings)]
+    with claimed(addresses), metrics_endpoint(settings):  # the ports are this instance's alone
         return _run(settings)
 
 

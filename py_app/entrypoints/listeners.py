@@ -20,6 +20,8 @@ import errno
 import socket
 from collections.abc import Iterable, Iterator
 
+from py_app.config import Settings
+
 
 class AddressInUse(OSError):
     """Another process listens on (or has claimed) an address this instance must serve."""
@@ -57,4 +59,21 @@ def _claim(label: str, host: str, port: int) -> Iterator[None]:
                     if exc.errno == errno.EADDRINUSE:
                         raise taken from None
                     raise OSError(f"cannot listen on {label} address {where}: {exc.strerror}") from None
+        yield
+
+
+def metrics_address(settings: Settings) -> list[tuple[str, str, int]]:
+    """The management listener's address, when one is configured (claimed like the public ones)."""
+    return [("metrics", settings.metrics_host, settings.metrics_port)] if settings.metrics_port is not None else []
+
+
+@contextlib.contextmanager
+def metrics_endpoint(settings: Settings) -> Iterator[None]:
+    """``GET /metrics`` on the management port while the block runs, summing the workers started inside it."""
+    if settings.metrics_port is None:
+        yield
+        return
+    from py_app.infra import prometheus  # only when wanted: processes without metrics never load it
+
+    with prometheus.serving(settings.metrics_host, settings.metrics_port):
         yield

@@ -20,6 +20,7 @@ from py_app.entrypoints import drain, rpc
 from py_app.entrypoints.problems import EXCEPTION_HANDLERS
 from py_app.entrypoints.rest_docs import StructSchemaPlugin, docs_route_handlers, openapi_config
 from py_app.entrypoints.rest_guards import JsonBodyRequest, response_headers
+from py_app.entrypoints.rest_metrics import RequestMetrics
 from py_app.health.controllers import HealthController
 from py_app.infra import jobs
 from py_app.infra.logs import configure_logging
@@ -72,7 +73,7 @@ def create_app(
     ]
     if settings.public_directory:
         handlers.append(PublicUsersController)
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
         dependencies={
             "health": _provide("health"),
@@ -94,6 +95,11 @@ def create_app(
         debug=False,
         logging_config=None,  # logs are configured once, as JSON, by infra/logs.py
     )
+    if settings.metrics_port is not None:
+        # Around everything, routing errors included (Litestar middleware sees only matched routes); with
+        # metrics off the request path has no wrapper at all.
+        app.asgi_handler = RequestMetrics(app.asgi_handler)
+    return app
 
 
 def cors_config(settings: Settings) -> CORSConfig | None:

@@ -23,4 +23,4 @@ def client_info(request: Request[Any, Any, Any]) -> ClientInfo:
     peer = request.client.host if request.client else ""
     trusted = request.app.state.get("trusted_networks", ())
     address = client_address(peer, request.headers.get("x-forwarded-for"), trusted)
-    return ClientInfo(user_agent=request.headers.get("user-agent", ""), ip=address)
+    return ClientInfo(user_agent=request.headers.get("user-agent", ""), ip=address, transport="rest")

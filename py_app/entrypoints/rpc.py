@@ -116,7 +116,9 @@ class RpcServer:
 
 async def start_server(container: Container, host: str, port: int) -> RpcServer:
     """Build, bind and start the server; raise OSError when the address cannot be bound."""
-    interceptor = ServiceInterceptor(container.auth.authenticate, container.settings.trusted_networks)
+    interceptor = ServiceInterceptor(
+        container.auth.authenticate, container.settings.trusted_networks, metrics=container.metrics
+    )
     server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=1024, interceptors=[interceptor])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

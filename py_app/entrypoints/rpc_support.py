@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ import grpc
 from py_app.auth.models import ClientInfo
 from py_app.core.errors import DomainError, InvalidInput, Unauthenticated
 from py_app.core.identity import Principal
+from py_app.core.ports import Metrics, NoMetrics
 from py_app.entrypoints.addresses import Network, client_address
 from py_app.infra.rpc_errors import to_status
 
@@ -63,7 +65,7 @@ def client_info(context: grpc.aio.ServicerContext[Any, Any], trusted: Sequence[N
     host = peer.split(":", 1)[1].rsplit(":", 1)[0].strip("[]") if ":" in peer else ""
     forwarded = metadata.get("x-forwarded-for")
     address = client_address(host, forwarded if isinstance(forwarded, str) else None, trusted)
-    return ClientInfo(user_agent=str(metadata.get("user-agent", "")), ip=address)
+    return ClientInfo(user_agent=str(metadata.get("user-agent", "")), ip=address, transport="grpc")
 
 
 Authenticator = Callable[..., Awaitable[Principal]]  # AuthUseCases.authenticate
@@ -78,9 +80,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
     INVALID_ARGUMENT (never UNKNOWN with a Python class name and a logged traceback). Around every
     unary method of the Arcana services, also: authentication, then error mapping."""
 
-    def __init__(self, authenticate: Authenticator, trusted: Sequence[Network] = ()) -> None:
+    def __init__(
+        self, authenticate: Authenticator, trusted: Sequence[Network] = (), metrics: Metrics | None = None
+    ) -> None:
         self._authenticate = authenticate
         self._trusted = tuple(trusted)
+        self._metrics = metrics or NoMetrics()
         self._in_flight: set[asyncio.Task[Any]] = set()
 
     async def drain(self, grace: float) -> int:
@@ -115,8 +120,14 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
         behaviour = handler.unary_unary
         needs_auth = method not in PUBLIC_METHODS
         unverified_ok = method in UNVERIFIED_OK
+        service, name = method[1:].rsplit("/", 1)
+
+        def answered(code: str, started: float) -> None:
+            # Recorded before the status leaves: whoever sees the answer can already see it counted.
+            self._metrics.rpc_call(service, name, code, time.perf_counter() - started)
 
         async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            started = time.perf_counter()
             try:
                 if request is _UNPARSED:
                     raise MALFORMED
@@ -124,14 +135,22 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
                 _client.set(caller)
                 if needs_auth:
                     _principal.set(await self._authenticate(_bearer(context), caller, unverified_ok=unverified_ok))
-                return await behaviour(request, context)
+                response = await behaviour(request, context)
             except DomainError as error:
-                await context.abort_with_status(to_status(error))
+                status = to_status(error)
+                answered(status.code.name, started)
+                await context.abort_with_status(status)
             except grpc.aio.AbortError:
+                code = context.code()
+                answered(code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN", started)
                 raise
             except Exception:
                 logger.exception("unhandled error", extra={"method": method})
+                answered(grpc.StatusCode.INTERNAL.name, started)
                 await context.abort(grpc.StatusCode.INTERNAL, "The server could not complete the request.")
+            else:
+                answered(grpc.StatusCode.OK.name, started)
+                return response
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             # A deadline or a client cancel cancels this coroutine. The work itself is shielded: a

@@ -11,7 +11,7 @@ from py_app.bootstrap import prepare_keys
 from py_app.config import Settings
 from py_app.entrypoints import drain
 from py_app.entrypoints.drain import KILL_MARGIN
-from py_app.entrypoints.listeners import claimed
+from py_app.entrypoints.listeners import claimed, metrics_address, metrics_endpoint
 from py_app.infra.logs import dict_config
 
 logger = logging.getLogger("arcana.serve")
@@ -28,12 +28,14 @@ def serve(settings: Settings) -> int:
             "http": f"{settings.http_host}:{settings.http_port}",
             "grpc": f"{settings.grpc_host}:{settings.grpc_port}",
             "workers": settings.workers,
+            "metrics": f"{settings.metrics_host}:{settings.metrics_port}" if settings.metrics_port else "off",
             "env": settings.env,
         },
     )
     addresses = [("HTTP", settings.http_host, settings.http_port), ("gRPC", settings.grpc_host, settings.grpc_port)]
     # The ports are claimed before any worker binds them with SO_REUSEPORT: they are this instance's alone.
-    with claimed(addresses), drain.worker_reports() as reports:
+    # Metrics are served by this process, summing what the workers it starts record.
+    with claimed(addresses + metrics_address(settings)), metrics_endpoint(settings), drain.worker_reports() as reports:
         Granian(
             target="py_app.entrypoints.rest:serve_app",
             factory=True,

@@ -10,13 +10,15 @@ import signal
 
 from py_app.bootstrap import build_worker
 from py_app.config import Settings
+from py_app.entrypoints.listeners import claimed, metrics_address, metrics_endpoint
 from py_app.infra.jobs import run_jobs
 
 logger = logging.getLogger("arcana.worker")
 
 
 def run(settings: Settings) -> int:
-    return asyncio.run(work_until_signalled(settings))
+    with claimed(metrics_address(settings)), metrics_endpoint(settings):
+        return asyncio.run(work_until_signalled(settings))
 
 
 async def work_until_signalled(settings: Settings) -> int:

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from py_app.core.limits import hashed
-from py_app.core.ports import Counters
+from py_app.core.ports import Counters, Metrics, NoMetrics
 from py_app.infra.db import MYSQL_TABLE_ARGS, UTCDateTime, metadata, reading, transaction
 
 logger = logging.getLogger("arcana.limits")
@@ -172,20 +172,26 @@ class RedisCounters:
 
 
 class FailoverCounters:
-    """Redis first; while it fails, this process's own counters, said once a minute in the log."""
+    """Redis first; while it fails, this process's own counters, said once a minute in the log and on every
+    call in the metrics (``arcana_counters_fallback_total``, and ``arcana_counters_degraded`` until Redis
+    answers again)."""
 
-    def __init__(self, primary: Counters, fallback: Counters) -> None:
+    def __init__(self, primary: Counters, fallback: Counters, metrics: Metrics | None = None) -> None:
         self._primary = primary
         self._fallback = fallback
+        self._metrics = metrics or NoMetrics()
         self._said = -math.inf
-        self.failovers = 0  # how many calls were counted in-process (a metric)
+        self._degraded = False
+        self.failovers = 0  # how many calls were counted in-process
 
     async def hit(self, key: str, window: int, now: datetime) -> tuple[int, int]:
         try:
-            return await self._primary.hit(key, window, now)
+            counted = await self._primary.hit(key, window, now)
         except (RedisError, OSError) as exc:
             self._failed(exc)
             return await self._fallback.hit(key, window, now)
+        self._answered()
+        return counted
 
     async def release(self, key: str) -> None:
         try:
@@ -193,12 +199,16 @@ class FailoverCounters:
         except (RedisError, OSError) as exc:
             self._failed(exc)
             await self._fallback.release(key)
+        else:
+            self._answered()
 
     async def reset(self, key: str) -> None:
         try:
             await self._primary.reset(key)
         except (RedisError, OSError) as exc:
             self._failed(exc)
+        else:
+            self._answered()
         await self._fallback.reset(key)
 
     async def hold(self, key: str, seconds: int, now: datetime) -> None:
@@ -206,6 +216,8 @@ class FailoverCounters:
             await self._primary.hold(key, seconds, now)
         except (RedisError, OSError) as exc:
             self._failed(exc)
+        else:
+            self._answered()
         await self._fallback.hold(key, seconds, now)  # kept here too: the lock outlives a Redis restart
 
     async def held(self, key: str, now: datetime) -> int:
@@ -214,10 +226,20 @@ class FailoverCounters:
         except (RedisError, OSError) as exc:
             self._failed(exc)
             primary = 0
+        else:
+            self._answered()
         return max(primary, await self._fallback.held(key, now))
+
+    def _answered(self) -> None:
+        if self._degraded:
+            self._degraded = False
+            self._metrics.counters_fallback(False)
+            logger.info("redis answers again: rate limits and lockouts count there")
 
     def _failed(self, exc: BaseException) -> None:
         self.failovers += 1
+        self._degraded = True
+        self._metrics.counters_fallback(True)
         if time.monotonic() - self._said >= 60:
             self._said = time.monotonic()
             logger.warning(

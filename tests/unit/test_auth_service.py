@@ -17,7 +17,7 @@ from py_app.auth.services import (
 from py_app.core.errors import InvalidInput, PermissionDenied, Unauthenticated
 from py_app.core.identity import Principal
 from py_app.core.limits import Limiter, Policy
-from py_app.core.ports import PasswordHasher
+from py_app.core.ports import Metrics, PasswordHasher
 from py_app.infra.cache import InProcessSessionCache
 from py_app.infra.counters import InProcessCounters
 from py_app.users.models import MAX_TOKEN, NewUser, Role, Status
@@ -73,12 +73,13 @@ class Rig:
         sessions: InMemorySessionStore | None = None,
         limits: bool = True,
         require_verified: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = sessions.db if sessions else Database()
         self.clock = FixedClock()
         self.hasher = hasher or PlainHasher()
         self.cache = InProcessSessionCache(ttl=cache_ttl)
-        self.limiter = Limiter(InProcessCounters(), self.clock, enabled=limits)
+        self.limiter = Limiter(InProcessCounters(), self.clock, enabled=limits, metrics=metrics)
         policy = Policy.parse
         accounts = InMemoryUserStore(self.db)
         self.users = UserService(accounts, self.hasher, self.clock, self.cache)
@@ -111,11 +112,14 @@ class Rig:
             rules=rules or SessionRules(idle_seconds=3600, absolute_seconds=7200, reuse_grace_seconds=grace),
             refresh_key=b"k" * 32,
             throttle=LoginThrottle(
-                self.limiter, LoginPolicies(policy("login_account", "5/900"), policy("login_address", "20/60"))
+                self.limiter,
+                LoginPolicies(policy("login_account", "5/900"), policy("login_address", "20/60")),
+                metrics,
             ),
             limiter=self.limiter,
             limits=AuthLimits(register=policy("register", "100/3600"), refresh=policy("refresh", "60/60")),
             require_verified=require_verified,
+            metrics=metrics,
         )
 
 

@@ -22,10 +22,10 @@ from py_app.auth.models import (
 from py_app.auth.ports import AccessTokens, Accounts, RecoveryUseCases, SessionCache, SessionStore
 from py_app.auth.services._throttle import LoginThrottle, login_key
 from py_app.core.effects import AuditEvent, Effects, SecurityEvent, audited
-from py_app.core.errors import EmailUnverified, NotFound, Unauthenticated
+from py_app.core.errors import EmailUnverified, NotFound, RateLimited, Unauthenticated
 from py_app.core.identity import Principal
 from py_app.core.limits import Limiter, Policy
-from py_app.core.ports import AuditRecorder, Clock, PasswordHasher
+from py_app.core.ports import AuditRecorder, Clock, Metrics, NoMetrics, PasswordHasher
 from py_app.users.models import (
     MAX_LOGIN,
     MAX_SECRET,
@@ -75,7 +75,9 @@ class AuthService:
         limiter: Limiter,
         limits: AuthLimits,
         require_verified: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or NoMetrics()
         self._throttle = throttle
         self._limiter = limiter
         self._limits = limits
@@ -102,7 +104,7 @@ class AuthService:
         await self._limiter.hit(self._limits.register, client.ip)
         user = await self._users.create(replace(new, role=Role.USER.value, is_verified=False), ip=client.ip)
         await self._recovery.send_verification(user, client.ip)
-        return AuthResult(user, await self._open_session(user, client))
+        return AuthResult(user, await self._open_session(user, client, grant="register"))
 
     async def login(self, username_or_email: str, password: str, client: ClientInfo) -> AuthResult:
         """One answer for every failure, and the same work: unknown users verify against a dummy hash."""
@@ -114,7 +116,11 @@ class AuthService:
         # Counted per account (every spelling of it together), or per login as typed when there is none;
         # checked before any hashing, known or not.
         account = f"user:{user.id}" if user is not None else f"login:{login_key(username_or_email)}"
-        attempt = await self._throttle.admit(account, client.ip)
+        try:
+            attempt = await self._throttle.admit(account, client.ip)
+        except RateLimited:
+            self._metrics.login("limited")
+            raise
         if user is None:
             await verify_password(self._hasher, await self._dummy(), password)
             await self._failed(None, "unknown_user", client, locked=await self._throttle.failed(account, attempt))
@@ -130,7 +136,8 @@ class AuthService:
         # Recorded only while the account is as we verified it: a suspension or password change that
         # landed during the hash wins, and this login fails like any other.
         write = LoginWrite(user_id=user.id, verified_hash=user.password_hash, now=self._clock.now(), new_hash=rehash)
-        tokens = await self._open_session(user, client, write)
+        tokens = await self._open_session(user, client, write, grant="login")
+        self._metrics.login("success")
         security_log.info(SecurityEvent.LOGIN_SUCCESS, extra={"user_id": user.id})
         return AuthResult(replace(user, last_login_at=write.now, password_hash=rehash or user.password_hash), tokens)
 
@@ -147,16 +154,24 @@ class AuthService:
         child = child_token(self._refresh_key, refresh_token)
         digest, child_digest = token_digest(refresh_token), token_digest(child)
         if self._limiter.enabled and (family := await self._sessions.family(digest)) is not None:
-            await self._limiter.hit(self._limits.refresh, family)
+            try:
+                await self._limiter.hit(self._limits.refresh, family)
+            except RateLimited:
+                self._metrics.refresh("limited")
+                raise
         rotation = await self._sessions.rotate(digest, child_digest, now, self._rules, ip=client.ip)
         if rotation.grants and rotation.session and rotation.user:
             access = self._tokens.issue(
                 user_id=rotation.user.id, session_id=rotation.session.id, role=rotation.user.role.value, now=now
             )
+            self._metrics.refresh(rotation.outcome.value)
+            self._metrics.token_issued("refresh")
             return AuthResult(rotation.user, TokenPair(access, child, self._tokens.ttl))
         if rotation.outcome is RotationOutcome.REUSED and rotation.session:
             await self._cache.forget([rotation.session.id])
+            self._metrics.refresh_reuse()
             security_log.warning(SecurityEvent.TOKEN_REUSE, extra={"session_id": rotation.session.id})
+        self._metrics.refresh(RotationOutcome.REUSED.value if rotation.outcome is RotationOutcome.REUSED else "invalid")
         raise Unauthenticated(BAD_REFRESH)
 
     async def authenticate(
@@ -164,27 +179,35 @@ class AuthService:
     ) -> Principal:
         """The caller behind a Bearer token, checked against its live session on every request."""
         ip = client.ip if client is not None else ""
+        transport = (client.transport if client is not None else "") or "internal"
         now = self._clock.now()
-        claims = self._tokens.verify(access_token, now)
+        try:
+            claims = self._tokens.verify(access_token, now)
+        except Unauthenticated:
+            self._metrics.token_verification("invalid", transport)
+            raise
         cached = await self._cache.get(claims.session_id)
         if cached is not None and cached.user_id == claims.user_id:
-            return self._admitted(replace(cached, ip=ip), unverified_ok)
+            return self._admitted(replace(cached, ip=ip), unverified_ok, transport)
         stamp = await self._cache.stamp(claims.session_id, claims.user_id)  # before the read
         state = await self._sessions.state(claims.session_id, claims.user_id)
         if state is None or not state.usable(now, self._rules):
+            self._metrics.token_verification("session_ended", transport)
             raise Unauthenticated(BAD_SESSION)
         principal = Principal(claims.user_id, claims.session_id, state.role.value, verified=state.verified)
         await self._cache.put(principal, stamp)
-        return self._admitted(replace(principal, ip=ip), unverified_ok)
+        return self._admitted(replace(principal, ip=ip), unverified_ok, transport)
 
     async def validate(self, access_token: str, client: ClientInfo | None = None) -> Principal:
         """A token handed in as a field to be checked, rather than as the caller's own credential."""
         raise_if(check_length("access_token", access_token, MAX_TOKEN))
         return await self.authenticate(access_token, client)
 
-    def _admitted(self, principal: Principal, unverified_ok: bool) -> Principal:
+    def _admitted(self, principal: Principal, unverified_ok: bool, transport: str) -> Principal:
         if self._require_verified and not principal.verified and not unverified_ok:
+            self._metrics.token_verification("unverified", transport)
             raise EmailUnverified("Confirm your email address first: only verification, me and logout are open.")
+        self._metrics.token_verification("valid", transport)
         return principal
 
     async def logout(self, principal: Principal) -> None:
@@ -220,7 +243,9 @@ class AuthService:
         await self._cache.forget(revoked)
         return len(revoked)
 
-    async def _open_session(self, user: User, client: ClientInfo, login: LoginWrite | None = None) -> TokenPair:
+    async def _open_session(
+        self, user: User, client: ClientInfo, login: LoginWrite | None = None, *, grant: str
+    ) -> TokenPair:
         now = self._clock.now()
         session = Session(
             id=str(uuid.uuid4()),
@@ -243,6 +268,7 @@ class AuthService:
         if not await self._sessions.open(session, token_digest(refresh), login, audited(opened)):
             raise Unauthenticated(BAD_CREDENTIALS)
         access = self._tokens.issue(user_id=user.id, session_id=session.id, role=user.role.value, now=now)
+        self._metrics.token_issued(grant)
         security_log.info("authn_token_created", extra={"user_id": user.id, "session_id": session.id})
         return TokenPair(access, refresh, self._tokens.ttl)
 
@@ -254,6 +280,7 @@ class AuthService:
         if locked:
             events.append(AuditEvent(SecurityEvent.LOGIN_LOCK, at=now, target_id=user_id, ip=client.ip))
         await self._audit.record(*events)
+        self._metrics.login("failure")
         security_log.info(SecurityEvent.LOGIN_FAIL, extra={"user_id": user_id, "reason": reason})
 
     @staticmethod

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from py_app.core.errors import RateLimited
 from py_app.core.limits import Limiter, Policy
+from py_app.core.ports import Metrics, NoMetrics
 from py_app.users.models import normalize_email, username_key
 
 security_log = logging.getLogger("arcana.security")
@@ -37,9 +38,10 @@ def login_key(username_or_email: str) -> str:
 
 
 class LoginThrottle:
-    def __init__(self, limiter: Limiter, policies: LoginPolicies) -> None:
+    def __init__(self, limiter: Limiter, policies: LoginPolicies, metrics: Metrics | None = None) -> None:
         self._limiter = limiter
         self._policies = policies
+        self._metrics = metrics or NoMetrics()
 
     async def admit(self, account: str, address: str) -> int:
         """Before any hashing: RateLimited while the account is locked or either is over its limit;
@@ -47,6 +49,7 @@ class LoginThrottle:
         policies = self._policies
         wait = await self._limiter.held(policies.account, account)
         if wait:
+            self._limiter.refused(policies.account)
             raise RateLimited(LOCKED, retry_after=wait)
         await self._limiter.hit(policies.address, address)
         try:
@@ -73,4 +76,5 @@ class LoginThrottle:
         locks = await self._limiter.count(self._policies.account, account, DAY)
         seconds = backoff[min(locks, len(backoff)) - 1]
         await self._limiter.hold(self._policies.account, account, seconds)
+        self._metrics.lockout()
         security_log.warning("authn_login_lock", extra={"seconds": seconds})
