@@ -19,7 +19,7 @@ from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc
 from py_app.infra.prometheus import NAMES
 from tests.conftest import free_port
 from tests.e2e.support import STOP_SECONDS, Server, migrate, start
-from tests.faults import private_redis
+from tests.faults.private import private_redis
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 SERVE = [sys.executable, "-m", "py_app", "serve"]
