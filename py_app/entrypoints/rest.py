@@ -20,8 +20,9 @@ from py_app.entrypoints import drain, rpc
 from py_app.entrypoints.problems import EXCEPTION_HANDLERS
 from py_app.entrypoints.rest_docs import StructSchemaPlugin, docs_route_handlers, openapi_config
 from py_app.entrypoints.rest_guards import JsonBodyRequest, response_headers
+from py_app.entrypoints.rest_observe import RequestObserver
 from py_app.health.controllers import HealthController
-from py_app.infra import jobs
+from py_app.infra import jobs, tracing
 from py_app.infra.logs import configure_logging
 from py_app.users.controllers import PublicUsersController, UsersController
 
@@ -61,6 +62,7 @@ def create_app(
         finally:
             built.lifecycle.draining = True
             await built.aclose()
+            tracing.shutdown()
 
     handlers: list[Any] = [
         HealthController,
@@ -72,7 +74,7 @@ def create_app(
     ]
     if settings.public_directory:
         handlers.append(PublicUsersController)
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
         dependencies={
             "health": _provide("health"),
@@ -94,6 +96,9 @@ def create_app(
         debug=False,
         logging_config=None,  # logs are configured once, as JSON, by infra/logs.py
     )
+    # Outside routing, so that unmatched paths and every problem answer get a request id and a log line too.
+    app.asgi_handler = RequestObserver(app.asgi_handler, settings.trusted_networks)
+    return app
 
 
 def cors_config(settings: Settings) -> CORSConfig | None:
@@ -116,7 +121,8 @@ def cors_config(settings: Settings) -> CORSConfig | None:
 def serve_app() -> Litestar:
     """Granian's factory: each worker process reads the settings and serves REST and gRPC."""
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.effective_log_format)
+    tracing.configure(settings.otel_endpoint)
     return create_app(settings, with_grpc=True, with_jobs=settings.jobs)
 
 

@@ -21,6 +21,7 @@ from py_app.auth.models import ClientInfo
 from py_app.core.errors import DomainError, InvalidInput, Unauthenticated
 from py_app.core.identity import Principal
 from py_app.entrypoints.addresses import Network, client_address
+from py_app.entrypoints.rpc_observe import observed
 from py_app.infra.rpc_errors import to_status
 
 logger = logging.getLogger("arcana.rpc")
@@ -117,10 +118,14 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
         unverified_ok = method in UNVERIFIED_OK
 
         async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            caller = client_info(context, self._trusted)
+            async with observed(method, context, caller):
+                return await answer(request, context, caller)
+
+        async def answer(request: Any, context: grpc.aio.ServicerContext[Any, Any], caller: ClientInfo) -> Any:
             try:
                 if request is _UNPARSED:
                     raise MALFORMED
-                caller = client_info(context, self._trusted)
                 _client.set(caller)
                 if needs_auth:
                     _principal.set(await self._authenticate(_bearer(context), caller, unverified_ok=unverified_ok))
