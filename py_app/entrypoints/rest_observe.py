@@ -15,6 +15,7 @@ from py_app.entrypoints.addresses import Network, client_address
 from py_app.infra import request_id, tracing
 
 logger = logging.getLogger("arcana.request")
+SERVER_ERROR = 500  # from here up, the server failed: logged at warning
 UNMATCHED = "<unmatched>"  # no route: the raw path is the caller's text and stays out of the logs
 
 
@@ -41,7 +42,7 @@ class RequestObserver:
     async def _observed(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
         rid = request_id.accept(_header(scope, b"x-request-id"))
         header = (b"x-request-id", rid.encode())
-        status = 500  # what the caller sees when the handler dies before answering
+        status = SERVER_ERROR  # what the caller sees when the handler dies before answering
         token = request_id.bind(rid)
         started = time.perf_counter()
 
@@ -65,7 +66,7 @@ class RequestObserver:
         client: Any = scope.get("client")
         peer = client[0] if client else ""
         logger.log(
-            logging.WARNING if status >= 500 else logging.INFO,
+            logging.WARNING if status >= SERVER_ERROR else logging.INFO,
             "request",
             extra={
                 "method": scope["method"],

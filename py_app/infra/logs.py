@@ -27,6 +27,7 @@ _EMAIL = re.compile(r"([^\s@\"'<>,;:]{1,64})@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 # time it runs.
 DRIVER_LEVELS = {"aiosqlite": "WARNING", "sqlalchemy": "WARNING", "asyncmy": "ERROR", "alembic": "WARNING"}
 FORMATS = ("json", "console")
+_ENCODER = json.JSONEncoder(default=str)  # built once: json.dumps(default=...) builds one per call
 
 
 def mask_email(text: str) -> str:
@@ -58,7 +59,7 @@ class JsonFormatter(logging.Formatter):
         entry = _fields(record)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _ENCODER.encode(entry)
 
 
 class ConsoleFormatter(logging.Formatter):
