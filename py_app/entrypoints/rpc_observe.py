@@ -27,10 +27,20 @@ def metadata_value(context: grpc.aio.ServicerContext[Any, Any], name: str) -> st
 
 
 def _code(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    if context.cancelled():  # a deadline or a cancel: the caller left before the answer
+        return "CANCELLED"
     code = context.code()
     if isinstance(code, grpc.StatusCode):
         return str(code.name)
     return "OK" if code in (None, 0) else str(code)
+
+
+async def announce(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    """The request id in the initial metadata, sent right before the answer: a response or an abort. Not
+    earlier: the call's work starts at once, and a call whose caller has gone fails here as its answer would."""
+    rid = request_id.current()
+    if rid is not None:
+        await context.send_initial_metadata(((request_id.HEADER, rid),))
 
 
 @contextlib.asynccontextmanager
@@ -40,11 +50,17 @@ async def observed(method: str, context: grpc.aio.ServicerContext[Any, Any], cal
     started = time.perf_counter()
     try:
         with tracing.server_span(method.lstrip("/"), lambda: metadata_value(context, "traceparent")) as span:
+            undelivered = False
             try:
-                await context.send_initial_metadata(((request_id.HEADER, rid),))
                 yield
+                await announce(context)
+            except grpc.aio.AbortError:
+                raise  # an answer: its code is the context's
+            except BaseException:
+                undelivered = True  # errors become aborts inside; this is an answer the caller was not there for
+                raise
             finally:
-                code = _code(context)
+                code = "CANCELLED" if undelivered else _code(context)
                 tracing.finish_grpc(span, code)
                 logger.log(
                     logging.WARNING if code in SERVER_FAULTS else logging.INFO,

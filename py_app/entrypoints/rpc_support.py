@@ -21,7 +21,7 @@ from py_app.auth.models import ClientInfo
 from py_app.core.errors import DomainError, InvalidInput, Unauthenticated
 from py_app.core.identity import Principal
 from py_app.entrypoints.addresses import Network, client_address
-from py_app.entrypoints.rpc_observe import observed
+from py_app.entrypoints.rpc_observe import announce, observed
 from py_app.infra.rpc_errors import to_status
 
 logger = logging.getLogger("arcana.rpc")
@@ -131,11 +131,13 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
                     _principal.set(await self._authenticate(_bearer(context), caller, unverified_ok=unverified_ok))
                 return await behaviour(request, context)
             except DomainError as error:
+                await announce(context)
                 await context.abort_with_status(to_status(error))
             except grpc.aio.AbortError:
                 raise
             except Exception:
                 logger.exception("unhandled error", extra={"method": method})
+                await announce(context)
                 await context.abort(grpc.StatusCode.INTERNAL, "The server could not complete the request.")
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
