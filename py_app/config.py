@@ -81,6 +81,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     refresh_reuse_grace: Annotated[int, msgspec.Meta(ge=0, le=60)] = 10
     session_cache_ttl: Annotated[float, msgspec.Meta(ge=0, le=60)] = 5.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] | None = None  # None: console in development, json in production
+    otel_endpoint: str | None = None  # OTLP/HTTP collector, e.g. http://collector:4318; unset: no tracing
     shutdown_grace: Annotated[float, msgspec.Meta(ge=0, le=300)] = 10.0
     grpc_reflection: bool | None = None  # None: on in development, off in production
     public_directory: bool = False  # the unauthenticated ReqRes-compatible directory (/api/public/users)
@@ -136,6 +138,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             self.trusted_networks  # noqa: B018 - parse once at start, to fail with one line
         except ValueError as exc:
             raise SettingsError(f"ARCANA_TRUSTED_PROXIES: {exc}") from None
+        if self.otel_endpoint is not None and not self.otel_endpoint.startswith(("http://", "https://")):
+            raise SettingsError("ARCANA_OTEL_ENDPOINT must be an http:// or https:// URL (OTLP over HTTP)")
         if self.smtp_url is not None and not self.smtp_url.startswith(("smtp://", "smtps://")):
             raise SettingsError("ARCANA_SMTP_URL must be an smtp:// or smtps:// URL")
         for name, link in (("ARCANA_RESET_LINK", self.reset_link), ("ARCANA_VERIFY_LINK", self.verify_link)):
@@ -169,6 +173,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     @property
     def reflection_enabled(self) -> bool:
         return self.env == "development" if self.grpc_reflection is None else self.grpc_reflection
+
+    @property
+    def effective_log_format(self) -> Literal["json", "console"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.env == "production" else "console"
 
     @property
     def api_docs_enabled(self) -> bool:

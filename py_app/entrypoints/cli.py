@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"arcana: configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.effective_log_format)
     # Alembic narrates at INFO; keep the command's output to its own one-line summary.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     for warning in unknown_variables(os.environ):

@@ -20,7 +20,7 @@ from py_app.config import Settings
 from py_app.entrypoints import drain, rpc
 from py_app.entrypoints.drain import KILL_MARGIN
 from py_app.entrypoints.listeners import claimed, metrics_address, metrics_endpoint
-from py_app.infra import jobs
+from py_app.infra import jobs, tracing
 from py_app.infra.logs import configure_logging
 
 logger = logging.getLogger("arcana.grpc")
@@ -74,9 +74,11 @@ def _run(settings: Settings) -> int:
 
 
 def _worker_main(settings: Settings) -> None:
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.effective_log_format)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into one SIGTERM per worker
-    raise SystemExit(asyncio.run(serve_until_signalled(settings)))
+    with tracing.configured(settings.otel_endpoint):
+        code = asyncio.run(serve_until_signalled(settings))
+    raise SystemExit(code)
 
 
 async def serve_until_signalled(settings: Settings) -> int:

@@ -21,8 +21,9 @@ from py_app.entrypoints.problems import EXCEPTION_HANDLERS
 from py_app.entrypoints.rest_docs import StructSchemaPlugin, docs_route_handlers, openapi_config
 from py_app.entrypoints.rest_guards import JsonBodyRequest, response_headers
 from py_app.entrypoints.rest_metrics import RequestMetrics
+from py_app.entrypoints.rest_observe import RequestObserver
 from py_app.health.controllers import HealthController
-from py_app.infra import jobs
+from py_app.infra import jobs, tracing
 from py_app.infra.logs import configure_logging
 from py_app.users.controllers import PublicUsersController, UsersController
 
@@ -62,6 +63,7 @@ def create_app(
         finally:
             built.lifecycle.draining = True
             await built.aclose()
+            tracing.shutdown()
 
     handlers: list[Any] = [
         HealthController,
@@ -95,10 +97,13 @@ def create_app(
         debug=False,
         logging_config=None,  # logs are configured once, as JSON, by infra/logs.py
     )
+    handler = app.asgi_handler
     if settings.metrics_port is not None:
         # Around everything, routing errors included (Litestar middleware sees only matched routes); with
         # metrics off the request path has no wrapper at all.
-        app.asgi_handler = RequestMetrics(app.asgi_handler)
+        handler = RequestMetrics(handler)
+    # Outside routing, so that unmatched paths and every problem answer get a request id and a log line too.
+    app.asgi_handler = RequestObserver(handler, settings.trusted_networks)
     return app
 
 
@@ -122,7 +127,8 @@ def cors_config(settings: Settings) -> CORSConfig | None:
 def serve_app() -> Litestar:
     """Granian's factory: each worker process reads the settings and serves REST and gRPC."""
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.effective_log_format)
+    tracing.configure(settings.otel_endpoint)
     return create_app(settings, with_grpc=True, with_jobs=settings.jobs)
 
 

@@ -23,6 +23,7 @@ from py_app.core.errors import DomainError, InvalidInput, Unauthenticated
 from py_app.core.identity import Principal
 from py_app.core.ports import Metrics, NoMetrics
 from py_app.entrypoints.addresses import Network, client_address
+from py_app.entrypoints.rpc_observe import announce, observed
 from py_app.infra.rpc_errors import to_status
 
 logger = logging.getLogger("arcana.rpc")
@@ -127,11 +128,15 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
             self._metrics.rpc_call(service, name, code, time.perf_counter() - started)
 
         async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            caller = client_info(context, self._trusted)
+            async with observed(method, context, caller):
+                return await answer(request, context, caller)
+
+        async def answer(request: Any, context: grpc.aio.ServicerContext[Any, Any], caller: ClientInfo) -> Any:
             started = time.perf_counter()
             try:
                 if request is _UNPARSED:
                     raise MALFORMED
-                caller = client_info(context, self._trusted)
                 _client.set(caller)
                 if needs_auth:
                     _principal.set(await self._authenticate(_bearer(context), caller, unverified_ok=unverified_ok))
@@ -139,6 +144,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
             except DomainError as error:
                 status = to_status(error)
                 answered(status.code.name, started)
+                await announce(context)
                 await context.abort_with_status(status)
             except grpc.aio.AbortError:
                 code = context.code()
@@ -147,6 +153,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
             except Exception:
                 logger.exception("unhandled error", extra={"method": method})
                 answered(grpc.StatusCode.INTERNAL.name, started)
+                await announce(context)
                 await context.abort(grpc.StatusCode.INTERNAL, "The server could not complete the request.")
             else:
                 answered(grpc.StatusCode.OK.name, started)

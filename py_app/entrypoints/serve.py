@@ -45,7 +45,7 @@ def serve(settings: Settings) -> int:
             workers=settings.workers,
             loop=Loops.asyncio,  # grpc.aio shares this loop; the stock asyncio loop is the one it supports
             log_level=settings.log_level,  # type: ignore[arg-type]
-            log_dictconfig=dict_config(settings.log_level),
+            log_dictconfig=dict_config(settings.log_level, settings.effective_log_format),
             workers_kill_timeout=int(settings.shutdown_grace) + KILL_MARGIN,
         ).serve()
         forced = reports.forced()

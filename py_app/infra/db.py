@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from py_app.core.errors import DomainError, Internal, Unavailable
+from py_app.infra import tracing
 
 logger = logging.getLogger("arcana.db")
 T = TypeVar("T")
@@ -164,6 +165,7 @@ def create_engine(raw_url: str, *, timeout: float | None = DEFAULT_TIMEOUT, echo
         engine = create_async_engine(url, connect_args={"timeout": busy}, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_connect(busy))
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        tracing.instrument_engine(engine)
         return engine
     _quiet_pool_resets()
     connect: dict[str, Any] = {"connect_timeout": wait}
@@ -173,9 +175,11 @@ def create_engine(raw_url: str, *, timeout: float | None = DEFAULT_TIMEOUT, echo
         # gives up (and frees what it holds) when this client does.
         connect["read_timeout"] = timeout
         connect["init_command"] = f"SET SESSION innodb_lock_wait_timeout = {max(1, math.ceil(timeout))}"
-    return create_async_engine(
+    engine = create_async_engine(
         url, pool_pre_ping=True, pool_recycle=1800, pool_size=10, max_overflow=10, connect_args=connect, **options
     )
+    tracing.instrument_engine(engine)
+    return engine
 
 
 def _sqlite_connect(busy_seconds: float) -> Any:

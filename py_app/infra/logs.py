@@ -1,13 +1,23 @@
-"""JSON logs on stderr, UTC timestamps, one object per line; secrets never reach a log call."""
+"""Logs on stderr, one line per record: JSON objects (production) or readable lines (development).
+
+Each line carries a UTC timestamp, the level, the logger, the message, the request id of the request being
+handled (``infra.request_id``) and the record's extra fields. Secrets never reach a log call; an email
+address, should one arrive as a field, is masked (``a***@example.com``) on the way out.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
+from typing import Any
+
+from py_app.infra import request_id
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_EMAIL = re.compile(r"([^\s@\"'<>,;:]{1,64})@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 
 # Database driver loggers print what flows through them, whatever ARCANA_LOG_LEVEL says: aiosqlite logs
 # every call with its arguments at debug (statement parameters: argon2 hashes, token digests, emails),
@@ -16,25 +26,62 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 # Alembic narrates every migration context it opens at info: the readiness schema check opens one each
 # time it runs.
 DRIVER_LEVELS = {"aiosqlite": "WARNING", "sqlalchemy": "WARNING", "asyncmy": "ERROR", "alembic": "WARNING"}
+FORMATS = ("json", "console")
+_ENCODER = json.JSONEncoder(default=str)  # built once: json.dumps(default=...) builds one per call
+
+
+def mask_email(text: str) -> str:
+    """``alice@example.com`` → ``a***@example.com``, wherever one appears in ``text``."""
+    return _EMAIL.sub(lambda match: f"{match.group(1)[0]}***@{match.group(2)}", text)
+
+
+def _masked(value: Any) -> Any:
+    return mask_email(value) if isinstance(value, str) and "@" in value else value
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The record as the fields of one line, in a stable order: the fixed ones first, then the extras."""
+    entry: dict[str, Any] = {
+        "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "msg": _masked(record.getMessage()),
+    }
+    current = request_id.current()
+    if current is not None:
+        entry["request_id"] = current
+    entry.update({key: _masked(value) for key, value in record.__dict__.items() if key not in _STANDARD})
+    return entry
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        entry.update({key: value for key, value in record.__dict__.items() if key not in _STANDARD})
+        entry = _fields(record)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _ENCODER.encode(entry)
 
 
-def configure_logging(level: str = "info") -> None:
+class ConsoleFormatter(logging.Formatter):
+    """For a developer's terminal: ``12:00:01.234 info  arcana.rest request method=GET status=200 …``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = _fields(record)
+        head = f"{entry.pop('ts')[11:23]} {entry.pop('level'):<7} {entry.pop('logger')} {entry.pop('msg')}"
+        tail = " ".join(f"{key}={value}" for key, value in entry.items())
+        line = f"{head} {tail}" if tail else head
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _formatter(fmt: str) -> logging.Formatter:
+    return JsonFormatter() if fmt == "json" else ConsoleFormatter()
+
+
+def configure_logging(level: str = "info", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(_formatter(fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -42,13 +89,14 @@ def configure_logging(level: str = "info") -> None:
         logging.getLogger(name).setLevel(pinned)
 
 
-def dict_config(level: str = "info") -> dict[str, object]:
-    """The same JSON lines for Granian's own loggers (server and access) as for the application."""
+def dict_config(level: str = "info", fmt: str = "json") -> dict[str, object]:
+    """The same lines for Granian's own loggers (server and access) as for the application."""
+    formatter = "py_app.infra.logs.JsonFormatter" if fmt == "json" else "py_app.infra.logs.ConsoleFormatter"
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "py_app.infra.logs.JsonFormatter"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "formatters": {"arcana": {"()": formatter}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "arcana", "stream": "ext://sys.stderr"}},
         "root": {"handlers": ["stderr"], "level": level.upper()},
         "loggers": {
             "_granian": {"level": level.upper()},

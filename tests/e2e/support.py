@@ -62,6 +62,7 @@ def start(command: list[str], tmp_path: Path, **env: str) -> Server:
         ARCANA_HTTP_PORT=str(free_port()),
         ARCANA_GRPC_PORT=str(free_port()),
         ARCANA_SHUTDOWN_GRACE="3",
+        ARCANA_LOG_FORMAT="json",  # what the tests read; console is only the development default
     )
     environ.update(env)
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -76,7 +77,8 @@ def start(command: list[str], tmp_path: Path, **env: str) -> Server:
 def command(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """One `python -m py_app` command with the test's data directory (and extra ARCANA_ settings)."""
     environ = {key: value for key, value in os.environ.items() if not key.startswith(("ARCANA_", "MAKE"))}
-    environ.update(ARCANA_DATA_DIR=str(tmp_path / "var"), **env)
+    environ.update(ARCANA_DATA_DIR=str(tmp_path / "var"), ARCANA_LOG_FORMAT="json")
+    environ.update(env)
     return subprocess.run(
         [sys.executable, "-m", "py_app", *args],
         cwd=ROOT,

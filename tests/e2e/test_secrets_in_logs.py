@@ -1,6 +1,7 @@
 """Debug logs carry no secrets: a real server at ARCANA_LOG_LEVEL=debug, driven over REST and gRPC, on each backend.
 
-Everything the processes print (the server's whole output, `migrate` and `create-admin`) is scanned for every
+Everything the processes print (the server's whole output, with its request and security-event lines, `migrate`
+and `create-admin`) and every span the server exports (tracing on, to a stand-in collector) is scanned for every
 secret the run produced: passwords, the stored argon2 hashes, the stored refresh-token digests, the tokens
 themselves and the emails.
 """
@@ -20,10 +21,12 @@ import sqlalchemy as sa
 
 from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc
 from py_app.infra.db import create_engine
+from tests.conftest import free_port
 from tests.e2e.support import STOP_SECONDS, command, start
+from tests.support.otlp import collector
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.req("SRS-160")]
-DEBUG = {"ARCANA_LOG_LEVEL": "debug"}
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.req("SRS-160", "SRS-137")]
+DEBUG = {"ARCANA_LOG_LEVEL": "debug", "ARCANA_LOG_FORMAT": "json"}
 
 
 async def stored_secrets(database_url: str) -> list[str]:
@@ -42,7 +45,7 @@ async def stored_secrets(database_url: str) -> list[str]:
 
 def over_rest(base: str, name: str, password: str) -> list[str]:
     email = f"{name}@example.com"
-    with httpx.Client(base_url=f"{base}/api/v1", timeout=20) as http:
+    with httpx.Client(base_url=f"{base}/api/v1", timeout=20, headers={"X-Request-ID": f"scan-{name}"}) as http:
         made = http.post("/auth/register", json={"username": name, "email": email, "password": password})
         assert made.status_code == 201, made.text
         login = http.post("/auth/login", json={"username_or_email": email, "password": password})
@@ -86,19 +89,24 @@ def test_a_debug_level_server_prints_no_password_hash_digest_token_or_email(tmp_
     )  # fmt: skip
     assert admin.returncode == 0, admin.stderr
     assert '"level": "debug"' in admin.stderr, "create-admin did not run at debug level"
-    server = start([sys.executable, "-m", "py_app", "serve"], tmp_path, **settings)
-    try:
-        server.wait_ready()
-        secrets = [*passwords, admin_email]
-        secrets += over_rest(server.http, f"rest{suffix}", passwords[1])
-        secrets += asyncio.run(over_grpc(server.grpc, f"grpc{suffix}", passwords[2]))
-        server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(STOP_SECONDS) == 0, server.output()[-3000:]
-    finally:
-        server.stop()
+    with collector(free_port()) as sink:
+        server = start([sys.executable, "-m", "py_app", "serve"], tmp_path, ARCANA_OTEL_ENDPOINT=sink.url, **settings)
+        try:
+            server.wait_ready()
+            secrets = [*passwords, admin_email]
+            secrets += over_rest(server.http, f"rest{suffix}", passwords[1])
+            secrets += asyncio.run(over_grpc(server.grpc, f"grpc{suffix}", passwords[2]))
+            server.process.send_signal(signal.SIGTERM)
+            assert server.process.wait(STOP_SECONDS) == 0, server.output()[-3000:]
+        finally:
+            server.stop()
+        spans = sink.spans()  # the server flushed them before it exited
     secrets += asyncio.run(stored_secrets(database_url))
     output = server.output()
     assert '"level": "debug"' in output, "the server did not run at debug level"
+    assert f'"request_id": "scan-rest{suffix}", "method": "POST", "route": "/api/v1/auth/login"' in output
+    assert {"POST /api/v1/auth/login", "arcana.v1.AuthService/Login"} <= {span.name for span in spans}
+    assert_no_secret(repr(spans), secrets, "the exported spans")
     assert_no_secret(output, secrets, "the server")
     assert_no_secret(admin.stdout + admin.stderr, secrets, "create-admin")
     assert_no_secret(migrated.stdout + migrated.stderr, secrets, "migrate")

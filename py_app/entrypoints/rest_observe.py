@@ -1,0 +1,78 @@
+"""Around every REST request, routing failures and problems included: its request id, its trace span and
+its one log line (method, route template, status, duration, client address)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+
+from py_app.entrypoints.addresses import Network, client_address
+from py_app.infra import request_id, tracing
+
+logger = logging.getLogger("arcana.request")
+SERVER_ERROR = 500  # from here up, the server failed: logged at warning
+UNMATCHED = "<unmatched>"  # no route: the raw path is the caller's text and stays out of the logs
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+class RequestObserver:
+    """ASGI wrapper for the application's handler (outside routing, so a 404 passes through it too)."""
+
+    def __init__(self, app: ASGIApp, trusted: Sequence[Network]) -> None:
+        self._app = app
+        self._trusted = tuple(trusted)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self._app(scope, receive, send)
+            return
+        await self._observed(scope, receive, send)
+
+    async def _observed(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
+        rid = request_id.accept(_header(scope, b"x-request-id"))
+        header = (b"x-request-id", rid.encode())
+        status = SERVER_ERROR  # what the caller sees when the handler dies before answering
+        token = request_id.bind(rid)
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        span = tracing.server_span(scope["method"], lambda: _header(scope, b"traceparent"))
+        try:
+            with span as active:
+                await self._app(scope, receive, send_with_id)
+                tracing.name_rest(active, scope["method"], scope.get("path_template"), status)
+        finally:
+            self._log(scope, status, (time.perf_counter() - started) * 1000)
+            request_id.unbind(token)
+
+    def _log(self, scope: HTTPScope, status: int, duration_ms: float) -> None:
+        client: Any = scope.get("client")
+        peer = client[0] if client else ""
+        logger.log(
+            logging.WARNING if status >= SERVER_ERROR else logging.INFO,
+            "request",
+            extra={
+                "method": scope["method"],
+                "route": scope.get("path_template") or UNMATCHED,
+                "status": status,
+                "duration_ms": round(duration_ms, 2),
+                "client_ip": client_address(peer, _header(scope, b"x-forwarded-for"), self._trusted),
+            },
+        )

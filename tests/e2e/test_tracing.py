@@ -1,0 +1,103 @@
+"""Traces of a real server process exported over OTLP/HTTP to a stand-in collector started by the test:
+the caller's W3C traceparent becomes the parent of the server span, database statements its children."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import uuid
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc
+from tests.conftest import free_port
+from tests.e2e.support import STOP_SECONDS, migrate, start
+from tests.support.otlp import Span, collector
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+
+def traceparent() -> tuple[str, str, str]:
+    trace_id, span_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    return f"00-{trace_id}-{span_id}-01", trace_id, span_id
+
+
+def in_trace(spans: list[Span], trace_id: str) -> list[Span]:
+    return [span for span in spans if span.trace_id == trace_id]
+
+
+def server_span(spans: list[Span], name: str, trace_id: str) -> Span | None:
+    return next((span for span in in_trace(spans, trace_id) if span.name == name), None)
+
+
+async def grpc_login(target: str, header: str, name: str, password: str) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        await auth_pb2_grpc.AuthServiceStub(channel).Login(
+            auth_pb2.LoginRequest(username_or_email=name, password=password),
+            metadata=[("traceparent", header)],
+            timeout=20,
+        )
+
+
+@pytest.mark.req("SRS-138", "SDD-137")
+def test_rest_and_grpc_calls_are_traced_under_the_callers_trace_with_database_children(tmp_path: Path) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    name, password = f"trace{suffix}", f"trace passphrase {suffix}"
+    rest_header, rest_trace, rest_parent = traceparent()
+    grpc_header, grpc_trace, grpc_parent = traceparent()
+    migrate(tmp_path)
+    with collector(free_port()) as sink:
+        server = start(
+            [sys.executable, "-m", "py_app", "serve"],
+            tmp_path,
+            ARCANA_OTEL_ENDPOINT=sink.url,
+            OTEL_BSP_SCHEDULE_DELAY="200",  # the SDK's batch delay in ms: spans arrive while the test waits
+        )
+        try:
+            server.wait_ready()
+            made = httpx.post(
+                f"{server.http}/api/v1/auth/register",
+                json={"username": name, "email": f"{name}@example.com", "password": password},
+                headers={"traceparent": rest_header},
+                timeout=20,
+            )
+            assert made.status_code == 201, made.text
+            asyncio.run(grpc_login(server.grpc, grpc_header, name, password))
+            spans = sink.wait_for(
+                lambda seen: (
+                    server_span(seen, "POST /api/v1/auth/register", rest_trace) is not None
+                    and server_span(seen, "arcana.v1.AuthService/Login", grpc_trace) is not None
+                )
+            )
+            server.process.send_signal(signal.SIGTERM)
+            assert server.process.wait(STOP_SECONDS) == 0, server.output()[-3000:]
+        finally:
+            server.stop()
+
+    for span_name, trace_id, parent, writes in (
+        ("POST /api/v1/auth/register", rest_trace, rest_parent, "db INSERT"),
+        ("arcana.v1.AuthService/Login", grpc_trace, grpc_parent, "db SELECT"),
+    ):
+        top = server_span(spans, span_name, trace_id)
+        assert top is not None, f"no span {span_name!r} in the caller's trace: {[s.name for s in spans][:40]}"
+        assert top.parent_span_id == parent, "the caller's traceparent is not the server span's parent"
+        children = [span for span in in_trace(spans, trace_id) if span.parent_span_id == top.span_id]
+        assert writes in {child.name for child in children}, [child.name for child in children]
+        assert all(child.name.startswith("db ") for child in children), [child.name for child in children]
+        assert {child.attributes["db.system.name"] for child in children} == {"sqlite"}
+    register = server_span(spans, "POST /api/v1/auth/register", rest_trace)
+    assert register is not None
+    assert (register.attributes["http.route"], register.attributes["http.response.status_code"]) == (
+        "/api/v1/auth/register",
+        201,
+    )
+    login = server_span(spans, "arcana.v1.AuthService/Login", grpc_trace)
+    assert login is not None
+    assert login.attributes["rpc.grpc.status_code"] == "OK"
+    untraced = [span for span in spans if span.name.startswith("db ") and not span.parent_span_id]
+    assert not untraced, "database statements outside a request (background jobs) made traces of their own"
+    assert password not in str(spans)

@@ -1,0 +1,125 @@
+"""The log line itself: its fields, the request id it carries, masked emails, and the format switch."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+
+import pytest
+
+from py_app.config import SettingsError, load_settings
+from py_app.infra import request_id
+from py_app.infra.logs import ConsoleFormatter, JsonFormatter, mask_email
+
+SECRET = "a-secret-long-enough-for-production-use-0123456789"
+
+
+def record(msg: str = "authn_login_fail", **extra: object) -> logging.LogRecord:
+    made = logging.LogRecord("arcana.security", logging.INFO, __file__, 1, msg, None, None)
+    made.__dict__.update(extra)
+    return made
+
+
+@pytest.mark.req("SRS-137")
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("alice@example.com", "a***@example.com"),
+        ("to Bob.Smith+x@mail.example.org now", "to B***@mail.example.org now"),
+        ("two: a@b.io, c@d.io", "two: a***@b.io, c***@d.io"),
+        ("no address @ all", "no address @ all"),
+    ],
+)
+def test_an_email_is_masked_to_its_first_letter_and_domain(text: str, masked: str) -> None:
+    assert mask_email(text) == masked
+
+
+@pytest.mark.req("SRS-135", "SRS-136", "SRS-137", "SDD-135")
+def test_a_json_line_has_utc_time_level_logger_request_id_and_masked_fields() -> None:
+    token = request_id.bind("req-42")
+    try:
+        line = JsonFormatter().format(record(user_id="u1", email="carol@example.com"))
+    finally:
+        request_id.unbind(token)
+    entry = json.loads(line)
+    assert entry["ts"].endswith("Z")
+    assert (entry["level"], entry["logger"], entry["msg"]) == ("info", "arcana.security", "authn_login_fail")
+    assert (entry["request_id"], entry["user_id"], entry["email"]) == ("req-42", "u1", "c***@example.com")
+    assert "carol" not in line
+
+
+@pytest.mark.req("SRS-136")
+def test_outside_a_request_a_line_has_no_request_id() -> None:
+    assert "request_id" not in json.loads(JsonFormatter().format(record()))
+
+
+@pytest.mark.req("SRS-135")
+def test_a_console_line_reads_as_time_level_logger_message_then_fields() -> None:
+    token = request_id.bind("req-7")
+    try:
+        line = ConsoleFormatter().format(record("request", status=200, route="/health/live"))
+    finally:
+        request_id.unbind(token)
+    clock, level, logger, message, *fields = line.split()
+    assert (len(clock), level, logger, message) == (12, "info", "arcana.security", "request")
+    assert fields == ["request_id=req-7", "status=200", "route=/health/live"]
+
+
+@pytest.mark.req("SRS-135")
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, "console"),
+        ({"ARCANA_ENV": "production", "ARCANA_JWT_SECRET": SECRET}, "json"),
+        ({"ARCANA_LOG_FORMAT": "json"}, "json"),
+        ({"ARCANA_ENV": "production", "ARCANA_JWT_SECRET": SECRET, "ARCANA_LOG_FORMAT": "console"}, "console"),
+    ],
+)
+def test_the_log_format_is_console_in_development_and_json_in_production(
+    environ: dict[str, str], expected: str
+) -> None:
+    assert load_settings(environ).effective_log_format == expected
+
+
+@pytest.mark.req("SRS-135")
+def test_an_unknown_log_format_stops_the_start_naming_the_variable() -> None:
+    with pytest.raises(SettingsError, match="ARCANA_LOG_FORMAT"):
+        load_settings({"ARCANA_LOG_FORMAT": "xml"})
+
+
+@pytest.mark.req("SRS-138")
+def test_an_otel_endpoint_must_be_an_http_url() -> None:
+    with pytest.raises(SettingsError, match="ARCANA_OTEL_ENDPOINT"):
+        load_settings({"ARCANA_OTEL_ENDPOINT": "collector:4318"})
+
+
+@pytest.mark.req("SRS-136")
+@pytest.mark.parametrize(
+    "offered",
+    ["0af7651916cd43dd8448eb211c80319c", "lb-01/2024:17.5_x+y=z", "x" * request_id.MAX_LENGTH],
+)
+def test_a_safe_request_id_is_kept(offered: str) -> None:
+    assert request_id.accept(offered) == offered
+
+
+@pytest.mark.req("SRS-136")
+@pytest.mark.parametrize(
+    "offered", [None, "", "two words", 'quote"d', "new\nline", "x" * (request_id.MAX_LENGTH + 1), "snow☃man"]
+)
+def test_a_missing_or_unsafe_request_id_is_replaced_by_a_fresh_one(offered: str | None) -> None:
+    fresh = request_id.accept(offered)
+    assert re.fullmatch(r"[0-9a-f]{32}", fresh), fresh
+    assert request_id.accept(offered) != fresh
+
+
+@pytest.mark.req("SDD-137")
+def test_the_tracing_switch_loads_no_sdk_when_it_is_off() -> None:
+    from py_app.infra import tracing
+
+    assert not tracing.enabled()
+    assert tracing.outgoing_metadata() == []
+    with tracing.server_span("GET /x", lambda: pytest.fail("traceparent read while tracing is off")) as span:
+        assert span is None
+    assert "py_app.infra._otel" not in sys.modules
