@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from py_app.auth.repositories import end_reset_tokens, end_user_sessions
 from py_app.core.effects import NO_EFFECTS, Effects
 from py_app.core.errors import Conflict
-from py_app.infra.db import reading, transaction
+from py_app.infra.db import Reader, reading, transaction
 from py_app.infra.outbox import write_effects
 from py_app.users.models import (
     LAST_ADMIN,
@@ -130,7 +130,7 @@ async def _keep_an_admin(connection: AsyncConnection, user_id: str) -> None:
         raise Conflict(LAST_ADMIN)
 
 
-async def _get(connection: AsyncConnection, user_id: str) -> User | None:
+async def _get(connection: Reader, user_id: str) -> User | None:
     result = await connection.execute(sa.select(users).where(users.c.id == user_id))
     return user_from_row(result.mappings().first())
 
