@@ -33,6 +33,8 @@ from py_app.users.models import (
 from py_app.users.tables import user_from_row, user_row, users
 
 TAKEN = "A user with this username or email already exists."
+# Built once: constructing a statement and its cache key costs several times what executing it does.
+_BY_ID = sa.select(users).where(users.c.id == sa.bindparam("user_id"))
 
 
 class SqlUserStore:
@@ -131,7 +133,7 @@ async def _keep_an_admin(connection: AsyncConnection, user_id: str) -> None:
 
 
 async def _get(connection: Reader, user_id: str) -> User | None:
-    result = await connection.execute(sa.select(users).where(users.c.id == user_id))
+    result = await connection.execute(_BY_ID, {"user_id": user_id})
     return user_from_row(result.mappings().first())
 
 
