@@ -280,6 +280,41 @@ class LoopRead:
         return await self._async.execute(statement, parameters)
 
 
+class ChangeCounter:
+    """SQLite's count of commits to the database file by other connections (``PRAGMA data_version``):
+    it moves when any worker or process commits, so a cache stamped with it sees every change.
+
+    Read on a connection of its own that never writes (the pragma counts other connections' commits)
+    and never waits for a lock. Should the pragma fail, each call returns a value never seen before,
+    so a cache keyed on it misses instead of serving what it holds.
+    """
+
+    def __init__(self, reads: Engine) -> None:
+        self._reads = reads
+        self._connection: Any = None
+        self._unknown = 0
+
+    def __call__(self) -> int:
+        try:
+            if self._connection is None:
+                self._connection = self._reads.raw_connection()
+            return int(self._connection.driver_connection.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            self._unknown -= 1
+            return self._unknown
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def change_counter(engine: AsyncEngine) -> ChangeCounter | None:
+    """The commit counter of a SQLite file engine (see ``ChangeCounter``); None for other databases."""
+    reads = _LOOP_READS.get(engine)
+    return None if reads is None else ChangeCounter(reads)
+
+
 def _file_database(url: URL) -> bool:
     database = url.database or ""
     return database not in ("", ":memory:") and url.query.get("mode") != "memory"
