@@ -54,7 +54,7 @@ from py_app.health.services import HealthService
 from py_app.infra import migrations
 from py_app.infra.cache import InProcessSessionCache, NoSessionCache
 from py_app.infra.counters import FailoverCounters, InProcessCounters, RedisCounters, SqlCounters
-from py_app.infra.db import create_engine
+from py_app.infra.db import change_counter, create_engine
 from py_app.infra.jobs import Every, Job
 from py_app.infra.keys import KeyRing, KeyRingError, KeyRingStore, KeyRingWatcher, new_key, secret_ring
 from py_app.infra.mail import MailDelivery, Mailer, Renderer, SmtpMailer
@@ -196,7 +196,7 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
     clock = overrides.get("clock") or SystemClock()
     secret = resolve_jwt_secret(settings)
     tokens, keys = _access_tokens(settings, secret, stack, overrides)
-    cache = overrides.get("cache") or _session_cache(settings, engine)
+    cache = overrides.get("cache") or _session_cache(settings, engine, stack)
     if not isinstance(cache, NoSessionCache):
         cache = MeteredSessionCache(cache, metrics)
     user_store = overrides.get("user_store") or SqlUserStore(engine)
@@ -395,14 +395,20 @@ def _rules(settings: Settings) -> SessionRules:
     )
 
 
-def _session_cache(settings: Settings, engine: AsyncEngine) -> SessionCache:
+def _session_cache(settings: Settings, engine: AsyncEngine, stack: contextlib.AsyncExitStack) -> SessionCache:
     """A cache is only correct where its invalidation reaches every process that serves requests.
 
-    An in-process cache qualifies when this is the only serving process: one worker on an embedded
-    database (a network database means other replicas may be revoking sessions). Otherwise none,
-    until a shared (Redis) cache is configured.
+    On a SQLite file every process's commits move the file's change counter, so an in-process cache
+    stamped with it is correct with any number of workers (and the CLI writing beside them). An
+    in-memory SQLite database has one process by definition. A network database means other replicas
+    may be revoking sessions: no cache, until a shared (Redis) cache is configured.
     """
-    embedded = engine.url.get_backend_name() == "sqlite"
-    if embedded and settings.workers == 1 and settings.session_cache_ttl > 0:
+    if settings.session_cache_ttl <= 0:
+        return NoSessionCache()
+    counter = change_counter(engine)
+    if counter is not None:
+        stack.callback(counter.close)
+        return InProcessSessionCache(settings.session_cache_ttl, changes=counter)
+    if engine.url.get_backend_name() == "sqlite" and settings.workers == 1:
         return InProcessSessionCache(settings.session_cache_ttl)
     return NoSessionCache()

@@ -39,6 +39,20 @@ _FAMILY = [
     *(column.label(f"u_{column.name}") for column in users.c),
 ]
 
+# Every authenticated request's read (when the session cache misses), built once: constructing a statement
+# and its cache key costs several times what executing it does.
+_STATE = (
+    sa.select(
+        sessions,
+        users.c.role.label("user_role"),
+        users.c.status.label("user_status"),
+        users.c.is_verified.label("user_verified"),
+    )
+    .join(users, users.c.id == sessions.c.user_id)
+    .where(sessions.c.id == sa.bindparam("session_id"), sessions.c.user_id == sa.bindparam("user_id"))
+)
+_FAMILY_OF = sa.select(refresh_tokens.c.session_id).where(refresh_tokens.c.digest == sa.bindparam("digest"))
+
 
 @dataclass(frozen=True, slots=True)
 class _Family:
@@ -93,18 +107,8 @@ class SqlSessionStore:
             return rotation
 
     async def state(self, session_id: str, user_id: str) -> SessionState | None:
-        query = (
-            sa.select(
-                sessions,
-                users.c.role.label("user_role"),
-                users.c.status.label("user_status"),
-                users.c.is_verified.label("user_verified"),
-            )
-            .join(users, users.c.id == sessions.c.user_id)
-            .where(sessions.c.id == session_id, sessions.c.user_id == user_id)
-        )
         async with reading(self._engine) as connection:
-            row = (await connection.execute(query)).mappings().first()
+            row = (await connection.execute(_STATE, {"session_id": session_id, "user_id": user_id})).mappings().first()
         if row is None:
             return None
         return SessionState(
@@ -116,8 +120,7 @@ class SqlSessionStore:
 
     async def family(self, digest: str) -> str | None:
         async with reading(self._engine) as connection:
-            query = sa.select(refresh_tokens.c.session_id).where(refresh_tokens.c.digest == digest)
-            return (await connection.execute(query)).scalar_one_or_none()
+            return (await connection.execute(_FAMILY_OF, {"digest": digest})).scalar_one_or_none()
 
     async def list_for_user(self, user_id: str) -> list[Session]:
         query = (

@@ -1,26 +1,37 @@
-"""Session caches: in-process (when one process sees every change) or none. A Redis adapter comes with the hot path.
+"""Session caches: in-process (when every change reaches it) or none. A Redis adapter is still to come.
 
 Invalidation is versioned per session and per user: ``stamp`` reads both versions before the
 database read, every ``forget`` advances them, and ``put`` refuses a result stamped before an
 advance. A logout therefore voids only the puts racing that one session, not everyone's.
+
+With ``changes`` (a counter that moves whenever any process commits to the database, e.g. SQLite's
+``PRAGMA data_version``), an entry also dies when the database has changed since it was read, so
+the changes made by other workers or processes on the same database file reach this cache too.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from py_app.auth.ports import Stamp
 from py_app.core.identity import Principal
 
 
-class InProcessSessionCache:
-    """Live sessions seen in the last ``ttl`` seconds. Only correct when one process serves all traffic,
-    because a revocation can invalidate only the cache of the process that performed it."""
+def _unchanging() -> int:
+    return 0
 
-    def __init__(self, ttl: float, max_entries: int = 100_000) -> None:
+
+class InProcessSessionCache:
+    """Live sessions seen in the last ``ttl`` seconds. Without ``changes``, only correct when one process
+    serves all traffic, because a revocation can invalidate only the cache of the process that performed
+    it; with it, an entry is served only while the database has not changed since the entry was read."""
+
+    def __init__(self, ttl: float, max_entries: int = 100_000, changes: Callable[[], int] = _unchanging) -> None:
         self._ttl = ttl
         self._max_entries = max_entries
-        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._changes = changes
+        self._entries: dict[str, tuple[Principal, float, int]] = {}
         self._session_versions: dict[str, int] = {}
         self._user_versions: dict[str, int] = {}
         self._epoch = 0  # advances when the tables are cleared, so a version that restarts at 0 is still new
@@ -29,21 +40,22 @@ class InProcessSessionCache:
         entry = self._entries.get(session_id)
         if entry is None:
             return None
-        principal, expires = entry
-        if time.monotonic() >= expires:
+        principal, expires, read_at = entry
+        if time.monotonic() >= expires or read_at != self._changes():
             del self._entries[session_id]
             return None
         return principal
 
     async def stamp(self, session_id: str, user_id: str) -> Stamp:
-        return (self._epoch, self._session_versions.get(session_id, 0), self._user_versions.get(user_id, 0))
+        versions = (self._session_versions.get(session_id, 0), self._user_versions.get(user_id, 0))
+        return (self._epoch, *versions, self._changes())
 
     async def put(self, principal: Principal, stamp: Stamp) -> None:
         if stamp != await self.stamp(principal.session_id, principal.user_id):
-            return  # forgotten while the caller read the database: its view may be stale
+            return  # forgotten, or the database changed, while the caller read it: its view may be stale
         if len(self._entries) >= self._max_entries:
             self._clear()  # crude but bounded: the cache only saves reads
-        self._entries[principal.session_id] = (principal, time.monotonic() + self._ttl)
+        self._entries[principal.session_id] = (principal, time.monotonic() + self._ttl, stamp[-1])
 
     async def forget(self, session_ids: list[str]) -> None:
         for session_id in session_ids:
@@ -53,7 +65,7 @@ class InProcessSessionCache:
 
     async def forget_user(self, user_id: str) -> None:
         self._user_versions[user_id] = self._user_versions.get(user_id, 0) + 1
-        for session_id in [sid for sid, (p, _) in self._entries.items() if p.user_id == user_id]:
+        for session_id in [sid for sid, (p, _, _) in self._entries.items() if p.user_id == user_id]:
             del self._entries[session_id]
         self._bound_versions()
 

@@ -7,19 +7,21 @@ import contextlib
 import logging
 import math
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import URL, Connection, Dialect, make_url
+from sqlalchemy.engine import URL, Connection, CursorResult, Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.sql import Executable
 
 from py_app.core.errors import DomainError, Internal, Unavailable
 from py_app.infra import tracing
@@ -30,6 +32,9 @@ WRITE = "arcana_write"  # execution option: this connection's transaction will w
 DEADLINE = "arcana_deadline"  # engine execution option: seconds one store operation may take, or None
 DEFAULT_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 10.0  # for engines without a statement bound (migrations): connecting is still bounded
+# SQLite serialises writers, so more connections do not write faster; a fixed pool never opens and closes
+# connections (each an aiosqlite thread, a connect and the PRAGMAs) under load, and waits past it are bounded.
+SQLITE_POOL = 20
 
 # What "try again" means, per driver: the connection is gone or never came, the server is going away,
 # a lock could not be had in time, a statement was cut short. Everything else is not the caller's to retry.
@@ -162,10 +167,14 @@ def create_engine(raw_url: str, *, timeout: float | None = DEFAULT_TIMEOUT, echo
         # SQLite waits for its lock in a thread that cannot be cancelled: its own busy wait gives up first,
         # so the deadline never abandons a statement still running.
         busy = wait * 0.8
-        engine = create_async_engine(url, connect_args={"timeout": busy}, **options)
+        engine = create_async_engine(
+            url, connect_args={"timeout": busy}, pool_size=SQLITE_POOL, max_overflow=0, **options
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_connect(busy))
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         tracing.instrument_engine(engine)
+        if timeout is not None and _file_database(url):
+            _LOOP_READS[engine] = _loop_reads(url)
         return engine
     _quiet_pool_resets()
     connect: dict[str, Any] = {"connect_timeout": wait}
@@ -224,14 +233,158 @@ async def transaction(engine: AsyncEngine, *, queue: bool = False) -> AsyncItera
         raise database_error(exc) from exc
 
 
+class Reader(Protocol):
+    """What a read needs of its connection: statements to execute, their results read inside the block."""
+
+    async def execute(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None, /
+    ) -> CursorResult[Any]: ...
+
+
 @contextlib.asynccontextmanager
-async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A read-only connection, bounded like ``transaction``; nothing it does is kept."""
+async def reading(engine: AsyncEngine) -> AsyncIterator[Reader]:
+    """A read-only snapshot, bounded like ``transaction``; nothing it does is kept.
+
+    On a SQLite file the statements run on the caller's thread through the stdlib driver (``LoopRead``):
+    a read in WAL mode never waits for a lock, so it costs microseconds, against five hand-offs to an
+    aiosqlite thread and back. Everywhere else (and when SQLite answers busy) it is a pooled async
+    connection.
+    """
+    reads = _LOOP_READS.get(engine)
     try:
-        async with asyncio.timeout(_deadline(engine)), engine.connect() as connection:
-            yield connection
+        async with asyncio.timeout(_deadline(engine)):
+            if reads is None:
+                async with engine.connect() as connection:
+                    yield connection
+            else:
+                async with LoopRead(engine, reads) as connection:
+                    yield connection
     except DATABASE_FAILURES as exc:
         raise database_error(exc) from exc
+
+
+# The loop-thread readers of SQLite engines, dropped with their engine.
+_LOOP_READS: weakref.WeakKeyDictionary[AsyncEngine, Engine] = weakref.WeakKeyDictionary()
+
+
+class LoopRead:
+    """One read snapshot on a stdlib sqlite3 connection, executed on the event loop's thread.
+
+    The connection is ``query_only`` and never waits for a lock (``busy_timeout=0``): it cannot block the
+    loop. The snapshot is a deferred ``BEGIN`` ended by a rollback, as on the async path, so several
+    statements see one state. Should SQLite answer busy on the first statement (a checkpoint resetting
+    the WAL, a database not yet in WAL mode), the read moves to a pooled async connection, which waits
+    within the deadline like any other.
+    """
+
+    def __init__(self, engine: AsyncEngine, reads: Engine) -> None:
+        self._engine = engine
+        self._reads = reads
+        self._sync: Connection | None = None
+        self._fallback: contextlib.AsyncExitStack | None = None
+        self._async: AsyncConnection | None = None
+        self._executed = False
+
+    async def __aenter__(self) -> LoopRead:
+        self._sync = self._reads.connect()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+        if self._fallback is not None:
+            await self._fallback.aclose()
+
+    async def execute(self, statement: Executable, parameters: Mapping[str, Any] | None = None, /) -> CursorResult[Any]:
+        if self._async is not None:
+            return await self._async.execute(statement, parameters)
+        assert self._sync is not None
+        first, self._executed = not self._executed, True
+        try:
+            return self._sync.execute(statement, parameters)
+        except DBAPIError as exc:
+            if not first or not _busy(exc):
+                raise
+        self._sync.close()
+        self._sync = None
+        self._fallback = contextlib.AsyncExitStack()
+        self._async = await self._fallback.enter_async_context(self._engine.connect())
+        return await self._async.execute(statement, parameters)
+
+
+class ChangeCounter:
+    """SQLite's count of commits to the database file by other connections (``PRAGMA data_version``):
+    it moves when any worker or process commits, so a cache stamped with it sees every change.
+
+    Read on a connection of its own that never writes (the pragma counts other connections' commits)
+    and never waits for a lock. Should the pragma fail, each call returns a value never seen before,
+    so a cache keyed on it misses instead of serving what it holds.
+    """
+
+    def __init__(self, reads: Engine) -> None:
+        self._reads = reads
+        self._connection: Any = None
+        self._unknown = 0
+
+    def __call__(self) -> int:
+        try:
+            if self._connection is None:
+                self._connection = self._reads.raw_connection()
+            return int(self._connection.driver_connection.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            self._unknown -= 1
+            return self._unknown
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def change_counter(engine: AsyncEngine) -> ChangeCounter | None:
+    """The commit counter of a SQLite file engine (see ``ChangeCounter``); None for other databases."""
+    reads = _LOOP_READS.get(engine)
+    return None if reads is None else ChangeCounter(reads)
+
+
+def _file_database(url: URL) -> bool:
+    database = url.database or ""
+    return database not in ("", ":memory:") and url.query.get("mode") != "memory"
+
+
+def _loop_reads(url: URL) -> Engine:
+    # Checked out and returned on one thread with nothing awaited in between, so connections are only
+    # opened when the pool is empty; an unbounded overflow means a checkout never waits on the loop.
+    reads = sa.create_engine(
+        url.set(drivername="sqlite+pysqlite"),
+        hide_parameters=True,
+        poolclass=sa.pool.QueuePool,
+        pool_size=2,
+        max_overflow=-1,
+        connect_args={"check_same_thread": False},
+    )
+    event.listen(reads, "connect", _sqlite_reader_connect)
+    event.listen(reads, "begin", _sqlite_reader_begin)
+    return reads
+
+
+def _sqlite_reader_begin(connection: Connection) -> None:
+    # Straight to the driver: through SQLAlchemy's execution path, the BEGIN cost as much as the read.
+    connection.connection.driver_connection.execute("BEGIN")  # type: ignore[union-attr]
+
+
+def _sqlite_reader_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # BEGIN is ours, as on the writing connections
+    cursor = dbapi_connection.cursor()
+    for pragma in ("query_only=ON", "busy_timeout=0"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _busy(exc: DBAPIError) -> bool:
+    number = getattr(exc.orig, "sqlite_errorcode", None)
+    return number is not None and number & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 DATABASE_FAILURES = (DBAPIError, PoolTimeout, TimeoutError)

@@ -1,11 +1,17 @@
-"""The in-process session cache: versioned per session and per user, so a stale fill is refused."""
+"""The in-process session cache: versioned per session and per user, so a stale fill is refused; with a commit
+counter, every commit to the database ends every entry."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
+import sqlalchemy as sa
 
 from py_app.core.identity import Principal
 from py_app.infra.cache import InProcessSessionCache
+from py_app.infra.db import change_counter, create_engine, reading, transaction
 
 ALICE = Principal("user-a", "session-a", "user")
 BOB = Principal("user-b", "session-b", "user")
@@ -47,3 +53,60 @@ async def test_entries_expire_after_the_ttl() -> None:
     cache = InProcessSessionCache(ttl=0.0)
     await cache.put(ALICE, await cache.stamp(ALICE.session_id, ALICE.user_id))
     assert await cache.get(ALICE.session_id) is None
+
+
+class Commits:
+    """A stand-in for the database's commit counter."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> int:
+        return self.count
+
+
+@pytest.mark.req("SRS-121", "SDD-121")
+async def test_with_a_commit_counter_an_entry_lives_only_until_the_next_commit() -> None:
+    commits = Commits()
+    cache = InProcessSessionCache(ttl=60, changes=commits)
+    await cache.put(ALICE, await cache.stamp(ALICE.session_id, ALICE.user_id))
+    assert await cache.get(ALICE.session_id) == ALICE
+    commits.count += 1  # another worker revoked something: this one was told nothing else
+    assert await cache.get(ALICE.session_id) is None
+
+
+@pytest.mark.req("SRS-121", "SDD-121")
+async def test_with_a_commit_counter_a_fill_read_before_a_commit_is_refused() -> None:
+    commits = Commits()
+    cache = InProcessSessionCache(ttl=60, changes=commits)
+    racing = await cache.stamp(ALICE.session_id, ALICE.user_id)
+    commits.count += 1  # a commit lands while the request reads the database
+    await cache.put(ALICE, racing)
+    assert await cache.get(ALICE.session_id) is None
+
+
+@pytest.mark.req("SRS-121", "SDD-121")
+async def test_the_sqlite_commit_counter_sees_other_connections_commits(tmp_path: Path) -> None:
+    path = tmp_path / "counter.db"
+    engine = create_engine(f"sqlite:///{path}")
+    counter = change_counter(engine)
+    assert counter is not None
+    try:
+        async with transaction(engine) as connection:
+            await connection.execute(sa.text("CREATE TABLE t (v INTEGER)"))
+        cache = InProcessSessionCache(ttl=60, changes=counter)
+        await cache.put(ALICE, await cache.stamp(ALICE.session_id, ALICE.user_id))
+        async with reading(engine) as reader:  # reads change nothing
+            await reader.execute(sa.text("SELECT count(*) FROM t"))
+        assert await cache.get(ALICE.session_id) == ALICE
+        async with transaction(engine) as connection:  # this process's own commit
+            await connection.execute(sa.text("INSERT INTO t VALUES (1)"))
+        assert await cache.get(ALICE.session_id) is None
+        await cache.put(ALICE, await cache.stamp(ALICE.session_id, ALICE.user_id))
+        other = sqlite3.connect(path, isolation_level=None)  # another process's commit
+        other.execute("INSERT INTO t VALUES (2)")
+        other.close()
+        assert await cache.get(ALICE.session_id) is None
+    finally:
+        counter.close()
+        await engine.dispose()

@@ -1,0 +1,107 @@
+"""SQLite reads on the event loop's thread (infra/db.LoopRead): they need no pooled connection, never wait for
+a lock on the loop, and see committed state only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from py_app.core.errors import Unavailable
+from py_app.infra.db import create_engine, reading, transaction
+
+TIMEOUT = 2.0
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "reads.db"
+
+
+@contextlib.asynccontextmanager
+async def engine_on(path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite:///{path}", timeout=TIMEOUT)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@contextlib.contextmanager
+def held(path: Path, begin: str) -> Iterator[sqlite3.Connection]:
+    """Another client holding a lock on the database file until the block ends."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute(begin)
+    try:
+        yield holder
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+async def value(engine: AsyncEngine) -> str:
+    async with reading(engine) as connection:
+        return str((await connection.execute(sa.text("SELECT v FROM t WHERE id = 1"))).scalar_one())
+
+
+async def make_table(engine: AsyncEngine) -> None:
+    async with transaction(engine) as connection:
+        await connection.execute(sa.text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+        await connection.execute(sa.text("INSERT INTO t VALUES (1, 'committed')"))
+
+
+@pytest.mark.req("SRS-120", "SDD-120")
+async def test_a_read_needs_no_pooled_connection_and_sees_only_committed_writes(path: Path) -> None:
+    async with engine_on(path) as engine:
+        await make_table(engine)
+        async with contextlib.AsyncExitStack() as taken:
+
+            async def take_them_all() -> None:  # every connection the pool will give, then wait for one more
+                for _ in range(100):
+                    await taken.enter_async_context(engine.connect())
+
+            with pytest.raises(sa.exc.TimeoutError):
+                await take_them_all()
+            with held(path, "BEGIN IMMEDIATE") as writer:  # and another client is writing
+                writer.execute("UPDATE t SET v = 'uncommitted' WHERE id = 1")
+                assert await value(engine) == "committed"
+            with pytest.raises(Unavailable):
+                async with transaction(engine) as connection:
+                    await connection.execute(sa.text("UPDATE t SET v = 'mine' WHERE id = 1"))
+
+
+@pytest.mark.req("SRS-120", "SDD-120")
+async def test_a_read_sees_each_commit_at_once(path: Path) -> None:
+    async with engine_on(path) as engine:
+        await make_table(engine)
+        assert await value(engine) == "committed"
+        async with transaction(engine) as connection:
+            await connection.execute(sa.text("UPDATE t SET v = 'changed' WHERE id = 1"))
+        assert await value(engine) == "changed"
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("UPDATE t SET v = 'by another process' WHERE id = 1")
+        other.close()
+        assert await value(engine) == "by another process"
+
+
+@pytest.mark.req("SRS-120", "SDD-120")
+async def test_a_read_that_meets_a_lock_waits_off_the_loop(path: Path) -> None:
+    """A database not in WAL mode, locked by another client: the read waits for the lock in a driver thread,
+    so the loop keeps running, and the callback that releases the lock lets it through. Had it waited on the
+    loop's thread, the release could not run before the wait gave up, and the read would be Unavailable."""
+    made = sqlite3.connect(path, isolation_level=None)
+    made.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    made.execute("INSERT INTO t VALUES (1, 'committed')")
+    made.close()
+    async with engine_on(path) as engine:
+        with held(path, "BEGIN EXCLUSIVE") as holder:
+            asyncio.get_running_loop().call_later(0.3, holder.execute, "ROLLBACK")
+            holder.execute("UPDATE t SET v = 'rolled back' WHERE id = 1")
+            assert await value(engine) == "committed"
+            holder.execute("BEGIN")  # for the context's own ROLLBACK
