@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 _provider: TracerProvider | None = None
@@ -64,9 +65,9 @@ def outgoing() -> list[tuple[str, str]]:
     return list(carrier.items())
 
 
-def instrument_engine(engine: AsyncEngine) -> None:
+def instrument_engine(engine: AsyncEngine | Engine) -> None:
     system = engine.dialect.name
-    sync = engine.sync_engine
+    sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
 
     # The statement's first word names the span; its text and parameters are never recorded.
     def before(_conn: Any, _cursor: Any, statement: str, _params: Any, ctx: Any, _many: bool) -> None:

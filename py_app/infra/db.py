@@ -175,6 +175,7 @@ def create_engine(raw_url: str, *, timeout: float | None = DEFAULT_TIMEOUT, echo
         tracing.instrument_engine(engine)
         if timeout is not None and _file_database(url):
             _LOOP_READS[engine] = _loop_reads(url)
+            tracing.instrument_engine(_LOOP_READS[engine])
         return engine
     _quiet_pool_resets()
     connect: dict[str, Any] = {"connect_timeout": wait}

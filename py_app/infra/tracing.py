@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 _otel: Any = None  # the infra._otel module once tracing is configured, else None
@@ -62,8 +63,9 @@ def outgoing_metadata() -> list[tuple[str, str]]:
     return [] if _otel is None else _otel.outgoing()
 
 
-def instrument_engine(engine: AsyncEngine) -> None:
-    """A client span per statement run on ``engine``, when tracing is on."""
+def instrument_engine(engine: AsyncEngine | Engine) -> None:
+    """A client span per statement run on ``engine`` (async, or the sync one SQLite reads run on), when tracing
+    is on."""
     if _otel is not None:
         _otel.instrument_engine(engine)
 

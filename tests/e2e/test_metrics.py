@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc
+from py_app.infra.db import SQLITE_POOL
 from py_app.infra.prometheus import NAMES
 from tests.conftest import free_port
 from tests.e2e.support import STOP_SECONDS, Server, migrate, start
@@ -158,8 +159,8 @@ def test_two_workers_are_summed_by_route_template_and_rpc_with_no_identity_in_a_
     # Both workers hashed a dummy password at start, then the registration hashed one; four logins verified.
     assert value(after, "arcana_password_hash_duration_seconds_count", operation="hash") == 3
     assert value(after, "arcana_password_hash_duration_seconds_count", operation="verify") == 4
-    # Each worker's SQLite pool keeps 5 connections: the sum of two processes, none left checked out.
-    assert (value(after, "arcana_db_pool_size"), value(after, "arcana_db_pool_checked_out")) == (10, 0)
+    # Each worker's SQLite write pool is SQLITE_POOL connections: the sum of two processes, none left checked out.
+    assert (value(after, "arcana_db_pool_size"), value(after, "arcana_db_pool_checked_out")) == (2 * SQLITE_POOL, 0)
 
     exported = {
         family.name + "_total" if family.type == "counter" else family.name
