@@ -13,7 +13,9 @@ import sqlalchemy as sa
 
 _engine = sa.create_engine(os.environ["BENCH_DB_URL"])
 _users = sa.Table("users", sa.MetaData(), autoload_with=_engine)
-_by_id = sa.select(*(column for column in _users.columns if column.name != "password_hash")).where(
+# What the service shows of a user: not the hash, nor username_key (what logins compare, migration 0004).
+HIDDEN = frozenset({"password_hash", "username_key"})
+_by_id = sa.select(*(column for column in _users.columns if column.name not in HIDDEN)).where(
     _users.c.id == sa.bindparam("user_id")
 )
 
