@@ -25,6 +25,7 @@ from grpc_status import rpc_status
 
 from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc, common_pb2
 from tests.e2e.support import Server, migrate, start
+from tests.faults.load import wait_until
 from tests.faults.private import PrivateMariaDB, private_mariadb
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mariadb, pytest.mark.timeout(240)]
@@ -131,15 +132,6 @@ async def grpc_health(target: str) -> int:
     async with grpc.aio.insecure_channel(target) as channel:
         answer = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
     return int(answer.status)
-
-
-def wait_until(predicate: Callable[[], bool], seconds: float) -> float:
-    began = time.monotonic()
-    while not predicate():
-        if time.monotonic() - began > seconds:
-            pytest.fail(f"not within {seconds}s")
-        time.sleep(0.2)
-    return time.monotonic() - began
 
 
 def ready(server: Server) -> bool:
