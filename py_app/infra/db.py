@@ -119,16 +119,19 @@ class PoolResetWarning(logging.Filter):
     """The pool's failed reset of a connection the database dropped is a warning, not an error with a traceback.
 
     When a deadline cuts a statement short, the pool's rollback on return can run over a link the database
-    no longer answers; SQLAlchemy then discards the connection (as it should) but logs it at error level
-    with the driver's traceback. The request already got its 503 and ``database unavailable`` was logged:
-    for a transient failure this becomes one warning naming the driver error, like that one.
+    no longer answers, or be cancelled by the same deadline; SQLAlchemy then discards the connection (as it
+    should) but logs it at error level with the driver's traceback. The request already got its 503 and
+    ``database unavailable`` was logged: for a transient failure this becomes one warning naming the driver
+    error, like that one.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if record.levelno == logging.ERROR and isinstance(error, Exception):
+        if record.levelno == logging.ERROR and error is not None:
             number = error.args[0] if error.args and isinstance(error.args[0], int) else None
-            if isinstance(error, TimeoutError) or number in MYSQL_TRANSIENT:
+            # A cancellation is the deadline cutting the rollback short (the pool logs it as "Exception during
+            # reset or similar" and discards the connection): as transient as the driver's own timeout.
+            if isinstance(error, TimeoutError | asyncio.CancelledError) or number in MYSQL_TRANSIENT:
                 record.levelno, record.levelname = logging.WARNING, "WARNING"
                 record.msg, record.args = "database connection dropped on return to the pool", ()
                 record.exc_info, record.exc_text = None, None
