@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from py_app.infra.scratch import inherited_folder
 
 logger = logging.getLogger("arcana.serve")
 
@@ -29,17 +29,8 @@ DRAINED = "drained"
 @contextlib.contextmanager
 def worker_reports() -> Iterator[WorkerReports]:
     """For the runner: a report folder named in the environment, removed afterwards."""
-    folder = Path(tempfile.mkdtemp(prefix="arcana-drain-"))
-    previous = os.environ.get(REPORTS)
-    os.environ[REPORTS] = str(folder)
-    try:
+    with inherited_folder(REPORTS, "arcana-drain-") as folder:
         yield WorkerReports(folder)
-    finally:
-        if previous is None:
-            os.environ.pop(REPORTS, None)
-        else:
-            os.environ[REPORTS] = previous
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 class WorkerReports:

@@ -12,15 +12,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import socket
-import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess, values
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from py_app.infra.scratch import inherited_folder
 
 logger = logging.getLogger("arcana.metrics")
 
@@ -201,17 +201,8 @@ def scrape_registry(directory: str) -> CollectorRegistry:
 def multiprocess_dir() -> Iterator[str]:
     """A fresh, empty directory for this start's worker files, set in the environment the workers inherit,
     and removed at the end (a previous run's counts never leak into this one's)."""
-    directory = tempfile.mkdtemp(prefix="arcana-metrics-")
-    previous = os.environ.get(MULTIPROC_ENV)
-    os.environ[MULTIPROC_ENV] = directory
-    try:
-        yield directory
-    finally:
-        if previous is None:
-            os.environ.pop(MULTIPROC_ENV, None)
-        else:
-            os.environ[MULTIPROC_ENV] = previous
-        shutil.rmtree(directory, ignore_errors=True)
+    with inherited_folder(MULTIPROC_ENV, "arcana-metrics-") as folder:
+        yield str(folder)
 
 
 class _Handler(BaseHTTPRequestHandler):
