@@ -92,7 +92,7 @@ bench-tools: dev ## the load generators: h2load and wrk (apt), varied-load (benc
 	fi
 	@cargo build --release --locked --quiet --manifest-path benchmarks/varied-load/Cargo.toml --target-dir target/varied-load
 
-bench: bench-tools ## every benchmark suite (micro, load, Python clients, profiles) -> benchmarks/results/<date>/ (< 10 min)
+bench: bench-tools ## every benchmark suite (micro, load, Python clients, profiles, the 2-minute soak) -> benchmarks/results/<date>/ (< 13 min)
 	$(PY) -m benchmarks.run
 
 bench-quick: bench-tools ## the same suites, SQLite only, c=16, one round (< 2 min)

@@ -134,7 +134,40 @@ def ratios(folder: Path, ctx: Context) -> None:
     plt.close(fig)
 
 
+def soak(folder: Path, ctx: Context) -> None:
+    """The soak over time: the server's RSS (all processes) against the +10% line, and each call's p50/p99."""
+    s = ctx.soak
+    if s is None:
+        return
+    fig, (memory, calls) = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    at = [sample[0] for sample in s["rss_bytes"]]
+    mib = [sample[1] / 2**20 for sample in s["rss_bytes"]]
+    memory.plot(at, mib, color="#2ca02c", label="RSS, all server processes")
+    memory.axvline(s["warm_up_seconds"], color="grey", linestyle=":", label="end of warm-up")
+    memory.axhline(1.1 * s["rss_after_warm_up"] / 2**20, color="red", linestyle="--", label="+10% of the warm RSS")
+    memory.set_xlabel("s into the soak")
+    memory.set_ylabel("MiB")
+    memory.set_ylim(bottom=0)
+    memory.set_title(f"Memory over {s['seconds']:g} s, {s['clients']} clients", fontsize=10)
+    memory.legend(fontsize=7, loc="lower right")
+    memory.grid(alpha=0.3)
+    kinds = [kind for kind in s["by_kind"] if kind in s["latency_ms"]]
+    xs = range(len(kinds))
+    calls.bar(xs, [s["latency_ms"][k]["p50"] for k in kinds], 0.6, color="#1f77b4", label="p50")
+    calls.scatter(xs, [s["latency_ms"][k]["p99"] for k in kinds], marker="_", s=160, color="black", label="p99")
+    calls.set_yscale("log")
+    calls.set_xticks(list(xs), kinds, rotation=45, ha="right", fontsize=7)
+    calls.set_ylabel("ms (log)")
+    calls.set_title("Latency per call under the soak", fontsize=10)
+    calls.legend(fontsize=7)
+    calls.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(folder / "soak.png", dpi=110)
+    plt.close(fig)
+
+
 def render(folder: Path, ctx: Context) -> None:
+    soak(folder, ctx)
     if not ctx.found:
         return
     throughput(folder, ctx)

@@ -80,6 +80,7 @@ class Profile:
     micro_max_time: float
     profiles: tuple[str, ...] = ()  # operations profiled with py-spy on the first service target
     cross_check: bool = True  # also drive one op with the other generator, to show they agree
+    soak_seconds: float = 0  # the soak (tests/faults/test_soak.py) for this long; 0: no soak suite
 
 
 FULL = Profile(
@@ -92,6 +93,7 @@ FULL = Profile(
     client_max_time=0.25,
     micro_max_time=0.25,
     profiles=("point_query",),
+    soak_seconds=120,
 )
 QUICK = Profile(
     "quick",

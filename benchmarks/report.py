@@ -66,10 +66,17 @@ def _flag(figure: Figure | None) -> str:
 class Context:
     """The run's data and what every section derives from it."""
 
-    def __init__(self, data: dict[str, Any], micro: dict[str, Any] | None, client: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        data: dict[str, Any],
+        micro: dict[str, Any] | None,
+        client: dict[str, Any] | None,
+        soak: dict[str, Any] | None = None,
+    ) -> None:
         self.data = data
         self.micro = micro
         self.client = client
+        self.soak = soak
         self.found = an.figures(data.get("points", []))
         self.cross = an.figures(data.get("points", []), cross_check=True)
         self.times = an.client_times(client)
@@ -410,6 +417,57 @@ def profile_section(ctx: Context) -> list[str]:
     return lines
 
 
+def _mib(value: float) -> str:
+    return f"{value / 2**20:,.0f} MiB"
+
+
+def soak_section(ctx: Context) -> list[str]:
+    """The soak's figures (soak.json, written by tests/faults/test_soak.py) and its chart."""
+    suite = ctx.data.get("suites", {}).get("soak")
+    if ctx.soak is None:
+        if suite is None:
+            return []
+        return ["## Soak", "", f"The soak wrote no figures (exit {suite['returncode']}): `{suite['command']}`.", ""]
+    s = ctx.soak
+    held = s["db_connections"]
+    unexpected = ", ".join(f"{what}: {count}" for what, count in sorted(s["unexpected"].items())) or "none"
+    if suite is None:
+        outcome = "Its figures were copied here from a separate run (`make soak`), whose exit code is not recorded."
+    elif suite["returncode"] == 0:
+        outcome = "The soak's assertions held."
+    else:
+        outcome = f"The soak FAILED (exit {suite['returncode']}); the figures say where."
+    lines = [
+        "## Soak",
+        "",
+        f"{s['seconds']:g} s of mixed load ({s['warm_up_seconds']:g} s warm-up) from {s['clients']} clients, half over"
+        f" REST and half over gRPC, each looping register-once, login, me, read, write, refresh, me, against a"
+        f" {s['workers']}-worker server on {s['database']}, at {s['when']}"
+        + (f": `{suite['command']}`" if suite else "")
+        + f". {outcome} Server and clients share the machine's cores, so the rates are the machine's, not a"
+        " ceiling.",
+        "",
+        "![soak](soak.png)",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| calls | {s['calls']:,} ({s['calls_per_second']:,.0f}/s after warm-up) |",
+        f"| unexpected answers (5xx, UNKNOWN, anything not acknowledged) | {unexpected} |",
+        f"| server RSS, all processes: after warm-up → end | {_mib(s['rss_after_warm_up'])} → {_mib(s['rss_end'])}"
+        f" ({100 * s['rss_growth']:+.1f}%; the limit is +10%) |",
+        f"| database connections: idle before, peak, after | {held['idle_before']}, {held['peak']},"
+        f" {held['idle_after']} (the pools keep up to 10 idle per process) |",
+        f"| transactions left open after the load | {s['open_transactions_after']} |",
+        "",
+        "| call | count | p50 ms | p99 ms |",
+        "|---|---|---|---|",
+    ]
+    for kind, count in s["by_kind"].items():
+        latency = s["latency_ms"].get(kind, {})
+        lines.append(f"| {kind} | {count:,} | {ms(latency.get('p50'))} | {ms(latency.get('p99'))} |")
+    return [*lines, ""]
+
+
 def machine_section(ctx: Context) -> list[str]:
     m = ctx.data["machine"]
     versions = ", ".join(f"{name} {value}" for name, value in m["versions"].items())
@@ -477,8 +535,13 @@ def appendix(ctx: Context) -> list[str]:
     return lines
 
 
-def render(data: dict[str, Any], micro: dict[str, Any] | None, client: dict[str, Any] | None) -> str:
-    ctx = Context(data, micro, client)
+def render(
+    data: dict[str, Any],
+    micro: dict[str, Any] | None,
+    client: dict[str, Any] | None,
+    soak: dict[str, Any] | None = None,
+) -> str:
+    ctx = Context(data, micro, client, soak)
     stamp = data["date"][:16].replace("T", " ")
     lines = [
         f"# Arcana benchmarks, {stamp} UTC ({data['profile']['name']})",
@@ -487,15 +550,16 @@ def render(data: dict[str, Any], micro: dict[str, Any] | None, client: dict[str,
         f"{data['profile']['duration']:g} s of load per point after {data['profile']['warm_up']:g} s of warm-up, "
         f"{data['profile']['repeats']} interleaved repeat(s), concurrency {', '.join(map(str, ctx.cs))}.",
         "",
-        *verdict_section(ctx),
-        "",
-        *headline_section(ctx),
-        *load_section(ctx),
-        *reference_section(ctx),
+        *(  # a run of other suites only (e.g. `--suite soak`) has no load points to compare
+            [*verdict_section(ctx), "", *headline_section(ctx), *load_section(ctx), *reference_section(ctx)]
+            if ctx.found
+            else []
+        ),
         *client_section(ctx),
         *cross_section(ctx),
         *micro_section(ctx),
         *profile_section(ctx),
+        *soak_section(ctx),
         *machine_section(ctx),
         *appendix(ctx),
     ]
@@ -569,15 +633,15 @@ def write(folder: Path) -> Path:
     data = _read(folder, "results.json")
     if data is None:
         raise SystemExit(f"no results.json in {folder}")
-    micro, client = _read(folder, "micro.json"), _read(folder, "client.json")
+    micro, client, soak = _read(folder, "micro.json"), _read(folder, "client.json"), _read(folder, "soak.json")
     try:
         from benchmarks import charts
 
-        charts.render(folder, Context(data, micro, client))
+        charts.render(folder, Context(data, micro, client, soak))
     except ImportError as exc:  # matplotlib is a dev dependency; the report still stands without charts
         print(f"charts skipped: {exc}")
     out = folder / "report.md"
-    out.write_text(render(data, micro, client), encoding="utf-8")
+    out.write_text(render(data, micro, client, soak), encoding="utf-8")
     return out
 
 

@@ -34,7 +34,7 @@ from benchmarks.seed import mint_refresh_tokens
 from benchmarks.stack import ROOT, Endpoint, Stack
 
 RESULTS = ROOT / "benchmarks" / "results"
-SUITES = ("micro", "load", "client", "profile")
+SUITES = ("micro", "load", "client", "profile", "soak")
 # First guesses of throughput for ops that consume a body per request (then the run's own figures).
 RATE_GUESS = {"refresh": 1500.0, "create": 150.0}
 CLIENT_REFRESH_TOKENS = 4000  # per target and protocol, for the one-call-at-a-time suite
@@ -355,6 +355,36 @@ def profile_suite(run: Run, stack: Stack) -> None:
             run.save()
 
 
+# -- the soak -----------------------------------------------------------------------------------------
+
+
+def soak_suite(run: Run) -> None:
+    """tests/faults/test_soak.py for the profile's soak time, its figures in the results (soak.json).
+
+    It starts its own private MariaDB and two-worker server, after the load targets have stopped, so it
+    competes with nothing of this run. Its assertions (no 5xx, RSS growth < 10%, no leaked connections)
+    make a failed soak a failed suite, and the report shows it as such."""
+    output = run.out / "soak.json"
+    output.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "pytest", "tests/faults/test_soak.py", "-q", "-s", "-p", "no:cacheprovider"]
+    argv += ["-o", "addopts="]
+    env = {"ARCANA_TEST_SOAK_SECONDS": f"{run.profile.soak_seconds:g}", "ARCANA_SOAK_REPORT": str(output)}
+    shown = shlex.join(argv).replace(sys.executable, "python").replace(str(ROOT) + "/", "")
+    say(f"== soak: {run.profile.soak_seconds:g} s, 64 clients, REST + gRPC, private MariaDB: {shown}")
+    began = time.monotonic()
+    done = subprocess.run(argv, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, check=False)
+    tail = (done.stdout.strip().splitlines() or [""])[-1]
+    say(f"   {tail} ({time.monotonic() - began:.0f} s)")
+    if done.returncode != 0:
+        say(done.stdout[-3000:] + done.stderr[-2000:])
+    run.data.setdefault("suites", {})["soak"] = {
+        "command": f"ARCANA_TEST_SOAK_SECONDS={run.profile.soak_seconds:g} {shown}",
+        "json": output.name if output.exists() else None,
+        "returncode": done.returncode,
+    }
+    run.save()
+
+
 # -- the run -----------------------------------------------------------------------------------------
 
 
@@ -381,6 +411,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warm-up", type=float, help="seconds of unrecorded load before each point")
     parser.add_argument("--profile", help="comma-separated ops to profile with py-spy (alone: only profiles)")
     parser.add_argument("--no-cross-check", action="store_true", help="skip the generator cross-check points")
+    parser.add_argument("--soak", type=float, help="seconds of soak (0: none; the full run soaks 120 s)")
     parser.add_argument("--out", type=Path, help="results folder (default benchmarks/results/<date>[-quick])")
     return parser.parse_args(argv)
 
@@ -399,6 +430,8 @@ def configure(args: argparse.Namespace) -> Profile:
         changes["profiles"] = tuple(args.profile.split(","))
     if args.no_cross_check:
         changes["cross_check"] = False
+    if args.soak is not None:
+        changes["soak_seconds"] = args.soak
     unknown = [name for name in changes.get("targets", ()) if name not in TARGETS]
     if unknown:
         raise SystemExit(f"unknown targets {unknown}; known: {', '.join(TARGETS)}")
@@ -411,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     suites = tuple(args.suite.split(",")) if args.suite else (("profile",) if args.profile else SUITES)
     if not profile.profiles:
         suites = tuple(suite for suite in suites if suite != "profile")
+    if not profile.soak_seconds:
+        suites = tuple(suite for suite in suites if suite != "soak")
     only = tuple(token for token in args.only.split(",") if token)
     if bad := [s for s in suites if s not in SUITES] or plan.unknown_only_tokens(only):
         raise SystemExit(f"unknown suite or --only token: {bad}")
@@ -454,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
             if "profile" in suites:
                 profile_suite(run, stack)
             say(f"== stopping servers ({run.elapsed()})")
+    if "soak" in suites:
+        soak_suite(run)
     run.data["elapsed_s"] = round(time.monotonic() - run.started, 1)
     run.save()
     from benchmarks import report

@@ -3,9 +3,12 @@ from medians and totals, never a mean of per-operation ratios, and bench-check f
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from benchmarks import analysis, check, report
+import pytest
+
+from benchmarks import analysis, charts, check, report
 
 TARGETS: dict[str, dict[str, Any]] = {
     "ceiling": {"kind": "ceiling", "backend": None, "env": {}, "server_cpus": "0", "generator_cpus": "1"},
@@ -102,3 +105,61 @@ def test_bench_check_fails_a_ratio_to_its_ceiling_that_fell_by_more_than_a_quart
     assert slight == []
     assert len(large) == 4  # point query and login, each protocol: every service figure fell 30%
     assert large[0].startswith("sqlite login grpc: ")
+
+
+def soak_figures(growth: float = 0.04) -> dict[str, Any]:
+    warm = 300 * 2**20
+    return {
+        "when": "2026-12-01T15:41:43+00:00",
+        "seconds": 120,
+        "warm_up_seconds": 30,
+        "clients": 64,
+        "workers": 2,
+        "database": "mariadb (private, 127.0.0.1)",
+        "calls": 12_345,
+        "calls_per_second": 101.5,
+        "by_kind": {"grpc me": 4000, "rest login": 2000},
+        "latency_ms": {"grpc me": {"p50": 3.5, "p99": 41.0}, "rest login": {"p50": 180.0, "p99": 950.0}},
+        "unexpected": {},
+        "rss_bytes": [[0.0, warm - 2**20], [30.0, warm], [120.0, round(warm * (1 + growth))]],
+        "rss_after_warm_up": warm,
+        "rss_end": round(warm * (1 + growth)),
+        "rss_growth": growth,
+        "db_connections": {"idle_before": 8, "peak": 19, "idle_after": 12},
+        "open_transactions_after": 0,
+    }
+
+
+@pytest.mark.req("SRS-184")
+def test_the_report_shows_the_soak_it_ran_with_its_outcome_and_chart(tmp_path: Path) -> None:
+    data = results()
+    data["suites"] = {"soak": {"command": "ARCANA_TEST_SOAK_SECONDS=120 python -m pytest ...", "returncode": 0}}
+    ctx = report.Context(data, None, None, soak_figures())
+    text = report.render(data, None, None, soak_figures())
+
+    assert "## Soak" in text
+    assert "The soak's assertions held." in text
+    assert "| calls | 12,345 (102/s after warm-up) |" in text
+    assert "300 MiB → 312 MiB (+4.0%; the limit is +10%)" in text
+    assert "| database connections: idle before, peak, after | 8, 19, 12" in text
+    assert "| rest login | 2,000 | 180 | 950 |" in text
+    assert "![soak](soak.png)" in text
+    charts.soak(tmp_path, ctx)
+    assert (tmp_path / "soak.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.req("SRS-184")
+def test_a_failed_or_missing_soak_is_reported_as_such_never_as_passing() -> None:
+    data = results()
+    data["suites"] = {"soak": {"command": "python -m pytest tests/faults/test_soak.py", "returncode": 1}}
+    failed = report.render(data, None, None, {**soak_figures(0.25), "unexpected": {"rest login 500": 3}})
+    missing = report.render(data, None, None, None)
+    copied = report.render(results(), None, None, soak_figures())
+
+    assert "The soak FAILED (exit 1)" in failed
+    assert "rest login 500: 3" in failed
+    assert "+25.0%" in failed
+    assert "The soak wrote no figures (exit 1)" in missing
+    assert "copied here from a separate run" in copied
+    assert "held" not in copied.split("## Soak")[1].split("##")[0]
+    assert "## Soak" not in report.render(results(), None, None, None)
