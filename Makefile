@@ -10,7 +10,7 @@ DEV_STAMP := $(VENV)/.dev-stamp
 RUST_STAMP := $(VENV)/.rust-stamp
 RUST_SOURCES := Cargo.toml Cargo.lock $(shell find rust_core -type f 2>/dev/null)
 
-.PHONY: help setup dev run test check package-check lint types rust-check proto proto-check bench bench-quick bench-check bench-micro bench-tools clean soak
+.PHONY: help setup dev run test check package-check lint types rust-check proto proto-check bench bench-quick bench-scale bench-check bench-micro bench-tools clean soak
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -97,6 +97,9 @@ bench: bench-tools ## every benchmark suite (micro, load, Python clients, profil
 
 bench-quick: bench-tools ## the same suites, SQLite only, c=16, one round (< 2 min)
 	$(PY) -m benchmarks.run --quick
+
+bench-scale: bench-tools ## one worker against two on both cores: point query, me, refresh, login (< 4 min)
+	$(PY) -m benchmarks.run --scale
 
 bench-check: dev ## fail when a ratio to its ceiling fell > 25% against the previous committed results
 	$(PY) -m benchmarks.check

@@ -53,10 +53,21 @@ TARGETS: dict[str, Target] = {
         Target("sqlite-nocache", "service", "sqlite", "service", env=_env(session_cache_ttl="0")),
         Target("mariadb-nocache", "service", "mariadb", "service", env=_env(session_cache_ttl="0")),
         Target(
+            "sqlite-w1-shared",
+            "service",
+            "sqlite",
+            "service",
+            ops=("point_query", "me", "refresh", "login"),
+            server_cpus="0,1",
+            generator_cpus="0,1",
+            note="1 worker; the load generator shares both cores (what sqlite-w2 is compared with)",
+        ),
+        Target(
             "sqlite-w2",
             "service",
             "sqlite",
             "service",
+            ops=("point_query", "me", "refresh", "login"),
             env=_env(workers="2"),
             server_cpus="0,1",
             generator_cpus="0,1",
@@ -106,6 +117,21 @@ QUICK = Profile(
     micro_max_time=0.02,
     cross_check=False,
 )
+# Does a second worker pay? One worker and two, each with the generator on the same two cores (so the
+# second worker competes with the generator exactly as a real client on the machine would).
+SCALE = Profile(
+    "scale",
+    targets=("sqlite-w1-shared", "sqlite-w2"),
+    concurrency=(16, 64),
+    repeats=2,
+    duration=2.0,
+    warm_up=0.5,
+    client_max_time=0.05,
+    micro_max_time=0.02,
+    cross_check=False,
+)
+SCALE_TARGETS = ("sqlite-w1-shared", "sqlite-w2")
+SCALE_GOAL = 1.6  # issue 12.5: two workers serve >= 1.6x one worker's throughput
 # The same fixed-body op through the varied-body generator and through wrk, to show they agree with h2load.
 CROSS_CHECK_TARGET = "sqlite"
 CROSS_CHECKS = (("rest", "varied-load"), ("grpc", "varied-load"), ("rest", "wrk"))

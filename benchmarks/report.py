@@ -12,7 +12,7 @@ from typing import Any
 
 from benchmarks import analysis as an
 from benchmarks.analysis import CLAIM_AVERAGE, CLAIM_POINT, Figure
-from benchmarks.plan import OPS
+from benchmarks.plan import OPS, SCALE_GOAL, SCALE_TARGETS
 
 HEADLINE_C = 16
 NA = "-"
@@ -225,6 +225,35 @@ def load_section(ctx: Context) -> list[str]:
         lines.append("")
     lines += ["![throughput](throughput.png)", "", "![latency](latency.png)", "", "![ratios](ratios.png)", ""]
     return lines
+
+
+def scale_section(ctx: Context) -> list[str]:
+    """Two workers over one, both with the generator on the same two cores (``--scale``)."""
+    one, two = SCALE_TARGETS
+    if not any(k[0] == two for k in ctx.found) or not any(k[0] == one for k in ctx.found):
+        return []
+    lines = [
+        "## Scale: two workers against one",
+        "",
+        f"`{two}` (ARCANA_WORKERS=2) over `{one}` (one worker), each with the load generator on the same two"
+        " cores as the server, so a second worker competes with the generator as any client on the machine"
+        f" would. The goal is {SCALE_GOAL:g}x (issue 12.5). Medians of the repeats.",
+        "",
+        "| op | protocol | concurrency | 1 worker req/s | 2 workers req/s | 2 over 1 | goal |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for op in OPS:
+        for protocol in ("rest", "grpc"):
+            for c in ctx.cs:
+                single, double = ctx.get(one, op, protocol, c), ctx.get(two, op, protocol, c)
+                if single is None or double is None:
+                    continue
+                ratio = double.rps / single.rps if single.rps else None
+                met = NA if ratio is None else ("met" if ratio >= SCALE_GOAL else "not met")
+                lines.append(
+                    f"| {op} | {protocol} | {c} | {rps(single.rps)} | {rps(double.rps)} | {x(ratio)} | {met} |"
+                )
+    return [*lines, ""]
 
 
 def reference_section(ctx: Context) -> list[str]:
@@ -551,7 +580,14 @@ def render(
         f"{data['profile']['repeats']} interleaved repeat(s), concurrency {', '.join(map(str, ctx.cs))}.",
         "",
         *(  # a run of other suites only (e.g. `--suite soak`) has no load points to compare
-            [*verdict_section(ctx), "", *headline_section(ctx), *load_section(ctx), *reference_section(ctx)]
+            [
+                *verdict_section(ctx),
+                "",
+                *headline_section(ctx),
+                *scale_section(ctx),
+                *load_section(ctx),
+                *reference_section(ctx),
+            ]
             if ctx.found
             else []
         ),

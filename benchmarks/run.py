@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import loadgen, machine, plan, wire
-from benchmarks.plan import FULL, QUICK, TARGETS, Point, Profile
+from benchmarks.plan import FULL, QUICK, SCALE, TARGETS, Point, Profile
 from benchmarks.seed import mint_refresh_tokens
 from benchmarks.stack import ROOT, Endpoint, Stack
 
@@ -402,6 +402,7 @@ def check_tools(suites: tuple[str, ...]) -> list[str]:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="SQLite, c=16, one round: under 2 minutes")
+    parser.add_argument("--scale", action="store_true", help="one worker against two, on both cores (load only)")
     parser.add_argument("--suite", help=f"comma-separated subset of {','.join(SUITES)} (default: all)")
     parser.add_argument("--only", default="", help="comma-separated ops, protocols, targets or backends to keep")
     parser.add_argument("--targets", help=f"comma-separated targets (known: {', '.join(TARGETS)})")
@@ -417,7 +418,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def configure(args: argparse.Namespace) -> Profile:
-    profile = QUICK if args.quick else FULL
+    profile = QUICK if args.quick else SCALE if args.scale else FULL
     changes: dict[str, Any] = {}
     if args.targets:
         changes["targets"] = tuple(args.targets.split(","))
@@ -441,7 +442,8 @@ def configure(args: argparse.Namespace) -> Profile:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     profile = configure(args)
-    suites = tuple(args.suite.split(",")) if args.suite else (("profile",) if args.profile else SUITES)
+    default = ("load",) if args.scale else SUITES
+    suites = tuple(args.suite.split(",")) if args.suite else (("profile",) if args.profile else default)
     if not profile.profiles:
         suites = tuple(suite for suite in suites if suite != "profile")
     if not profile.soak_seconds:
@@ -454,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
             f"missing: {', '.join(missing)}. `make bench` installs them (apt-get install nghttp2-client wrk)."
         )
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%MZ")
-    suffix = "" if profile.name == "full" else ("-quick" if profile.name == "quick" else "-custom")
+    suffix = {"full": "", "quick": "-quick", "scale": "-scale"}.get(profile.name, "-custom")
     out = args.out or RESULTS / f"{stamp}{suffix}"
     scratch = ROOT / "var" / "bench" / out.name
     command = "python -m benchmarks.run " + shlex.join(argv if argv is not None else sys.argv[1:])

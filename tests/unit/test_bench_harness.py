@@ -163,3 +163,27 @@ def test_a_failed_or_missing_soak_is_reported_as_such_never_as_passing() -> None
     assert "copied here from a separate run" in copied
     assert "held" not in copied.split("## Soak")[1].split("##")[0]
     assert "## Soak" not in report.render(results(), None, None, None)
+
+
+@pytest.mark.req("SRS-129")
+def test_the_scale_run_divides_two_workers_by_one_and_names_the_goal() -> None:
+    data = results()
+    data["targets"] = {
+        name: {**TARGETS["sqlite"], "server_cpus": "0,1", "generator_cpus": "0,1"}
+        for name in ("sqlite-w1-shared", "sqlite-w2")
+    }
+    data["points"] = []
+    for name, scale in (("sqlite-w1-shared", 1.0), ("sqlite-w2", 1.7)):
+        for protocol, rps in (("rest", 1_000), ("grpc", 2_000)):
+            for rep, spread in ((1, 0.9), (2, 1.1)):
+                data["points"].append(
+                    {**point("sqlite", "point_query", protocol, rps * scale * spread, rep), "target": name}
+                )
+    data["points"][-1]["rps"] = data["points"][-2]["rps"] = 2_000 * 1.5  # gRPC with two workers: only 1.5x
+
+    text = report.render(data, None, None)
+
+    assert "## Scale: two workers against one" in text
+    assert "| point_query | rest | 16 | 1,000 | 1,700 | 1.70x | met |" in text
+    assert "| point_query | grpc | 16 | 2,000 | 3,000 | 1.50x | not met |" in text
+    assert "## Scale" not in report.render(results(), None, None)
