@@ -13,8 +13,9 @@ from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from py_app.entrypoints.addresses import Network, client_address
 from py_app.infra import request_id, tracing
+from py_app.infra.logs import LineLogger
 
-logger = logging.getLogger("arcana.request")
+logger = LineLogger("arcana.request")
 SERVER_ERROR = 500  # from here up, the server failed: logged at warning
 UNMATCHED = "<unmatched>"  # no route: the raw path is the caller's text and stays out of the logs
 
@@ -68,7 +69,7 @@ class RequestObserver:
         logger.log(
             logging.WARNING if status >= SERVER_ERROR else logging.INFO,
             "request",
-            extra={
+            {
                 "method": scope["method"],
                 "route": scope.get("path_template") or UNMATCHED,
                 "status": status,

@@ -13,8 +13,9 @@ import grpc
 
 from py_app.auth.models import ClientInfo
 from py_app.infra import request_id, tracing
+from py_app.infra.logs import LineLogger
 
-logger = logging.getLogger("arcana.request")
+logger = LineLogger("arcana.request")
 # Codes that mean the server failed, not the caller: logged at warning, as REST logs its 5xx answers.
 SERVER_FAULTS = frozenset({"INTERNAL", "UNAVAILABLE", "UNKNOWN", "DATA_LOSS", "DEADLINE_EXCEEDED"})
 
@@ -65,7 +66,7 @@ async def observed(method: str, context: grpc.aio.ServicerContext[Any, Any], cal
                 logger.log(
                     logging.WARNING if code in SERVER_FAULTS else logging.INFO,
                     "request",
-                    extra={
+                    {
                         "method": method,
                         "code": code,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
