@@ -19,7 +19,7 @@ from py_app.config import Settings, load_settings
 from py_app.entrypoints import drain, rpc
 from py_app.entrypoints.problems import EXCEPTION_HANDLERS
 from py_app.entrypoints.rest_docs import StructSchemaPlugin, docs_route_handlers, openapi_config
-from py_app.entrypoints.rest_guards import JsonBodyRequest, response_headers
+from py_app.entrypoints.rest_guards import JsonBodyRequest
 from py_app.entrypoints.rest_metrics import RequestMetrics
 from py_app.entrypoints.rest_observe import RequestObserver
 from py_app.health.controllers import HealthController
@@ -90,7 +90,6 @@ def create_app(
         lifespan=[lifespan],
         request_max_body_size=MAX_BODY_BYTES,
         request_class=JsonBodyRequest,
-        before_send=[response_headers],
         cors_config=cors_config(settings),
         openapi_config=openapi_config(settings),
         plugins=[StructSchemaPlugin()],

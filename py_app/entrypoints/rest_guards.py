@@ -1,4 +1,5 @@
-"""What every REST request body and every response goes through, whichever route serves it.
+"""What every REST request body goes through, whichever route serves it (the headers every answer carries
+are added by ``rest_observe``).
 
 Litestar reads a JSON body whatever its ``Content-Type`` says and lets the decoder's own failures
 (invalid UTF-8, nesting deeper than the interpreter's recursion limit) escape as 500s. The request
@@ -15,11 +16,9 @@ from typing import Any
 
 import msgspec
 from litestar import Request
-from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
-from litestar.types import Message, Scope
 
 MAX_NAMED_UNKNOWN = 20  # a body of thousands of junk keys gets a short answer, not an echo of itself
 MAX_NAME_SHOWN = 64
@@ -105,18 +104,3 @@ def _body_error(message: str) -> ValidationException:
     return ValidationException(
         detail="The request body is not valid JSON.", extra=[{"key": "body", "message": message}]
     )
-
-
-async def response_headers(message: Message, scope: Scope) -> None:
-    """``before_send`` hook: headers every response gets, errors and routing failures included.
-
-    ``nosniff`` keeps browsers from running a JSON or text answer as script or HTML. Every answer under
-    ``/api/`` holds personal data, tokens, or a problem about them: no cache may keep it, unless the
-    handler chose its own ``Cache-Control``.
-    """
-    if message["type"] != "http.response.start":
-        return
-    headers = MutableScopeHeaders.from_message(message)
-    headers["X-Content-Type-Options"] = "nosniff"
-    if scope["path"].startswith("/api/") and "cache-control" not in headers:
-        headers["Cache-Control"] = "no-store"

@@ -1,11 +1,11 @@
-"""Around every REST request, routing failures and problems included: its request id, its trace span and
-its one log line (method, route template, status, duration, client address)."""
+"""Around every REST request, routing failures and problems included: its request id, the headers every
+answer carries, its trace span and its one log line (method, route template, status, duration, client address)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from litestar.enums import ScopeType
@@ -13,10 +13,36 @@ from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from py_app.entrypoints.addresses import Network, client_address
 from py_app.infra import request_id, tracing
+from py_app.infra.logs import LineLogger
 
-logger = logging.getLogger("arcana.request")
+logger = LineLogger("arcana.request")
 SERVER_ERROR = 500  # from here up, the server failed: logged at warning
 UNMATCHED = "<unmatched>"  # no route: the raw path is the caller's text and stays out of the logs
+
+
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+NO_STORE = (b"cache-control", b"no-store")
+
+
+def _answer_headers(headers: Iterable[Any], api: bool, request_header: tuple[bytes, bytes]) -> list[Any]:
+    """The answer's headers plus those every REST answer carries (SRS-152, SRS-136): ``nosniff`` keeps browsers
+    from running a JSON or text answer as script or HTML; every answer under ``/api/`` holds personal data,
+    tokens, or a problem about them, so no cache may keep it unless the handler chose its own
+    ``Cache-Control``; and the request id. Here rather than in a Litestar ``before_send`` hook, which
+    wrapped every send once more and parsed the headers into an object per answer."""
+    out = []
+    cache_chosen = False
+    for entry in headers:
+        name = entry[0].lower()
+        if name == NOSNIFF[0]:
+            continue  # replaced: the one value every answer carries
+        cache_chosen = cache_chosen or name == NO_STORE[0]
+        out.append(entry)
+    out.append(NOSNIFF)
+    if api and not cache_chosen:
+        out.append(NO_STORE)
+    out.append(request_header)
+    return out
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -42,6 +68,7 @@ class RequestObserver:
     async def _observed(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
         rid = request_id.accept(_header(scope, b"x-request-id"))
         header = (b"x-request-id", rid.encode())
+        api = scope["path"].startswith("/api/")
         status = SERVER_ERROR  # what the caller sees when the handler dies before answering
         token = request_id.bind(rid)
         started = time.perf_counter()
@@ -50,7 +77,7 @@ class RequestObserver:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = _answer_headers(message.get("headers", ()), api, header)
             await send(message)
 
         span = tracing.server_span(scope["method"], lambda: _header(scope, b"traceparent"))
@@ -68,7 +95,7 @@ class RequestObserver:
         logger.log(
             logging.WARNING if status >= SERVER_ERROR else logging.INFO,
             "request",
-            extra={
+            {
                 "method": scope["method"],
                 "route": scope.get("path_template") or UNMATCHED,
                 "status": status,

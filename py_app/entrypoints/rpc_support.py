@@ -23,7 +23,7 @@ from py_app.core.errors import DomainError, InvalidInput, Unauthenticated
 from py_app.core.identity import Principal
 from py_app.core.ports import Metrics, NoMetrics
 from py_app.entrypoints.addresses import Network, client_address
-from py_app.entrypoints.rpc_observe import announce, observed
+from py_app.entrypoints.rpc_observe import Offered, announce, observed
 from py_app.infra.rpc_errors import to_status
 
 logger = logging.getLogger("arcana.rpc")
@@ -60,13 +60,14 @@ def client() -> ClientInfo:
     return _client.get()
 
 
-def client_info(context: grpc.aio.ServicerContext[Any, Any], trusted: Sequence[Network] = ()) -> ClientInfo:
-    metadata = dict(context.invocation_metadata() or ())
+def client_info(
+    context: grpc.aio.ServicerContext[Any, Any], trusted: Sequence[Network] = (), offered: Offered | None = None
+) -> ClientInfo:
+    offered = offered or Offered(context)
     peer = context.peer() or ""  # "ipv4:127.0.0.1:53422" / "ipv6:[::1]:53422"
     host = peer.split(":", 1)[1].rsplit(":", 1)[0].strip("[]") if ":" in peer else ""
-    forwarded = metadata.get("x-forwarded-for")
-    address = client_address(host, forwarded if isinstance(forwarded, str) else None, trusted)
-    return ClientInfo(user_agent=str(metadata.get("user-agent", "")), ip=address, transport="grpc")
+    address = client_address(host, offered.forwarded_for, trusted)
+    return ClientInfo(user_agent=offered.user_agent, ip=address, transport="grpc")
 
 
 Authenticator = Callable[..., Awaitable[Principal]]  # AuthUseCases.authenticate
@@ -122,15 +123,16 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
         needs_auth = method not in PUBLIC_METHODS
         unverified_ok = method in UNVERIFIED_OK
         service, name = method[1:].rsplit("/", 1)
+        span_name = method.lstrip("/")
 
         def answered(code: str, started: float) -> None:
             # Recorded before the status leaves: whoever sees the answer can already see it counted.
             self._metrics.rpc_call(service, name, code, time.perf_counter() - started)
 
         async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            caller = client_info(context, self._trusted)
-            async with observed(method, context, caller):
-                return await answer(request, context, caller)
+            offered = Offered(context)
+            caller = client_info(context, self._trusted, offered)
+            return await observed(span_name, method, context, caller, offered, answer(request, context, caller))
 
         async def answer(request: Any, context: grpc.aio.ServicerContext[Any, Any], caller: ClientInfo) -> Any:
             started = time.perf_counter()
@@ -165,9 +167,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
             # (seen hanging at shutdown), and these calls finish in milliseconds anyway.
             task = asyncio.ensure_future(handle(request, context))
             self._in_flight.add(task)
-            task.add_done_callback(_settled)
-            task.add_done_callback(self._in_flight.discard)
+            task.add_done_callback(settled)
             return await asyncio.shield(task)
+
+        def settled(task: asyncio.Task[Any]) -> None:  # one callback per call, not two
+            self._in_flight.discard(task)
+            _settled(task)
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,

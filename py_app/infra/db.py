@@ -324,21 +324,40 @@ class ChangeCounter:
     Read on a connection of its own that never writes (the pragma counts other connections' commits)
     and never waits for a lock. Should the pragma fail, each call returns a value never seen before,
     so a cache keyed on it misses instead of serving what it holds.
+
+    On an event loop the value read is kept until the loop's next iteration, so the requests one
+    iteration runs share one pragma. That loses nothing: whatever a request can have heard of (an
+    acknowledged logout, revocation or change, in this process or another) reached it through the loop
+    in a later iteration than the commit, and every iteration starts by forgetting the kept value
+    (the callback that forgets it is queued before anything that iteration's I/O wakes up). A kept
+    value is older than any statement run after it, so it can only make a cache miss, never serve.
     """
 
     def __init__(self, reads: Engine) -> None:
         self._reads = reads
         self._connection: Any = None
         self._unknown = 0
+        self._kept: int | None = None
 
     def __call__(self) -> int:
+        if self._kept is not None:
+            return self._kept
         try:
             if self._connection is None:
                 self._connection = self._reads.raw_connection()
-            return int(self._connection.driver_connection.execute("PRAGMA data_version").fetchone()[0])
+            value = int(self._connection.driver_connection.execute("PRAGMA data_version").fetchone()[0])
         except sqlite3.Error:
             self._unknown -= 1
             return self._unknown
+        try:
+            asyncio.get_running_loop().call_soon(self._forget)
+        except RuntimeError:  # no loop (a CLI or a test's sync code): nothing marks an iteration's end
+            return value
+        self._kept = value
+        return value
+
+    def _forget(self) -> None:
+        self._kept = None
 
     def close(self) -> None:
         if self._connection is not None:

@@ -11,7 +11,8 @@ import json
 import logging
 import re
 import sys
-from datetime import UTC, datetime
+import time
+from collections.abc import Mapping
 from typing import Any
 
 from py_app.infra import request_id
@@ -39,10 +40,31 @@ def _masked(value: Any) -> Any:
     return mask_email(value) if isinstance(value, str) and "@" in value else value
 
 
+class _Clock:
+    """UTC ISO timestamps to the millisecond; the seconds part is formatted once per second, not per line."""
+
+    def __init__(self) -> None:
+        self._cached = (-1, "")  # one tuple, replaced whole: threads that log never see half an update
+
+    def iso(self, created: float) -> str:
+        second = int(created)
+        micros = round((created - second) * 1_000_000)  # rounded to the microsecond, then cut, as datetime does
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        cached_second, prefix = self._cached
+        if second != cached_second:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._cached = (second, prefix)
+        return f"{prefix}.{micros // 1000:03d}Z"
+
+
+_CLOCK = _Clock()
+
+
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     """The record as the fields of one line, in a stable order: the fixed ones first, then the extras."""
     entry: dict[str, Any] = {
-        "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "ts": _CLOCK.iso(record.created),
         "level": record.levelname.lower(),
         "logger": record.name,
         "msg": _masked(record.getMessage()),
@@ -50,8 +72,27 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     current = request_id.current()
     if current is not None:
         entry["request_id"] = current
-    entry.update({key: _masked(value) for key, value in record.__dict__.items() if key not in _STANDARD})
+    for key, value in record.__dict__.items():
+        if key not in _STANDARD:
+            entry[key] = mask_email(value) if isinstance(value, str) and "@" in value else value
     return entry
+
+
+class LineLogger:
+    """A logger for one fixed line written very often (the per-request line): the same record, handlers and
+    level checks as ``logging.Logger.log(level, msg, extra=fields)``, without looking up the caller's file
+    and line (no formatter here prints them) or copying ``extra`` key by key."""
+
+    def __init__(self, name: str) -> None:
+        self._logger = logging.getLogger(name)
+
+    def log(self, level: int, msg: str, fields: Mapping[str, Any]) -> None:
+        logger = self._logger
+        if not logger.isEnabledFor(level):
+            return
+        record = logging.LogRecord(logger.name, level, "", 0, msg, None, None)
+        record.__dict__.update(fields)
+        logger.handle(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -87,6 +128,14 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     root.setLevel(level.upper())
     for name, pinned in DRIVER_LEVELS.items():
         logging.getLogger(name).setLevel(pinned)
+    _lean_records()
+
+
+def _lean_records() -> None:
+    # No formatter of ours prints a record's thread or process names, which every record otherwise looks up.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 def dict_config(level: str = "info", fmt: str = "json") -> dict[str, object]:

@@ -6,12 +6,13 @@ import json
 import logging
 import re
 import sys
+from datetime import UTC, datetime
 
 import pytest
 
 from py_app.config import SettingsError, load_settings
 from py_app.infra import request_id
-from py_app.infra.logs import ConsoleFormatter, JsonFormatter, mask_email
+from py_app.infra.logs import ConsoleFormatter, JsonFormatter, LineLogger, mask_email
 
 SECRET = "a-secret-long-enough-for-production-use-0123456789"
 
@@ -123,3 +124,45 @@ def test_the_tracing_switch_loads_no_sdk_when_it_is_off() -> None:
     with tracing.server_span("GET /x", lambda: pytest.fail("traceparent read while tracing is off")) as span:
         assert span is None
     assert "py_app.infra._otel" not in sys.modules
+
+
+@pytest.mark.req("SRS-135", "SDD-123")
+def test_the_request_line_logger_writes_the_same_line_as_logger_log_with_extra() -> None:
+    fields = {"method": "GET", "route": "/api/v1/users/{user_id:str}", "status": 200, "duration_ms": 1.5}
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    target = logging.getLogger("arcana.test.line")
+    keep = Keep()
+    target.addHandler(keep)
+    target.setLevel(logging.INFO)
+    token = request_id.bind("req-9")
+    try:
+        target.log(logging.INFO, "request", extra=fields)
+        LineLogger("arcana.test.line").log(logging.INFO, "request", fields)
+        LineLogger("arcana.test.line").log(logging.DEBUG, "request", fields)  # below the level: no line
+        plain, lean = (json.loads(JsonFormatter().format(record)) for record in seen)
+    finally:
+        request_id.unbind(token)
+        target.removeHandler(keep)
+    assert len(seen) == 2
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry.pop("ts")) for entry in (plain, lean))
+    assert (
+        plain
+        == lean
+        == {"level": "info", "logger": "arcana.test.line", "msg": "request", "request_id": "req-9", **fields}
+    )
+
+
+@pytest.mark.req("SRS-135", "SDD-123")
+@pytest.mark.parametrize(
+    "created", [0.0, 1764600000.0, 1764600000.9996, 1764600000.9999996, 1764603599.5, 1764633600.001]
+)
+def test_a_line_s_time_is_utc_iso_to_the_millisecond(created: float) -> None:
+    made = record()
+    made.created = created
+    expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert json.loads(JsonFormatter().format(made))["ts"] == expected

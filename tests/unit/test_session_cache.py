@@ -3,6 +3,7 @@ counter, every commit to the database ends every entry."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -106,7 +107,29 @@ async def test_the_sqlite_commit_counter_sees_other_connections_commits(tmp_path
         other = sqlite3.connect(path, isolation_level=None)  # another process's commit
         other.execute("INSERT INTO t VALUES (2)")
         other.close()
+        await asyncio.sleep(0)  # a request that follows a commit comes in a later loop iteration
         assert await cache.get(ALICE.session_id) is None
+    finally:
+        counter.close()
+        await engine.dispose()
+
+
+@pytest.mark.req("SRS-121", "SDD-122")
+async def test_the_commit_counter_is_read_once_per_loop_iteration_and_afresh_in_the_next(tmp_path: Path) -> None:
+    path = tmp_path / "iteration.db"
+    engine = create_engine(f"sqlite:///{path}")
+    counter = change_counter(engine)
+    assert counter is not None
+    try:
+        async with transaction(engine) as connection:
+            await connection.execute(sa.text("CREATE TABLE t (v INTEGER)"))
+        before = counter()
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("INSERT INTO t VALUES (1)")
+        other.close()
+        assert counter() == before  # the same iteration: the value read at its start is kept
+        await asyncio.sleep(0)  # the next iteration, where anything caused by that commit can first arrive
+        assert counter() != before
     finally:
         counter.close()
         await engine.dispose()
