@@ -19,7 +19,7 @@ from py_app.config import Settings, load_settings
 from py_app.entrypoints import drain, rpc
 from py_app.entrypoints.problems import EXCEPTION_HANDLERS
 from py_app.entrypoints.rest_docs import StructSchemaPlugin, docs_route_handlers, openapi_config
-from py_app.entrypoints.rest_guards import JsonBodyRequest, response_headers
+from py_app.entrypoints.rest_guards import JsonBodyRequest, allow_header_fix, response_headers
 from py_app.entrypoints.rest_metrics import RequestMetrics
 from py_app.entrypoints.rest_observe import RequestObserver
 from py_app.health.controllers import HealthController
@@ -97,6 +97,7 @@ def create_app(
         debug=False,
         logging_config=None,  # logs are configured once, as JSON, by infra/logs.py
     )
+    app.before_send.append(allow_header_fix(app))
     handler = app.asgi_handler
     if settings.metrics_port is not None:
         # Around everything, routing errors included (Litestar middleware sees only matched routes); with

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-from litestar import Request
+from litestar import Litestar, Request
 from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.routes import HTTPRoute
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 from litestar.types import Message, Scope
 
@@ -33,6 +36,10 @@ def is_json_media_type(content_type: str) -> bool:
     """``application/json`` or any ``application/<something>+json``, parameters and case aside."""
     media_type = content_type.partition(";")[0].strip().lower()
     return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
+FIELD_AT = re.compile(r"- at `\$\.([A-Za-z_][A-Za-z0-9_]*)")
+WRONG_TYPE = re.compile(r"Expected `[^`]+`, got `[^`]+`")  # msgspec's message for a JSON type mismatch
 
 
 class JsonBodyRequest(Request[Any, Any, Any]):
@@ -58,6 +65,8 @@ class JsonBodyRequest(Request[Any, Any, Any]):
                 detail="The request body has fields this route does not accept.",
                 extra=[{"key": name[:MAX_NAME_SHOWN], "message": "is not a field of this request"} for name in unknown],
             )
+        if isinstance(value, dict) and (struct := _body_struct(self)) is not None:
+            _check_types(value, struct)
         return value
 
     async def body(self) -> bytes:
@@ -101,6 +110,25 @@ def _body_struct(request: Request[Any, Any, Any]) -> type[msgspec.Struct] | None
     return None
 
 
+def _check_types(body: dict[str, Any], struct: type[msgspec.Struct]) -> None:
+    """Each field's JSON type is the documented one (Litestar converts bodies leniently: 0 became false).
+
+    A 400 naming the field, as for any other bad field. Only a type mismatch is answered here: a missing
+    field or a bound is Litestar's to report, as before, after the route's dependencies (a 401 first).
+    """
+    try:
+        msgspec.convert(body, struct, strict=True)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        located = FIELD_AT.search(message)
+        if not WRONG_TYPE.match(message):
+            return
+        raise ValidationException(
+            detail="The request body has a field of the wrong type.",
+            extra=[{"key": located.group(1) if located else "body", "message": message}],
+        ) from None
+
+
 def _body_error(message: str) -> ValidationException:
     return ValidationException(
         detail="The request body is not valid JSON.", extra=[{"key": "body", "message": message}]
@@ -120,3 +148,28 @@ async def response_headers(message: Message, scope: Scope) -> None:
     headers["X-Content-Type-Options"] = "nosniff"
     if scope["path"].startswith("/api/") and "cache-control" not in headers:
         headers["Cache-Control"] = "no-store"
+
+
+def allow_header_fix(app: Litestar) -> Callable[[Message, Scope], Awaitable[None]]:
+    """``before_send`` hook: ``Allow`` on an OPTIONS answer names every method of the path.
+
+    Litestar 2.25 builds the automatic OPTIONS handler from the first controller method it meets
+    for a path and does not update it when more methods join that path, so ``OPTIONS /api/v1/users``
+    answered ``Allow: OPTIONS, POST`` (no GET). The routes know all their methods; this takes them.
+    """
+    methods: dict[str, str] = {}
+    for route in app.routes:
+        if isinstance(route, HTTPRoute):
+            methods[route.path] = ", ".join(sorted(route.methods))
+
+    async def hook(message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
+            return
+        handler = scope.get("route_handler")
+        paths = getattr(handler, "paths", ()) if handler is not None else ()
+        allowed = next((methods[path] for path in paths if path in methods), None)
+        headers = MutableScopeHeaders.from_message(message)
+        if allowed is not None and "allow" in headers:
+            headers["Allow"] = allowed
+
+    return hook
