@@ -32,7 +32,7 @@ from py_app.auth.schemas import (
 from py_app.core.errors import Unauthenticated
 from py_app.core.identity import Principal
 from py_app.entrypoints.problems import problem_responses
-from py_app.entrypoints.rest_support import Injected, client_info
+from py_app.entrypoints.rest_support import Injected, OptionalBodyOperation, client_info
 from py_app.users.models import NewUser
 from py_app.users.schemas import UserOut
 
@@ -64,7 +64,7 @@ class AuthController(Controller):
         operation_id="auth.register",
         summary="Create an account and log in",
         status_code=201,
-        responses=problem_responses(409, body=True),
+        responses=problem_responses(409, 429, body=True),
     )
     async def register(
         self, request: Request[Any, Any, Any], data: JSONBody[RegisterIn], auth: Injected[AuthUseCases]
@@ -78,7 +78,7 @@ class AuthController(Controller):
         operation_id="auth.login",
         summary="Log in with a username or email",
         status_code=HTTP_200_OK,
-        responses=problem_responses(401, body=True, described={401: BAD_CREDENTIALS}),
+        responses=problem_responses(401, 429, body=True, described={401: BAD_CREDENTIALS}),
     )
     async def login(
         self, request: Request[Any, Any, Any], data: JSONBody[LoginIn], auth: Injected[AuthUseCases]
@@ -91,7 +91,7 @@ class AuthController(Controller):
         operation_id="auth.refresh",
         summary="Rotate a refresh token",
         status_code=HTTP_200_OK,
-        responses=problem_responses(401, body=True, described={401: BAD_REFRESH}),
+        responses=problem_responses(401, 429, body=True, described={401: BAD_REFRESH}),
     )
     async def refresh(
         self, request: Request[Any, Any, Any], data: JSONBody[RefreshIn], auth: Injected[AuthUseCases]
@@ -163,6 +163,7 @@ class AuthController(Controller):
         status_code=HTTP_200_OK,
         security=BEARER,
         responses=problem_responses(401, body=True),
+        operation_class=OptionalBodyOperation,  # no body: keep_current is false
     )
     async def revoke_all(
         self,

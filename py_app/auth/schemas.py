@@ -9,7 +9,7 @@ import msgspec
 
 from py_app.auth.models import ACCEPTED_DETAIL, ACCEPTED_STATUS, AuthResult, Session
 from py_app.users.models import MAX_TOKEN
-from py_app.users.schemas import EXAMPLE_ID, REQUIRED, Name, Password, ShortText, UserOut
+from py_app.users.schemas import EXAMPLE_ID, REQUIRED, Email, Name, NewPassword, Username, UserOut
 
 Token = Annotated[str, msgspec.Meta(max_length=MAX_TOKEN)]
 # Shaped like ours but signed by no key of any server: documentation only, never a credential.
@@ -23,9 +23,9 @@ EXAMPLE_SESSION_ID = "9b7e6d5c-4a3b-4c2d-8e1f-0a9b8c7d6e5f"
 
 
 class RegisterIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    username: Annotated[ShortText, REQUIRED] = ""
-    email: Annotated[ShortText, REQUIRED] = ""
-    password: Annotated[Password, REQUIRED] = ""
+    username: Annotated[Username, REQUIRED] = ""
+    email: Annotated[Email, REQUIRED] = ""
+    password: Annotated[NewPassword, REQUIRED] = ""
     first_name: Name = ""
     last_name: Name = ""
 
@@ -141,7 +141,7 @@ class RevokedOut(msgspec.Struct, frozen=True):
 class EmailIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The address to mail (forgot-password, resend-verification)."""
 
-    email: Annotated[ShortText, REQUIRED] = ""
+    email: Annotated[Email, REQUIRED] = ""
 
     example: ClassVar[dict[str, Any]] = {"email": "alice@example.com"}
 
@@ -164,7 +164,7 @@ EXAMPLE_MAIL_TOKEN = "q8C2Hf9sVw1Lk0Tz7Ym4Rb6Xn3Pd5Ja2Ge8Uc0Ho1Is"  # noqa: S105
 
 class ResetIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     token: Annotated[Token, REQUIRED] = ""
-    new_password: Annotated[Password, REQUIRED] = ""
+    new_password: Annotated[NewPassword, REQUIRED] = ""
 
     example: ClassVar[dict[str, Any]] = {"token": EXAMPLE_MAIL_TOKEN, "new_password": "a brand new passphrase"}
 

@@ -21,7 +21,7 @@ from py_app.entrypoints.problems import EXCEPTION_HANDLERS
 from py_app.entrypoints.rest_docs import StructSchemaPlugin, docs_route_handlers, openapi_config
 from py_app.entrypoints.rest_guards import JsonBodyRequest
 from py_app.entrypoints.rest_metrics import RequestMetrics
-from py_app.entrypoints.rest_observe import RequestObserver
+from py_app.entrypoints.rest_observe import RequestObserver, route_methods
 from py_app.health.controllers import HealthController
 from py_app.infra import jobs, tracing
 from py_app.infra.logs import configure_logging
@@ -102,7 +102,7 @@ def create_app(
         # metrics off the request path has no wrapper at all.
         handler = RequestMetrics(handler)
     # Outside routing, so that unmatched paths and every problem answer get a request id and a log line too.
-    app.asgi_handler = RequestObserver(handler, settings.trusted_networks)
+    app.asgi_handler = RequestObserver(handler, settings.trusted_networks, route_methods(app))
     return app
 
 

@@ -25,13 +25,13 @@ from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, Schema, SecurityScheme
+from litestar.openapi.spec import Components, Reference, Schema, SecurityScheme
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import FromPath
 from litestar.typing import FieldDefinition
 
 from py_app import __version__
 from py_app.config import Settings
-from py_app.users.schemas import REQUIRED
 
 ASSETS_DIR = Path(__file__).with_name("api_docs")
 ASSETS_PATH = "/schema/assets"
@@ -159,7 +159,10 @@ class StructSchemaPlugin(LitestarStructSchemaPlugin):
         struct = field_definition.type_
         info = msgspec.inspect.type_info(struct)
         assert isinstance(info, msgspec.inspect.StructType)
-        marked = {field.encode_name for field in info.fields if _is_marked_required(field)}
+        marked = {field.encode_name for field in info.fields if _extra(field).get("required") is True}
+        for field in info.fields:
+            if (stated := _extra(field).get("schema")) and schema.properties:
+                _state(schema.properties.get(field.encode_name), stated)
         schema.required = sorted(set(schema.required or ()) | marked) or None
         if struct.__struct_config__.forbid_unknown_fields:
             schema.additional_properties = False  # the service refuses unknown fields (rest_guards.py)
@@ -169,6 +172,19 @@ class StructSchemaPlugin(LitestarStructSchemaPlugin):
         return schema
 
 
-def _is_marked_required(field: msgspec.inspect.Field) -> bool:
-    meta = field.type
-    return isinstance(meta, msgspec.inspect.Metadata) and bool(meta.extra) and meta.extra == REQUIRED.extra
+def _extra(field: msgspec.inspect.Field) -> dict[str, Any]:
+    """The ``Meta(extra=...)`` of a field (or of the non-null member of ``T | None``)."""
+    kinds = field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)
+    for kind in kinds:
+        if isinstance(kind, msgspec.inspect.Metadata) and kind.extra:
+            return kind.extra
+    return {}
+
+
+def _state(prop: Schema | Reference | None, stated: dict[str, Any]) -> None:
+    """Write what a field's ``extra["schema"]`` states into its property (the string member of a union)."""
+    targets = [prop] if prop is None or not isinstance(prop, Schema) or not prop.one_of else list(prop.one_of)
+    for target in targets:
+        if isinstance(target, Schema) and target.type == OpenAPIType.STRING:
+            for name, value in stated.items():
+                setattr(target, name, OpenAPIFormat(value) if name == "format" else value)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from litestar import Litestar
 from litestar.enums import ScopeType
+from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from py_app.entrypoints.addresses import Network, client_address
@@ -22,20 +24,45 @@ UNMATCHED = "<unmatched>"  # no route: the raw path is the caller's text and sta
 
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 NO_STORE = (b"cache-control", b"no-store")
+ALLOW = b"allow"
 
 
-def _answer_headers(headers: Iterable[Any], api: bool, request_header: tuple[bytes, bytes]) -> list[Any]:
+def route_methods(app: Litestar) -> dict[str, bytes]:
+    """Every path template's methods, for the ``Allow`` of its OPTIONS answer.
+
+    Litestar 2.25 builds the automatic OPTIONS handler from the first controller method it meets for a
+    path and does not update it when more methods join that path, so ``OPTIONS /api/v1/users`` answered
+    ``Allow: OPTIONS, POST`` (no GET). The routes know all their methods; the observer takes them from here.
+    """
+    return {
+        route.path: ", ".join(sorted(route.methods)).encode() for route in app.routes if isinstance(route, HTTPRoute)
+    }
+
+
+def _allowed(scope: Scope, methods: Mapping[str, bytes]) -> bytes | None:
+    handler = scope.get("route_handler")
+    paths = getattr(handler, "paths", ()) if handler is not None else ()
+    return next((methods[path] for path in paths if path in methods), None)
+
+
+def _answer_headers(
+    headers: Iterable[Any], api: bool, request_header: tuple[bytes, bytes], allow: bytes | None = None
+) -> list[Any]:
     """The answer's headers plus those every REST answer carries (SRS-152, SRS-136): ``nosniff`` keeps browsers
     from running a JSON or text answer as script or HTML; every answer under ``/api/`` holds personal data,
     tokens, or a problem about them, so no cache may keep it unless the handler chose its own
-    ``Cache-Control``; and the request id. Here rather than in a Litestar ``before_send`` hook, which
-    wrapped every send once more and parsed the headers into an object per answer."""
+    ``Cache-Control``; and the request id. ``allow`` (OPTIONS answers only) replaces an ``Allow`` header.
+    Here rather than in Litestar ``before_send`` hooks, which wrapped every send once more and parsed the
+    headers into an object per answer."""
     out = []
     cache_chosen = False
     for entry in headers:
         name = entry[0].lower()
         if name == NOSNIFF[0]:
             continue  # replaced: the one value every answer carries
+        if allow is not None and name == ALLOW:
+            out.append((ALLOW, allow))
+            continue
         cache_chosen = cache_chosen or name == NO_STORE[0]
         out.append(entry)
     out.append(NOSNIFF)
@@ -55,9 +82,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
 class RequestObserver:
     """ASGI wrapper for the application's handler (outside routing, so a 404 passes through it too)."""
 
-    def __init__(self, app: ASGIApp, trusted: Sequence[Network]) -> None:
+    def __init__(self, app: ASGIApp, trusted: Sequence[Network], methods: Mapping[str, bytes] | None = None) -> None:
         self._app = app
         self._trusted = tuple(trusted)
+        self._methods = dict(methods or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -77,7 +105,8 @@ class RequestObserver:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = _answer_headers(message.get("headers", ()), api, header)
+                allow = _allowed(scope, self._methods) if scope["method"] == "OPTIONS" else None
+                message["headers"] = _answer_headers(message.get("headers", ()), api, header, allow)
             await send(message)
 
         span = tracing.server_span(scope["method"], lambda: _header(scope, b"traceparent"))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeAlias, TypeVar
 
 from litestar import Request
 from litestar.di import Dependency
+from litestar.openapi.spec import Operation, RequestBody
 from litestar.params import SkipValidationMarker
 
 from py_app.auth.models import ClientInfo
@@ -24,3 +26,16 @@ def client_info(request: Request[Any, Any, Any]) -> ClientInfo:
     trusted = request.app.state.get("trusted_networks", ())
     address = client_address(peer, request.headers.get("x-forwarded-for"), trusted)
     return ClientInfo(user_agent=request.headers.get("user-agent", ""), ip=address, transport="rest")
+
+
+@dataclass
+class OptionalBodyOperation(Operation):
+    """An operation whose JSON body may be left out (Litestar marks every body required).
+
+    For a handler whose ``data`` defaults to None: the document must not claim a body is needed when
+    the route answers a body-less request with success.
+    """
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.required = False

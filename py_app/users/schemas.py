@@ -11,11 +11,27 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from py_app.users.models import MAX_LOGIN, MAX_SECRET, Page, Role, Status, User, UserChanges
+from py_app.users.models import (
+    MAX_LOGIN,
+    MAX_SECRET,
+    PASSWORD_MIN,
+    USERNAME_RE,
+    Page,
+    Role,
+    Status,
+    User,
+    UserChanges,
+)
 
 Name = Annotated[str, msgspec.Meta(max_length=100)]
 Password = Annotated[str, msgspec.Meta(max_length=MAX_SECRET)]  # the policy (8..128) is the service's
 ShortText = Annotated[str, msgspec.Meta(max_length=MAX_LOGIN)]
+# What the service checks (users/models.py), said in the document only: the Struct does not enforce
+# it, so that the service names every bad field in one answer (rest_docs.StructSchemaPlugin reads it).
+Username = Annotated[ShortText, msgspec.Meta(extra={"schema": {"pattern": f"^{USERNAME_RE.pattern}$"}})]
+Email = Annotated[ShortText, msgspec.Meta(extra={"schema": {"format": "email"}})]
+NewPassword = Annotated[Password, msgspec.Meta(extra={"schema": {"min_length": PASSWORD_MIN}})]
+RoleName = Annotated[str, msgspec.Meta(max_length=16, extra={"schema": {"enum": [role.value for role in Role]}})]
 # A field a client must send. Its Struct still defaults it to "" so that the service names every
 # missing or bad field in one answer; the OpenAPI document (entrypoints/rest_docs.py) lists it as required.
 REQUIRED = msgspec.Meta(extra={"required": True})
@@ -60,12 +76,12 @@ class UserOut(msgspec.Struct, frozen=True):
 
 
 class UserCreateIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    username: Annotated[ShortText, REQUIRED] = ""
-    email: Annotated[ShortText, REQUIRED] = ""
-    password: Annotated[Password, REQUIRED] = ""
+    username: Annotated[Username, REQUIRED] = ""
+    email: Annotated[Email, REQUIRED] = ""
+    password: Annotated[NewPassword, REQUIRED] = ""
     first_name: Name = ""
     last_name: Name = ""
-    role: Annotated[str, msgspec.Meta(max_length=16)] = Role.USER.value
+    role: RoleName = Role.USER.value
 
     example: ClassVar[dict[str, Any]] = {
         "username": "bob",
@@ -78,7 +94,7 @@ class UserCreateIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class UserPatchIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    email: ShortText | None = None
+    email: Email | None = None
     first_name: Name | None = None
     last_name: Name | None = None
     phone: Annotated[str, msgspec.Meta(max_length=32)] | None = None
@@ -98,7 +114,7 @@ class UserPatchIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class PasswordChangeIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     current_password: Annotated[Password, REQUIRED] = ""
-    new_password: Annotated[Password, REQUIRED] = ""
+    new_password: Annotated[NewPassword, REQUIRED] = ""
 
     example: ClassVar[dict[str, Any]] = {
         "current_password": "correct horse battery",

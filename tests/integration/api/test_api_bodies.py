@@ -152,3 +152,31 @@ async def test_every_json_route_refuses_an_unknown_field(sqlite_api: Api) -> Non
             assert_problem(response, 400, "no_such_field")
     # The admin's session survived every one of those (revoke-all with an unknown field revoked nothing).
     expect(await api.me(api.admin.access if api.admin else ""), 200)
+
+
+@pytest.mark.req("SRS-143")
+async def test_a_field_of_the_wrong_json_type_is_a_400_naming_it(sqlite_api: Api) -> None:
+    """schemathesis found ``{"keep_current": 0}`` taken as false: Litestar converts bodies leniently."""
+    api = sqlite_api
+    user = await api.register("typist")
+    for body, field in (
+        ({"keep_current": 0}, "keep_current"),
+        ({"keep_current": "true"}, "keep_current"),
+    ):
+        response = await api.client.post(f"{V1}/auth/sessions/revoke-all", json=body, headers=user.headers)
+        assert_problem(response, 400, field)
+    expect(await api.me(user.access), 200)  # nothing was revoked
+    assert api.admin is not None
+    response = await api.client.put(f"{V1}/users/{user.id}/status", json={"status": 1}, headers=api.admin_headers)
+    assert_problem(response, 400, "status")
+    response = await api.client.post(
+        f"{V1}/auth/register", json={"username": ["a"], "email": "arr@example.com", "password": PASSWORD}
+    )
+    assert_problem(response, 400, "username")
+    # The right types still pass, and no body at all still means keep_current=false.
+    expect(
+        await api.client.post(f"{V1}/auth/sessions/revoke-all", json={"keep_current": True}, headers=user.headers), 200
+    )
+    expect(await api.me(user.access), 200)
+    expect(await api.client.post(f"{V1}/auth/sessions/revoke-all", headers=user.headers), 200)
+    assert_problem(await api.me(user.access), 401)

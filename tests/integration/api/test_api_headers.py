@@ -78,3 +78,19 @@ async def test_personal_data_is_never_cacheable(sqlite_api: Api) -> None:
     expect(response, 200)
     assert response.headers.get("cache-control") == "no-store"
     assert f"{PUBLIC}/users" not in {route.template for route in app_routes(api.app)}  # off by default
+
+
+@pytest.mark.req("SRS-141")
+async def test_options_allow_names_every_method_of_the_path(sqlite_api: Api) -> None:
+    """Litestar answered ``OPTIONS /api/v1/users`` with ``Allow: OPTIONS, POST``: GET was missing."""
+    methods: dict[str, set[str]] = {}
+    for route in app_routes(sqlite_api.app):
+        methods.setdefault(route.template, set()).add(route.method)
+    assert methods[f"{V1}/users"] == {"GET", "POST", "OPTIONS"}  # the paths that broke
+    assert methods[f"{V1}/users/{{user_id}}"] == {"GET", "PATCH", "DELETE", "OPTIONS"}
+    for template, expected in methods.items():
+        path = Route("OPTIONS", template, False).path(name="x")
+        response = await sqlite_api.client.options(path)
+        assert response.status_code == 204, path
+        allowed = {method.strip() for method in response.headers["allow"].split(",")}
+        assert allowed == expected, path

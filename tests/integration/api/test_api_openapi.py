@@ -10,7 +10,7 @@ import httpx
 import jsonschema_rs
 import pytest
 
-from tests.integration.api.api_support import PUBLIC, V1, Api, assert_problem, expect
+from tests.integration.api.api_support import PASSWORD, PUBLIC, V1, Api, assert_problem, expect
 from tests.integration.api.conftest import OpenApi
 
 ROUTES = {
@@ -266,3 +266,76 @@ async def test_error_responses_say_what_went_wrong_on_that_route(document: tuple
             if int(status) >= 400 and path != "/health/ready":
                 assert set(response["content"]) == {"application/problem+json"}, (method, path, status)
                 assert component(schema, response["content"]["application/problem+json"])[0] == "ProblemDetails"
+
+
+def body_schema(schema: dict[str, Any], path: str, method: str = "post") -> dict[str, Any]:
+    body: dict[str, Any] = component(
+        schema, schema["paths"][path][method]["requestBody"]["content"]["application/json"]
+    )[1]
+    return body
+
+
+@pytest.mark.req("SRS-142")
+async def test_the_document_states_the_rules_json_schema_can_say(document: tuple[Api, dict[str, Any]]) -> None:
+    """What schemathesis found the service refusing although the document allowed it."""
+    api, schema = document
+    for path in (f"{V1}/auth/register", f"{V1}/users"):
+        fields = body_schema(schema, path)["properties"]
+        assert fields["username"]["pattern"] == "^[A-Za-z0-9_.-]{3,32}$", path
+        assert fields["email"]["format"] == "email", path
+        assert fields["password"]["minLength"] == 8, path
+    assert body_schema(schema, f"{V1}/users")["properties"]["role"]["enum"] == ["admin", "user", "guest"]
+    assert body_schema(schema, f"{V1}/auth/password/forgot")["properties"]["email"]["format"] == "email"
+    assert body_schema(schema, f"{V1}/auth/password/reset")["properties"]["new_password"]["minLength"] == 8
+    change = body_schema(schema, f"{V1}/users/{{user_id}}/password", "put")["properties"]
+    assert change["new_password"]["minLength"] == 8
+    assert "minLength" not in change["current_password"]  # whatever it is, it is checked, not ruled
+    patch_email = body_schema(schema, f"{V1}/users/{{user_id}}", "patch")["properties"]["email"]["oneOf"]
+    assert {"type": "string", "format": "email"} in patch_email
+    # The pattern is the service's own rule: what it refuses, the document refuses too.
+    pattern = re.compile(body_schema(schema, f"{V1}/auth/register")["properties"]["username"]["pattern"])
+    for username in ("ab", "a" * 33, "white space", "ünï"):
+        assert not pattern.search(username)
+        response = await api.client.post(
+            f"{V1}/auth/register", json={"username": username, "email": "rule@example.com", "password": PASSWORD}
+        )
+        assert_problem(response, 400, "username")
+    # The service still names every bad field in one answer (the rules are not enforced by the decoder).
+    response = await api.client.post(f"{V1}/auth/register", json={"username": "x", "email": "no", "password": "short"})
+    assert_problem(response, 400, "username", "email", "password")
+
+
+@pytest.mark.req("SRS-142")
+async def test_revoke_all_says_its_body_is_optional(document: tuple[Api, dict[str, Any]]) -> None:
+    api, schema = document
+    operation = schema["paths"][f"{V1}/auth/sessions/revoke-all"]["post"]
+    assert operation["requestBody"]["required"] is False
+    required = [
+        (method, path) for method, path, op in operations(schema) if op.get("requestBody", {}).get("required") is False
+    ]
+    assert required == [("post", f"{V1}/auth/sessions/revoke-all")]  # every other body is required
+    user = await api.register("bodiless")
+    expect(await api.client.post(f"{V1}/auth/sessions/revoke-all", headers=user.headers), 200)
+
+
+@pytest.mark.req("SRS-142")
+async def test_rate_limited_login_register_and_refresh_answer_a_documented_429(open_api: OpenApi) -> None:
+    async with open_api(
+        rate_limits=True, limit_register_address="1/3600", limit_login_address="1/60", limit_refresh_session="1/60"
+    ) as api:
+        schema = expect(await api.client.get("/schema/openapi.json"), 200)
+        for name in ("register", "login", "refresh"):
+            responses = schema["paths"][f"{V1}/auth/{name}"]["post"]["responses"]
+            assert "429" in responses, name
+            assert set(responses["429"]["content"]) == {"application/problem+json"}, name
+        user = await api.register("limited")
+        response = await api.client.post(
+            f"{V1}/auth/register", json={"username": "second", "email": "second@example.com", "password": PASSWORD}
+        )
+        assert_problem(response, 429)
+        assert response.headers["retry-after"].isdigit()
+        assert_problem(await api.try_login("limited", "wrong password here"), 401)
+        response = await api.try_login("limited", "wrong password again")
+        assert_problem(response, 429)
+        rotated = expect(await api.refresh(user.refresh), 200)
+        assert_problem(await api.refresh(rotated["refresh_token"]), 429)
