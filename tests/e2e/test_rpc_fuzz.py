@@ -19,7 +19,6 @@ import json
 import pkgutil
 import random
 import string
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -36,7 +35,7 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc, users_pb2, users_pb2_grpc
-from tests.e2e.support import ROOT, STOP_SECONDS, migrate, start
+from tests.e2e.support import STOP_SECONDS, command, migrate, start
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -401,26 +400,19 @@ def logged_errors(output: str) -> list[str]:
 
 @pytest.mark.req("SRS-145")
 def test_fuzzed_calls_to_every_rpc_get_only_documented_codes_and_the_server_logs_no_error(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str
 ) -> None:
     env = {
+        "ARCANA_DATABASE_URL": database_url,
         "ARCANA_TRUSTED_PROXIES": "127.0.0.1",
         "ARCANA_REQUIRE_VERIFIED_EMAIL": "true",
         "ARCANA_LOG_LEVEL": "info",
     }
-    migrate(tmp_path)
-    admin = subprocess.run(
-        [sys.executable, "-m", "py_app", "create-admin", "--username", "fuzzadmin", "--email", "fz@example.com"],
-        cwd=ROOT,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "ARCANA_DATA_DIR": str(tmp_path / "var"),
-            "ARCANA_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        },
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    migrate(tmp_path, ARCANA_DATABASE_URL=database_url)
+    admin = command(
+        tmp_path, "create-admin", "--username", "fuzzadmin", "--email", "fz@example.com", "--password", ADMIN_PASSWORD,
+        ARCANA_DATABASE_URL=database_url,
+    )  # fmt: skip
     assert admin.returncode == 0, admin.stderr
     server = start([sys.executable, "-m", "py_app", "serve"], tmp_path, **env)
     try:
