@@ -10,7 +10,7 @@ DEV_STAMP := $(VENV)/.dev-stamp
 RUST_STAMP := $(VENV)/.rust-stamp
 RUST_SOURCES := Cargo.toml Cargo.lock $(shell find rust_core -type f 2>/dev/null)
 
-.PHONY: help setup dev run test check package-check lint types rust-check proto proto-check bench bench-quick bench-scale bench-check bench-micro bench-tools clean soak
+.PHONY: help setup dev run test check package-check lint types rust-check proto proto-check bench bench-quick bench-scale bench-check bench-micro bench-tools clean soak fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ test: dev ## set up (with the test tools), then run cargo test and the whole pyt
 soak: dev ## the soak for 2 minutes (64 clients, REST + gRPC, private MariaDB; the suite runs it 25 s) -> var/soak.json
 	ARCANA_TEST_SOAK_SECONDS=$${ARCANA_TEST_SOAK_SECONDS:-120} $(PY) -m pytest tests/faults/test_soak.py -q -s -p no:cacheprovider
 
+fuzz: ## coverage-guided fuzzing of the Rust token verifier and PHC parser (cargo-fuzz), FUZZ_SECONDS (60) per target
+	tools/fuzz.sh
+
 check: dev lint types rust-check proto-check ## ruff, mypy (strict), import contracts, rustfmt, clippy, stubs, protos
 
 package-check: dev ## the image without Docker: hadolint, the deploy tests, and the builder's release build of the wheel into a fresh venv
@@ -70,6 +73,7 @@ types:
 rust-check:
 	cargo fmt --check
 	cargo clippy --all-targets --quiet -- -D warnings
+	cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cargo fmt --check --manifest-path benchmarks/varied-load/Cargo.toml
 	cargo clippy --manifest-path benchmarks/varied-load/Cargo.toml --target-dir target/varied-load --quiet -- -D warnings
 

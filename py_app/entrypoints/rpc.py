@@ -27,7 +27,7 @@ from py_app.bootstrap import Container
 from py_app.entrypoints import drain
 from py_app.entrypoints.rpc_support import ServiceInterceptor
 from py_app.health.models import Readiness
-from py_app.health.servicers import InfoServicer
+from py_app.health.servicers import HealthServicer, InfoServicer
 from py_app.infra.security import core_version
 from py_app.users.servicers import UserServicer
 
@@ -120,7 +120,7 @@ async def start_server(container: Container, host: str, port: int) -> RpcServer:
         container.auth.authenticate, container.settings.trusted_networks, metrics=container.metrics
     )
     server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=1024, interceptors=[interceptor])
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     info_pb2_grpc.add_InfoServiceServicer_to_server(InfoServicer(core_version()), server)  # type: ignore[no-untyped-call]
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(container.auth, container.recovery), server)  # type: ignore[no-untyped-call]

@@ -2,6 +2,7 @@
 use pyo3::prelude::*;
 
 pub mod errors;
+pub mod fuzzing;
 pub mod jwt;
 pub mod password;
 

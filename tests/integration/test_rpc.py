@@ -59,6 +59,17 @@ async def test_unknown_service_is_not_found(container: Container) -> None:
         await server.stop(0)
 
 
+@pytest.mark.req("SRS-148")
+async def test_health_list_answers_the_statuses_the_server_keeps(container: Container) -> None:
+    server = await rpc.start_server(container, "127.0.0.1", 0)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            listed = await health_pb2_grpc.HealthStub(channel).List(health_pb2.HealthListRequest(), timeout=5)
+        assert {name: answer.status for name, answer in listed.statuses.items()} == {"": SERVING}
+    finally:
+        await server.stop(0)
+
+
 @pytest.mark.req("SRS-013")
 async def test_info_reports_the_loaded_rust_core(container: Container) -> None:
     async with (
