@@ -240,6 +240,9 @@ def test_login_takes_as_long_for_unknown_accounts_as_for_known_ones_with_limits_
         assert answers["known"] == answers["unknown"]
         assert len(answers["known"]) == 1  # one body for every failure
         ratio = statistics.median(spent["known"]) / statistics.median(spent["unknown"])
-        assert 0.8 <= ratio <= 1.2, (ratio, statistics.median(spent["known"]), statistics.median(spent["unknown"]))
+        # What this catches is a login that skips the hash for an unknown account: a ratio of 10 or more (one
+        # argon2id verify, ~15-50 ms, against a lookup of ~1 ms). A band of 2x each way keeps that far outside
+        # while a shared, loaded machine (0.8-1.25 seen under five parallel test runs) stays inside.
+        assert 0.5 <= ratio <= 2.0, (ratio, statistics.median(spent["known"]), statistics.median(spent["unknown"]))
     finally:
         stop(server)
