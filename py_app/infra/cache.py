@@ -198,7 +198,10 @@ class RedisSessionCache:
             return None
         if raw is None:
             return None
-        user_id, role, verified = json.loads(raw)
+        try:
+            user_id, role, verified = json.loads(raw)
+        except (ValueError, TypeError):
+            return None  # not an entry of ours (something else wrote under the prefix): read the database
         return Principal(str(user_id), session_id, str(role), verified=bool(verified))
 
     async def stamp(self, session_id: str, user_id: str) -> Stamp:

@@ -170,3 +170,14 @@ async def test_an_invalidation_made_while_redis_is_down_lands_when_it_returns(tm
             assert await client.exists("p:session-cache:s:session-a") == 0
         finally:
             await client.aclose()
+
+
+@pytest.mark.redis
+async def test_a_value_under_the_prefix_that_is_not_an_entry_is_a_miss(replica: Replica, redis_prefix: str) -> None:
+    cache = await replica()
+    writer = Redis.from_url(REDIS_TEST_URL)
+    try:
+        await writer.set(f"{redis_prefix}session-cache:s:{ALICE.session_id}", b"\xff not json", ex=60)
+    finally:
+        await writer.aclose()
+    assert await cache.get(ALICE.session_id) is None
