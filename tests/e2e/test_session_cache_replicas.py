@@ -1,6 +1,7 @@
 """Two replicas (two server processes) on one MariaDB database, sharing one Redis session cache (the test's own
 prefix): whatever one acknowledges (a logout, revoke-all, suspension, role change, password change, delete),
-the other refuses on its very next request, over REST and gRPC, with no pause in between.
+the other refuses on its very next request, over REST and gRPC, with no pause in between. And one server with
+two workers on the same topology: a logout acknowledged by one worker is refused by both.
 
 Each scenario first makes the other replica serve the session from the shared cache (its hit counter moves),
 so a refusal is the cache's invalidation at work and not a cache that was never used.
@@ -22,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc, users_pb2, users_pb2_grpc
 from tests.conftest import REDIS_TEST_URL, free_port
 from tests.e2e.support import Server, command, migrate, start
+from tests.e2e.test_session_cache_workers import get_user, in_every_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mariadb, pytest.mark.redis, pytest.mark.timeout(300)]
 PASSWORD = "correct horse battery"
@@ -227,3 +229,33 @@ def test_a_demotion_on_one_replica_takes_the_role_away_on_the_other_at_once(repl
     assert a.call("PUT", f"/users/{user_id}/role", admin, json={"role": "user"}).status_code == 200
     assert b.admin_list(token) == (403, "PERMISSION_DENIED")
     assert b.rest(token, user_id) == (200, 200)  # still signed in, as a user
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path, mariadb_url: str) -> Iterator[Server]:
+    shared = {
+        "ARCANA_DATABASE_URL": mariadb_url,
+        "ARCANA_REDIS_URL": REDIS_TEST_URL,
+        "ARCANA_REDIS_PREFIX": f"arcana-test:{uuid.uuid4().hex[:12]}:",
+        "ARCANA_RATE_LIMITS": "false",
+        "ARCANA_SESSION_CACHE_TTL": "60",
+    }
+    migrate(tmp_path, **shared)
+    server = start([sys.executable, "-m", "py_app", "serve"], tmp_path, ARCANA_WORKERS="2", **shared)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+        asyncio.run(clean(shared["ARCANA_REDIS_PREFIX"]))
+
+
+@pytest.mark.req("SRS-185")
+def test_with_two_workers_a_logout_acknowledged_by_one_is_refused_by_every_worker_at_once(two_workers: Server) -> None:
+    replica = Replica(two_workers, "")
+    token, user_id, _ = replica.register()
+    assert set(asyncio.run(in_every_process(two_workers, get_user(token, user_id))).values()) == {"OK"}  # cached
+    assert replica.call("POST", "/auth/logout", token).status_code == 204
+    refused = asyncio.run(in_every_process(two_workers, get_user(token, user_id)))
+    assert set(refused.values()) == {"UNAUTHENTICATED"}
+    assert replica.rest(token, user_id) == (401, 401)
