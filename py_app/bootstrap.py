@@ -52,7 +52,7 @@ from py_app.health.models import Lifecycle
 from py_app.health.ports import Probe
 from py_app.health.services import HealthService
 from py_app.infra import migrations
-from py_app.infra.cache import InProcessSessionCache, NoSessionCache
+from py_app.infra.cache import InProcessSessionCache, NoSessionCache, RedisSessionCache
 from py_app.infra.counters import FailoverCounters, InProcessCounters, RedisCounters, SqlCounters
 from py_app.infra.db import change_counter, create_engine
 from py_app.infra.jobs import Every, Job
@@ -189,8 +189,8 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
     if settings.redis_url:
         redis = create_redis(settings.redis_url)
         stack.push_async_callback(redis.aclose)
-        # Nothing depends on Redis yet: its outage degrades readiness without taking the service out of
-        # rotation. Critical once the shared session cache uses it.
+        # Everything using Redis falls back without it (the session cache to the database, counters to
+        # this process): its outage degrades readiness without taking the service out of rotation.
         probes.append(RedisProbe(redis, critical=False))
     hasher = MeteredHasher(overrides.get("hasher") or _hasher(stack), metrics)
     clock = overrides.get("clock") or SystemClock()
@@ -401,7 +401,8 @@ def _session_cache(settings: Settings, engine: AsyncEngine, stack: contextlib.As
     On a SQLite file every process's commits move the file's change counter, so an in-process cache
     stamped with it is correct with any number of workers (and the CLI writing beside them). An
     in-memory SQLite database has one process by definition. A network database means other replicas
-    may be revoking sessions: no cache, until a shared (Redis) cache is configured.
+    may be revoking sessions: the cache is shared in Redis when one is configured (every replica and worker
+    sees every invalidation there), and there is none otherwise.
     """
     if settings.session_cache_ttl <= 0:
         return NoSessionCache()
@@ -411,4 +412,10 @@ def _session_cache(settings: Settings, engine: AsyncEngine, stack: contextlib.As
         return InProcessSessionCache(settings.session_cache_ttl, changes=counter)
     if engine.url.get_backend_name() == "sqlite" and settings.workers == 1:
         return InProcessSessionCache(settings.session_cache_ttl)
+    if settings.redis_url:
+        # A client of its own with shorter timeouts: a lookup that fails falls back to the database, so
+        # waiting longer for Redis would only slow the request.
+        client = create_redis(settings.redis_url, timeout=0.5)
+        stack.push_async_callback(client.aclose)
+        return RedisSessionCache(client, settings.redis_prefix, settings.session_cache_ttl, settings.db_timeout)
     return NoSessionCache()

@@ -1,4 +1,4 @@
-"""Session caches: in-process (when every change reaches it) or none. A Redis adapter is still to come.
+"""Session caches: in-process (when every change reaches it), shared in Redis (replicas), or none.
 
 Invalidation is versioned per session and per user: ``stamp`` reads both versions before the
 database read, every ``forget`` advances them, and ``put`` refuses a result stamped before an
@@ -7,15 +7,29 @@ advance. A logout therefore voids only the puts racing that one session, not eve
 With ``changes`` (a counter that moves whenever any process commits to the database, e.g. SQLite's
 ``PRAGMA data_version``), an entry also dies when the database has changed since it was read, so
 the changes made by other workers or processes on the same database file reach this cache too.
+
+``RedisSessionCache`` keeps the same versions in Redis, so every replica sharing it sees every
+invalidation; why it is never stale, a Redis outage or partition included, is in docs/ARCHITECTURE.md
+("The shared session cache").
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import math
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from py_app.auth.ports import Stamp
 from py_app.core.identity import Principal
+
+logger = logging.getLogger("arcana.cache")
 
 
 def _unchanging() -> int:
@@ -97,3 +111,182 @@ class NoSessionCache:
 
     async def forget_user(self, user_id: str) -> None:
         return None
+
+
+# The generation names one life of the Redis data set: made on first use, lost with everything else when
+# Redis restarts empty, so a stamp taken before a restart can never match the versions after it. It expires
+# after a day (a new one only refuses the puts in flight), so an abandoned prefix leaves nothing behind.
+_STAMP = """
+local g = redis.call('GET', KEYS[1])
+if not g then g = ARGV[1]; redis.call('SET', KEYS[1], g, 'EX', 86400) end
+local t = redis.call('TIME')
+return {g, redis.call('GET', KEYS[2]) or '0', redis.call('GET', KEYS[3]) or '0', t[1], t[2]}
+"""
+# Refused unless nothing moved since the stamp and the stamp is younger than the bound on a racing read
+# (measured on Redis's own clock, so a put delayed in the network is judged when it runs).
+_PUT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[2] then return 0 end
+if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[3] then return 0 end
+local t = redis.call('TIME')
+if tonumber(t[1]) * 1000000 + tonumber(t[2]) - tonumber(ARGV[4]) > tonumber(ARGV[5]) then return 0 end
+redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[7])
+redis.call('SADD', KEYS[5], ARGV[8])
+redis.call('PEXPIRE', KEYS[5], ARGV[7])
+return 1
+"""
+# KEYS: version, entry, version, entry ... of each session.
+_FORGET = """
+for i = 1, #KEYS, 2 do
+  redis.call('INCR', KEYS[i])
+  redis.call('PEXPIRE', KEYS[i], ARGV[1])
+  redis.call('DEL', KEYS[i + 1])
+end
+return 1
+"""
+# KEYS: the user's version and the set of its cached sessions; ARGV[2]: the prefix of entry keys.
+_FORGET_USER = """
+redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+for _, sid in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('DEL', ARGV[2] .. sid) end
+redis.call('DEL', KEYS[2])
+return 1
+"""
+_FAILURES = (RedisError, OSError, TimeoutError)
+
+
+class RedisSessionCache:
+    """Live sessions shared by every process and replica using one Redis and prefix.
+
+    Versions and entries live in Redis and change only by Lua scripts, so ``put`` is refused atomically
+    when the session's or the user's version moved (or Redis restarted) since ``stamp``. When Redis fails,
+    lookups read the database (a pause of ``retry_after`` before Redis is tried again), and a ``forget``
+    is retried until Redis takes it or until ``hold`` seconds have passed, after which no copy made
+    before it can still be served anywhere: the caller acknowledges only then.
+    """
+
+    def __init__(self, client: Redis, prefix: str, ttl: float, db_timeout: float, retry_after: float = 1.0) -> None:
+        self._client = client
+        self._prefix = f"{prefix}session-cache:"
+        self._ttl_ms = max(int(ttl * 1000), 1)
+        # A read racing an invalidation began before it and takes at most the database deadline; a stamp
+        # older than that (plus scheduling slack) is refused, so versions need to outlive it only.
+        self._max_age_us = int((db_timeout + 1.0) * 1_000_000)
+        self._version_ms = int((2 * (db_timeout + 1.0) + ttl + 60.0) * 1000)
+        self.hold = ttl + db_timeout + 1.0 + 0.5  # entry life + the racing put's bound + clock slack
+        self._retry_after = retry_after
+        self._down_until = -math.inf
+        self._pending = 0  # forgets of this process Redis has not taken yet: until then, no cached answers here
+        self._said = -math.inf
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stamp = client.register_script(_STAMP)
+        self._put = client.register_script(_PUT)
+        self._forget = client.register_script(_FORGET)
+        self._forget_user = client.register_script(_FORGET_USER)
+
+    @property
+    def usable(self) -> bool:
+        return self._pending == 0 and time.monotonic() >= self._down_until
+
+    async def get(self, session_id: str) -> Principal | None:
+        if not self.usable:
+            return None
+        try:
+            raw = await self._client.get(self._key("s:", session_id))
+        except _FAILURES as exc:
+            self._failed(exc)
+            return None
+        if raw is None:
+            return None
+        try:
+            user_id, role, verified = json.loads(raw)
+        except (ValueError, TypeError):
+            return None  # not an entry of ours (something else wrote under the prefix): read the database
+        return Principal(str(user_id), session_id, str(role), verified=bool(verified))
+
+    async def stamp(self, session_id: str, user_id: str) -> Stamp:
+        if not self.usable:
+            return ()
+        keys = [self._prefix + "gen", self._key("sv:", session_id), self._key("uv:", user_id)]
+        try:
+            generation, session_v, user_v, seconds, micros = await self._stamp(keys=keys, args=[secrets.randbits(62)])
+        except _FAILURES as exc:
+            self._failed(exc)
+            return ()
+        return (int(generation), int(session_v), int(user_v), int(seconds) * 1_000_000 + int(micros))
+
+    async def put(self, principal: Principal, stamp: Stamp) -> None:
+        if len(stamp) != 4 or not self.usable:
+            return  # stamped while Redis failed (or an invalidation was pending): nothing to compare with
+        generation, session_v, user_v, stamped_us = stamp
+        keys = [
+            self._prefix + "gen",
+            self._key("sv:", principal.session_id),
+            self._key("uv:", principal.user_id),
+            self._key("s:", principal.session_id),
+            self._key("u:", principal.user_id),
+        ]
+        payload = json.dumps([principal.user_id, principal.role, principal.verified])
+        args: list[int | str] = [generation, session_v, user_v, stamped_us, self._max_age_us, payload, self._ttl_ms]
+        try:
+            await self._put(keys=keys, args=[*args, principal.session_id])
+        except _FAILURES as exc:
+            self._failed(exc)
+
+    async def forget(self, session_ids: list[str]) -> None:
+        if not session_ids:
+            return
+        keys = [key for sid in session_ids for key in (self._key("sv:", sid), self._key("s:", sid))]
+        await self._until_taken(lambda: self._forget(keys=keys, args=[self._version_ms]))
+
+    async def forget_user(self, user_id: str) -> None:
+        keys = [self._key("uv:", user_id), self._key("u:", user_id)]
+        await self._until_taken(lambda: self._forget_user(keys=keys, args=[self._version_ms, self._prefix + "s:"]))
+
+    async def _until_taken(self, invalidate: Callable[[], Awaitable[object]]) -> None:
+        """Return once Redis took the invalidation, or once every copy it should have removed has expired.
+
+        Runs as a task of its own: a caller cancelled meanwhile (its client went away) leaves it running,
+        so this process serves no cached answer until it is done.
+        """
+        task = asyncio.get_running_loop().create_task(self._retry(invalidate))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        await asyncio.shield(task)
+
+    async def _retry(self, invalidate: Callable[[], Awaitable[object]]) -> None:
+        self._pending += 1
+        deadline = time.monotonic() + self.hold
+        pause = 0.05
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
+                        await invalidate()
+                except _FAILURES as exc:
+                    self._failed(exc)
+                else:
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    logger.warning(
+                        "session cache invalidation did not reach redis; answered once every cached copy had expired",
+                        extra={"hold_seconds": self.hold},
+                    )
+                    return
+                await asyncio.sleep(min(pause, left))
+                pause = min(pause * 2, 0.5)
+        finally:
+            self._pending -= 1
+
+    def _failed(self, exc: BaseException) -> None:
+        self._down_until = time.monotonic() + self._retry_after
+        if time.monotonic() - self._said >= 60:
+            self._said = time.monotonic()
+            logger.warning(
+                "redis unavailable: the session cache reads the database until it answers",
+                extra={"error": type(exc).__name__},
+            )
+
+    def _key(self, kind: str, name: str) -> str:
+        return f"{self._prefix}{kind}{name}"

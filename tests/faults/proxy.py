@@ -12,18 +12,38 @@ from tests.conftest import free_port
 
 class LatencyProxy:
     """Forwards 127.0.0.1:``port`` to ``target``; every chunk the database sends waits ``delay`` seconds more
-    (connections stay open: a slow or, with a delay past every timeout, a hung database)."""
+    (connections stay open: a slow or, with a delay past every timeout, a hung database). While ``blocked``,
+    nothing passes either way and what was sent meanwhile arrives when it is lifted: a network partition."""
 
     def __init__(self, target: int) -> None:
         self.target = target
         self.port = free_port()
         self.delay = 0.0
+        self._open = asyncio.Event()  # cleared while blocked; only touched on the proxy's loop
+        self._blocked = False
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._writers: set[asyncio.StreamWriter] = set()
 
+    @property
+    def blocked(self) -> bool:
+        return self._blocked
+
+    @blocked.setter
+    def blocked(self, value: bool) -> None:
+        self._blocked = value
+        done = threading.Event()
+
+        def switch() -> None:
+            (self._open.clear if value else self._open.set)()
+            done.set()
+
+        self._loop.call_soon_threadsafe(switch)
+        done.wait(10)  # in force before the caller goes on
+
     def _run(self) -> None:
+        self._open.set()
         asyncio.set_event_loop(self._loop)
         server = self._loop.run_until_complete(asyncio.start_server(self._connection, "127.0.0.1", self.port))
         self._started.set()
@@ -57,6 +77,7 @@ class LatencyProxy:
             while chunk := await reader.read(65536):
                 if delayed and self.delay:
                     await asyncio.sleep(self.delay)
+                await self._open.wait()
                 writer.write(chunk)
                 await writer.drain()
         writer.close()
