@@ -64,6 +64,12 @@ from py_app.infra.probes import DatabaseProbe, RedisProbe, SchemaProbe
 from py_app.infra.redis import create_redis
 from py_app.infra.relay import Handler, OutboxRelay
 from py_app.infra.remote import Served, Target, TierProbe, served
+from py_app.infra.remote_services import (
+    RemoteAuditUseCases,
+    RemoteAuthUseCases,
+    RemoteRecoveryUseCases,
+    RemoteUserUseCases,
+)
 from py_app.infra.remote_stores import (
     RemoteAccountTokenStore,
     RemoteAuditStore,
@@ -143,12 +149,15 @@ class WorkerContainer:
 
 
 @dataclass(kw_only=True)
-class RepositoryContainer:
-    """The repository tier of the layered mode: the store ports it serves, and its own readiness."""
+class TierContainer:
+    """An internal tier of the layered mode (repository or service): the ports it serves over internal
+    gRPC, its readiness, and its background jobs (the service tier's)."""
 
     settings: Settings
     ports: dict[str, Served]
     health: HealthService
+    jobs: tuple[Job, ...] = ()
+    warm_up: tuple[Callable[[], Awaitable[None]], ...] = ()  # run before it serves (the service tier's hasher)
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -176,9 +185,34 @@ class Stores:
 
 
 def build_edge(settings: Settings, **overrides: Unpack[Overrides]) -> Container:
-    """The edge (REST + gRPC). Monolithic: every port served by an in-process adapter. Layered: the
-    services run here over gRPC clients of the repository tier (the service tier is not split out yet)."""
+    """The edge (REST + gRPC). Monolithic: every port served by an in-process adapter. Layered: the use
+    cases are gRPC clients of the service tier; the edge keeps validation, tokens' keys and its transports."""
+    if settings.mode == "layered":
+        return _layered_edge(settings, overrides)
     return _build_services(settings, overrides, _stores(settings, overrides))
+
+
+def build_service(settings: Settings, **overrides: Unpack[Overrides]) -> TierContainer:
+    """The layered mode's service tier: the services over gRPC clients of the repository tier, served to
+    the edges over internal gRPC, with the background jobs."""
+    services = _build_services(settings, overrides, _stores(settings, overrides))
+    ports = dict(
+        [
+            served(UserUseCases, services.users),
+            served(AuthUseCases, services.auth),
+            served(RecoveryUseCases, services.recovery),
+            served(AuditUseCases, services.audit),
+        ]
+    )
+    return TierContainer(
+        settings=settings,
+        ports=ports,
+        health=services.health,
+        jobs=services.jobs,
+        warm_up=(services.auth.prepare,),
+        lifecycle=services.lifecycle,
+        stack=services.stack,
+    )
 
 
 def build_grpc(settings: Settings, **overrides: Unpack[Overrides]) -> Container:
@@ -191,7 +225,7 @@ def build_worker(settings: Settings, **overrides: Unpack[Overrides]) -> WorkerCo
     return WorkerContainer(settings=settings, jobs=services.jobs, lifecycle=services.lifecycle, stack=services.stack)
 
 
-def build_repository(settings: Settings) -> RepositoryContainer:
+def build_repository(settings: Settings) -> TierContainer:
     """The layered mode's repository tier: the SQL stores, served over internal gRPC; the only process
     of the topology that touches the database."""
     stack = contextlib.AsyncExitStack()
@@ -210,7 +244,7 @@ def build_repository(settings: Settings) -> RepositoryContainer:
         ]
     )
     lifecycle = Lifecycle()
-    return RepositoryContainer(
+    return TierContainer(
         settings=settings, ports=ports, health=HealthService(stores.probes, lifecycle), lifecycle=lifecycle, stack=stack
     )
 
@@ -227,14 +261,15 @@ def prepare_keys(settings: Settings) -> None:
 
 def runner(settings: Settings) -> Runner:
     """The process runner of the configured role (each runner builds its own container)."""
-    from py_app.entrypoints import grpc_runner, repository, serve, worker
+    from py_app.entrypoints import grpc_runner, serve, tier, worker
 
     runners: dict[tuple[str, str], Runner] = {
         ("monolithic", "edge"): serve.serve,
         ("monolithic", "grpc"): grpc_runner.run,
         ("monolithic", "worker"): worker.run,
         ("layered", "edge"): serve.serve,
-        ("layered", "repository"): repository.run,
+        ("layered", "service"): functools.partial(tier.run, "Services", build_service),
+        ("layered", "repository"): functools.partial(tier.run, "Repository", build_repository),
     }
     return runners[(settings.mode, settings.role)]  # Settings refused any other pair at start
 
@@ -247,6 +282,29 @@ async def admin_exists(settings: Settings) -> bool:
         return (await SqlUserStore(engine).search(query))[1] > 0
     finally:
         await engine.dispose()
+
+
+def _layered_edge(settings: Settings, overrides: Overrides) -> Container:
+    """A layered edge: every use case through one channel to the service tier, whose readiness is its own."""
+    assert settings.service_target is not None
+    stack = contextlib.AsyncExitStack()
+    metrics = overrides.get("metrics") or _metrics(settings, stack)
+    target = Target(settings.service_target, "Services", settings.internal_timeout)
+    stack.push_async_callback(target.close)
+    _, keys = _access_tokens(settings, resolve_jwt_secret(settings), stack, overrides)  # the JWKS it publishes
+    lifecycle = Lifecycle()
+    return Container(
+        settings=settings,
+        users=RemoteUserUseCases(target),
+        auth=RemoteAuthUseCases(target),
+        recovery=RemoteRecoveryUseCases(target),
+        audit=RemoteAuditUseCases(target),
+        keys=keys,
+        health=HealthService([TierProbe("service", target)], lifecycle),
+        metrics=metrics,
+        lifecycle=lifecycle,
+        stack=stack,
+    )
 
 
 def _stores(settings: Settings, overrides: Overrides) -> Callable[[contextlib.AsyncExitStack, Metrics], Stores]:

@@ -43,15 +43,14 @@ LIMITS = {
 }
 LIMIT_FORMAT = re.compile(r"\d+/\d+(,\d+/\d+)*")
 # The roles each deployment mode has (bootstrap.runner maps a mode and role to its runner). Microservices
-# (issue 13.3) is a mode to come: named so that a start with it is refused with a clear line. The layered
-# mode's service tier still runs inside its edge processes (docs/ARCHITECTURE.md, "Layered mode").
+# (issue 13.3) is a mode to come: named so that a start with it is refused with a clear line.
 MODE_ROLES: dict[str, tuple[str, ...]] = {
     "monolithic": ("edge", "grpc", "worker"),
-    "layered": ("edge", "repository"),
+    "layered": ("edge", "service", "repository"),
     "microservices": (),
 }
 # The internal tier a layered process calls, by role (the setting that names its address).
-LAYERED_TARGETS = {"edge": "repository_target"}
+LAYERED_TARGETS = {"edge": "service_target", "service": "repository_target"}
 
 
 class SettingsError(ValueError):
@@ -64,8 +63,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     env: Literal["development", "production"] = "development"
     # How the processes of the deployment split the work, and what this one serves (bootstrap.runner).
     mode: Literal["monolithic", "layered", "microservices"] = "monolithic"
-    role: Literal["edge", "grpc", "worker", "repository"] = "edge"
-    # Layered mode: the internal gRPC address (host:port) of the repository tier.
+    role: Literal["edge", "grpc", "worker", "service", "repository"] = "edge"
+    # Layered mode: the internal gRPC addresses (host:port) of the service and repository tiers.
+    service_target: str | None = None
     repository_target: str | None = None
     internal_timeout: Annotated[float, msgspec.Meta(gt=0, le=120)] = 15.0  # an internal call with no caller deadline
     data_dir: str = "./var"

@@ -36,8 +36,8 @@ def _parser() -> argparse.ArgumentParser:
         help="serve until Ctrl-C or SIGTERM (what is served depends on ARCANA_ROLE)",
         description="Run this process's role (ARCANA_ROLE): `edge` (default) serves REST "
         "(ARCANA_HTTP_HOST:ARCANA_HTTP_PORT) and gRPC (ARCANA_GRPC_HOST:ARCANA_GRPC_PORT), `grpc` serves gRPC only, "
-        "`worker` runs background jobs; from ARCANA_WORKERS processes. With ARCANA_MODE=layered: `edge`, or "
-        "`repository` (the store ports over internal gRPC). Run `migrate` first.",
+        "`worker` runs background jobs; from ARCANA_WORKERS processes. With ARCANA_MODE=layered: `edge`, `service` "
+        "(the use cases over internal gRPC) or `repository` (the store ports over internal gRPC). Run `migrate` first.",
     )
     topology = commands.add_parser(
         "up",

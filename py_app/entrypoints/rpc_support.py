@@ -24,6 +24,7 @@ from py_app.core.identity import Principal
 from py_app.core.ports import Metrics, NoMetrics
 from py_app.entrypoints.addresses import Network, client_address
 from py_app.entrypoints.rpc_observe import announce, observed
+from py_app.infra import remote
 from py_app.infra.rpc_errors import to_status
 
 logger = logging.getLogger("arcana.rpc")
@@ -129,6 +130,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
 
         async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             caller = client_info(context, self._trusted)
+            remote.inherit_deadline(context.time_remaining())  # a layered edge's calls to its tiers end with it
             async with observed(method, context, caller):
                 return await answer(request, context, caller)
 

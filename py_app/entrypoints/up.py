@@ -29,8 +29,10 @@ READY_SECONDS = 60.0
 STOP_MARGIN = 10.0  # beyond the shutdown grace, before a process that does not stop is killed
 HOST = "127.0.0.1"
 # What each mode starts, in start order (an edge needs the tier behind it).
-TOPOLOGIES: dict[str, tuple[str, ...]] = {"monolithic": ("edge",), "layered": ("repository", "edge")}
-REPLICABLE = frozenset({"edge"})  # the repository tier is one process until clients balance over several
+TOPOLOGIES: dict[str, tuple[str, ...]] = {"monolithic": ("edge",), "layered": ("repository", "service", "edge")}
+# The internal tiers are one process each until their clients balance over several targets.
+REPLICABLE = frozenset({"edge"})
+TARGETS = {"repository": "ARCANA_REPOSITORY_TARGET", "service": "ARCANA_SERVICE_TARGET"}  # who calls a tier
 
 
 class UsageError(ValueError):
@@ -91,10 +93,10 @@ def plan(settings: Settings, mode: str, replicas: dict[str, int], base_port: int
                 http_port = settings.http_port if first_edge else port()
                 environ |= {"ARCANA_HTTP_HOST": HOST, "ARCANA_HTTP_PORT": str(http_port)}
                 process.http = f"{HOST}:{http_port}"
-            if role == "repository":
-                targets["ARCANA_REPOSITORY_TARGET"] = process.grpc
-            if mode != "monolithic" and role != "repository":
-                environ |= targets
+            if mode != "monolithic":
+                environ |= targets  # the tiers started before this one
+            if role in TARGETS:
+                targets[TARGETS[role]] = process.grpc
             processes.append(process)
     return processes
 

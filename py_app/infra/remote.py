@@ -106,6 +106,12 @@ def port_methods(protocol: type) -> dict[str, Method]:
     return methods
 
 
+def inherit_deadline(remaining: float | None) -> None:
+    """Make the internal calls of the call being served (in this task's context) end by its caller's
+    deadline, ``remaining`` seconds from now (None: the caller set none)."""
+    _deadline.set(time.monotonic() + remaining if remaining is not None else None)
+
+
 # --- the serving end ---------------------------------------------------------------------------------------
 
 
@@ -137,8 +143,8 @@ class PortServicer:
             raise AssertionError  # abort raises
         offered = dict(context.invocation_metadata() or ())
         token = request_id.bind(request_id.accept(str(offered.get(request_id.HEADER) or "") or None))
-        remaining = context.time_remaining()
-        deadline = _deadline.set(time.monotonic() + remaining if remaining is not None else None)
+        deadline = _deadline.get()
+        inherit_deadline(context.time_remaining())
         try:
             try:
                 positional, keywords = method.decode_arguments(request.arguments)
@@ -152,7 +158,7 @@ class PortServicer:
                 raise AssertionError from None
             return ports_pb2.CallReply(result=_ENCODER.encode(result))
         finally:
-            _deadline.reset(deadline)
+            _deadline.set(deadline)
             request_id.unbind(token)
 
 

@@ -5,7 +5,8 @@ The server is a real ``python -m py_app serve`` process on free ports under a te
 admin. ``live_server`` is session-scoped and parametrised over SQLite (a file under the data directory),
 MariaDB (a freshly created database, dropped at the end; with CI=true an unreachable MariaDB fails the tests)
 and the layered topology (``python -m py_app up --mode layered``: a repository-tier process that alone opens
-the SQLite file, and an edge process that reaches it over internal gRPC; the suite talks to the edge).
+the SQLite file, a service-tier process calling it and an edge process calling that, over internal gRPC;
+the suite talks to the edge).
 
 A test decorated with ``@scenario`` takes ``client`` (and optionally ``admin``): it runs once over REST and
 once over gRPC, inside one test, each run through a recording client, and then the two transcripts must be

@@ -33,7 +33,11 @@ LISTED = re.compile(r"^(?P<name>[a-z]+-\d+)\s+pid (?P<pid>\d+)\s+grpc (?P<grpc>\
     [
         ({"ARCANA_MODE": "layered", "ARCANA_ROLE": "grpc"}, "ARCANA_ROLE=grpc is not a role of ARCANA_MODE=layered"),
         ({"ARCANA_ROLE": "repository"}, "ARCANA_ROLE=repository is not a role of ARCANA_MODE=monolithic"),
-        ({"ARCANA_MODE": "layered"}, "ARCANA_REPOSITORY_TARGET is required for ARCANA_ROLE=edge in layered mode"),
+        ({"ARCANA_MODE": "layered"}, "ARCANA_SERVICE_TARGET is required for ARCANA_ROLE=edge in layered mode"),
+        (
+            {"ARCANA_MODE": "layered", "ARCANA_ROLE": "service"},
+            "ARCANA_REPOSITORY_TARGET is required for ARCANA_ROLE=service in layered mode",
+        ),
         ({"ARCANA_MODE": "microservices"}, "ARCANA_MODE=microservices is not available yet"),
         ({"ARCANA_MODE": "tiered"}, "ARCANA_MODE"),
     ],
@@ -88,14 +92,14 @@ def _open_files(pid: int) -> set[str]:
 
 
 @pytest.mark.req("SRS-191", "SRS-193")
-def test_up_starts_the_layered_topology_whose_edges_share_one_repository_and_stops_it_cleanly(tmp_path: Path) -> None:
+def test_up_starts_the_layered_topology_whose_edges_share_one_service_tier_and_stops_it_cleanly(tmp_path: Path) -> None:
     migrate(tmp_path)
     up = start([sys.executable, "-m", "py_app", "up", "--mode", "layered", "--replicas", "edge=2"], tmp_path)
     try:
         processes = _listed(up)
-        assert sorted(processes) == ["edge-1", "edge-2", "repository-1"], processes
+        assert sorted(processes) == ["edge-1", "edge-2", "repository-1", "service-1"], processes
         first, second = processes["edge-1"]["http"], processes["edge-2"]["http"]
-        assert len({first, second, *(p["grpc"] for p in processes.values())}) == 5  # all ports distinct
+        assert len({first, second, *(p["grpc"] for p in processes.values())}) == 6  # all ports distinct
         token = _register(first)
         assert _me(second, token).status_code == 200  # one repository behind both edges
         assert (
@@ -107,7 +111,7 @@ def test_up_starts_the_layered_topology_whose_edges_share_one_repository_and_sto
             name: any(path.startswith(database) for pid in _descendants(int(p["pid"])) for path in _open_files(pid))
             for name, p in processes.items()
         }
-        assert holders == {"repository-1": True, "edge-1": False, "edge-2": False}
+        assert holders == {"repository-1": True, "service-1": False, "edge-1": False, "edge-2": False}
         pids = {int(p["pid"]) for p in processes.values()}
         up.process.send_signal(signal.SIGTERM)
         assert up.process.wait(STOP_SECONDS * 2) == 0, up.output()[-3000:]
@@ -137,52 +141,65 @@ def _grpc_me(target: str, token: str) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
-def _repository(tmp_path: Path, port: int) -> Server:
+def _tier(tmp_path: Path, role: str, port: int, **env: str) -> Server:
     return start(
         [sys.executable, "-m", "py_app", "serve"],
-        tmp_path / "repository",
+        tmp_path / role,
         ARCANA_DATA_DIR=str(tmp_path / "var"),
         ARCANA_MODE="layered",
-        ARCANA_ROLE="repository",
+        ARCANA_ROLE=role,
         ARCANA_GRPC_PORT=str(port),
+        **env,
     )
 
 
+def _until(check: object, server: Server) -> None:
+    deadline = time.monotonic() + READY_SECONDS
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, server.output()[-3000:]
+        time.sleep(0.3)
+
+
+def _down(edge: Server, token: str) -> None:
+    """What the edge answers while a tier behind it is down: 503 + Retry-After, UNAVAILABLE, not ready."""
+    down = _me(edge.http, token)
+    assert down.status_code == 503, down.text
+    assert down.headers["Retry-After"] == "1"
+    assert down.json()["code"] == "unavailable"
+    assert "127.0.0.1" not in down.text  # the internal address stays inside
+    assert _grpc_me(edge.grpc, token) == grpc.StatusCode.UNAVAILABLE
+    _until(lambda: httpx.get(f"{edge.http}/health/ready", timeout=10).status_code == 503, edge)
+
+
 @pytest.mark.req("SRS-194")
-def test_a_repository_tier_that_is_down_is_a_503_with_retry_after_and_unavailable_at_the_edge(tmp_path: Path) -> None:
+def test_a_tier_that_is_down_is_a_503_with_retry_after_and_unavailable_at_the_edge_until_it_is_back(
+    tmp_path: Path,
+) -> None:
     migrate(tmp_path)
-    port = free_port()
-    repository = _repository(tmp_path, port)
+    repository_port, service_port = free_port(), free_port()
+    started = [_tier(tmp_path, "repository", repository_port)]
+    started.append(_tier(tmp_path, "service", service_port, ARCANA_REPOSITORY_TARGET=f"127.0.0.1:{repository_port}"))
     edge = start(
         [sys.executable, "-m", "py_app", "serve"],
         tmp_path / "edge",
         ARCANA_DATA_DIR=str(tmp_path / "var"),
         ARCANA_MODE="layered",
-        ARCANA_REPOSITORY_TARGET=f"127.0.0.1:{port}",
+        ARCANA_SERVICE_TARGET=f"127.0.0.1:{service_port}",
     )
-    again: Server | None = None
     try:
         edge.wait_ready()
         token = _register(edge.http)
         assert _me(edge.http, token).status_code == 200
-        os.killpg(repository.process.pid, signal.SIGKILL)
-        repository.process.wait(10)
-        down = _me(edge.http, token)
-        assert down.status_code == 503, down.text
-        assert down.headers["Retry-After"] == "1"
-        assert down.json()["code"] == "unavailable"
-        assert "127.0.0.1" not in down.text  # the internal address stays inside
-        assert _grpc_me(edge.grpc, token) == grpc.StatusCode.UNAVAILABLE
-        assert httpx.get(f"{edge.http}/health/ready", timeout=10).status_code == 503
-        again = _repository(tmp_path, port)
-        deadline = time.monotonic() + READY_SECONDS
-        while _me(edge.http, token).status_code != 200:  # the edge's channel reconnects by itself
-            assert time.monotonic() < deadline, edge.output()[-3000:]
-            time.sleep(0.3)
-        assert _grpc_me(edge.grpc, token) == grpc.StatusCode.OK
+        for role, port, index in (("repository", repository_port, 0), ("service", service_port, 1)):
+            os.killpg(started[index].process.pid, signal.SIGKILL)  # two hops away, then the next tier
+            started[index].process.wait(10)
+            _down(edge, token)
+            env = {} if role == "repository" else {"ARCANA_REPOSITORY_TARGET": f"127.0.0.1:{repository_port}"}
+            started.append(_tier(tmp_path, role, port, **env))
+            _until(lambda: _me(edge.http, token).status_code == 200, edge)  # reconnects by itself
+            assert _grpc_me(edge.grpc, token) == grpc.StatusCode.OK
     finally:
         edge.stop()
-        repository.stop()
-        if again is not None:
-            again.stop()
+        for server in started:
+            server.stop()
     assert "Traceback" not in edge.output()

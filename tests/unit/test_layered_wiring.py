@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -11,15 +12,15 @@ import grpc
 import pytest
 
 from py_app import bootstrap
-from py_app.audit.ports import AuditStore
-from py_app.auth.ports import AccountTokenStore, SessionStore
+from py_app.audit.ports import AuditStore, AuditUseCases
+from py_app.auth.ports import AccountTokenStore, AuthUseCases, RecoveryUseCases, SessionStore
 from py_app.config import SettingsError, load_settings
 from py_app.core.errors import FieldError, InvalidInput, NotFound, RateLimited
-from py_app.entrypoints import repository, serve
-from py_app.infra import remote, remote_stores, request_id
+from py_app.entrypoints import serve, tier
+from py_app.infra import remote, remote_services, remote_stores, request_id
 from py_app.infra.counters import CounterStore
 from py_app.infra.outbox import OutboxStore
-from py_app.users.ports import UserStore
+from py_app.users.ports import UserStore, UserUseCases
 
 ADAPTERS = {
     remote_stores.RemoteUserStore: UserStore,
@@ -28,6 +29,10 @@ ADAPTERS = {
     remote_stores.RemoteAuditStore: AuditStore,
     remote_stores.RemoteOutbox: OutboxStore,
     remote_stores.RemoteCounters: CounterStore,
+    remote_services.RemoteUserUseCases: UserUseCases,
+    remote_services.RemoteAuthUseCases: AuthUseCases,
+    remote_services.RemoteRecoveryUseCases: RecoveryUseCases,
+    remote_services.RemoteAuditUseCases: AuditUseCases,
 }
 
 
@@ -47,7 +52,7 @@ def test_each_grpc_client_adapter_spells_exactly_its_ports_methods_with_their_si
 @pytest.mark.req("SRS-190")
 def test_the_mode_defaults_to_monolithic_and_each_mode_accepts_only_its_roles() -> None:
     assert load_settings({}).mode == "monolithic"
-    layered = load_settings({"ARCANA_MODE": "layered", "ARCANA_REPOSITORY_TARGET": "127.0.0.1:9"})
+    layered = load_settings({"ARCANA_MODE": "layered", "ARCANA_SERVICE_TARGET": "127.0.0.1:9"})
     assert (layered.mode, layered.role) == ("layered", "edge")
     assert load_settings({"ARCANA_MODE": "layered", "ARCANA_ROLE": "repository"}).role == "repository"
     with pytest.raises(SettingsError, match="ARCANA_ROLE=worker is not a role of ARCANA_MODE=layered"):
@@ -58,8 +63,15 @@ def test_the_mode_defaults_to_monolithic_and_each_mode_accepts_only_its_roles() 
 
 @pytest.mark.req("SRS-190")
 def test_the_runner_is_chosen_by_mode_and_role() -> None:
-    assert bootstrap.runner(load_settings({"ARCANA_MODE": "layered", "ARCANA_ROLE": "repository"})) is repository.run
-    assert bootstrap.runner(load_settings({"ARCANA_MODE": "layered", "ARCANA_REPOSITORY_TARGET": "h:1"})) is serve.serve
+    repository = bootstrap.runner(load_settings({"ARCANA_MODE": "layered", "ARCANA_ROLE": "repository"}))
+    service = bootstrap.runner(
+        load_settings({"ARCANA_MODE": "layered", "ARCANA_ROLE": "service", "ARCANA_REPOSITORY_TARGET": "h:1"})
+    )
+    assert isinstance(repository, functools.partial)
+    assert isinstance(service, functools.partial)
+    assert (repository.func, repository.args) == (tier.run, ("Repository", bootstrap.build_repository))
+    assert (service.func, service.args) == (tier.run, ("Services", bootstrap.build_service))
+    assert bootstrap.runner(load_settings({"ARCANA_MODE": "layered", "ARCANA_SERVICE_TARGET": "h:1"})) is serve.serve
     assert bootstrap.runner(load_settings({})) is serve.serve
 
 
