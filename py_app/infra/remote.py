@@ -156,6 +156,11 @@ class PortServicer:
             except DomainError as error:
                 await context.abort_with_status(to_status(error))
                 raise AssertionError from None
+            except Exception:
+                # A defect behind the boundary: logged here, where its traceback is; the caller gets Internal.
+                logger.exception("internal call failed", extra={"port": request.port, "method": request.method})
+                await context.abort_with_status(to_status(Internal()))
+                raise AssertionError from None
             return ports_pb2.CallReply(result=_ENCODER.encode(result))
         finally:
             _deadline.set(deadline)

@@ -64,9 +64,9 @@ def _me(http: str, token: str) -> httpx.Response:
     return httpx.get(f"{http}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
-def _listed(server: Server) -> dict[str, dict[str, str]]:
+def _listed(server: Server, mode: str = "layered") -> dict[str, dict[str, str]]:
     deadline = time.monotonic() + READY_SECONDS
-    while "ready: layered" not in server.output():
+    while f"ready: {mode}" not in server.output():
         if server.process.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"`up` not ready (exit {server.process.poll()}):\n{server.output()[-3000:]}")
         time.sleep(0.2)
@@ -118,6 +118,24 @@ def test_up_starts_the_layered_topology_whose_edges_share_one_service_tier_and_s
         assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
         for name in processes:
             assert f"{name:<12} stopped (0)" in up.output()
+    finally:
+        up.stop()
+    assert "Traceback" not in up.output()
+
+
+@pytest.mark.req("SRS-193")
+def test_up_runs_the_monolithic_mode_with_two_edges_on_distinct_ports_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    migrate(tmp_path)
+    up = start([sys.executable, "-m", "py_app", "up", "--replicas", "edge=2"], tmp_path)
+    try:
+        processes = _listed(up, "monolithic")
+        assert sorted(processes) == ["edge-1", "edge-2"], processes
+        assert processes["edge-1"]["http"] != processes["edge-2"]["http"]
+        token = _register(processes["edge-1"]["http"])
+        assert _me(processes["edge-2"]["http"], token).status_code == 200
+        up.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        assert up.process.wait(STOP_SECONDS * 2) == 0, up.output()[-3000:]
+        assert not [p for p in processes.values() if Path(f"/proc/{p['pid']}").exists()]
     finally:
         up.stop()
     assert "Traceback" not in up.output()

@@ -12,10 +12,11 @@ import grpc
 import pytest
 
 from py_app import bootstrap
+from py_app._proto.arcana.internal.v1 import ports_pb2, ports_pb2_grpc
 from py_app.audit.ports import AuditStore, AuditUseCases
 from py_app.auth.ports import AccountTokenStore, AuthUseCases, RecoveryUseCases, SessionStore
 from py_app.config import SettingsError, load_settings
-from py_app.core.errors import FieldError, InvalidInput, NotFound, RateLimited
+from py_app.core.errors import FieldError, Internal, InvalidInput, NotFound, RateLimited
 from py_app.entrypoints import serve, tier
 from py_app.infra import remote, remote_services, remote_stores, request_id
 from py_app.infra.counters import CounterStore
@@ -97,6 +98,8 @@ class EchoAdapter:
             raise RateLimited("slow down", retry_after=7)
         if kind == "input":
             raise InvalidInput("bad", (FieldError("email", "is not an email"),))
+        if kind == "defect":
+            raise KeyError("a bug")
         raise NotFound("no such thing")
 
 
@@ -112,19 +115,26 @@ class RemoteEcho(remote.RemotePort):
 
 
 @pytest.fixture
-async def echo() -> AsyncIterator[RemoteEcho]:
+async def echo_address() -> AsyncIterator[str]:
     server = grpc.aio.server()
     onward = remote.Target("127.0.0.1:9", "Repository", timeout=60.0)  # never called: only its deadline is read
     remote.add_servicer(server, "Repository", dict([remote.served(Echo, EchoAdapter(onward))]))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    target = remote.Target(f"127.0.0.1:{port}", "Repository", timeout=3.0)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await onward.close()
+        await server.stop(None)
+
+
+@pytest.fixture
+async def echo(echo_address: str) -> AsyncIterator[RemoteEcho]:
+    target = remote.Target(echo_address, "Repository", timeout=3.0)
     try:
         yield RemoteEcho(target)
     finally:
         await target.close()
-        await onward.close()
-        await server.stop(None)
 
 
 @pytest.mark.req("SDD-191")
@@ -153,3 +163,35 @@ async def test_domain_errors_raised_behind_the_boundary_arrive_as_the_same_error
     assert invalid.value.errors == (FieldError("email", "is not an email"),)
     with pytest.raises(NotFound, match="no such thing"):
         await echo.fail("missing")
+
+
+@pytest.mark.req("SRS-191")
+async def test_a_defect_behind_the_boundary_is_internal_and_logged_there(
+    echo: RemoteEcho, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(Internal):
+        await echo.fail("defect")
+    logged = [(record.message, record.exc_info is not None) for record in caplog.records]
+    # The serving end logs the defect with its traceback; the calling end only that the tier failed.
+    assert logged == [("internal call failed", True), ("internal tier failed", False)]
+
+
+@pytest.mark.req("SRS-191")
+@pytest.mark.parametrize(
+    ("port", "method", "arguments", "code"),
+    [
+        ("Echo", "fail", b"not json", grpc.StatusCode.INVALID_ARGUMENT),
+        ("Echo", "fail", b'{"kind": 3}', grpc.StatusCode.INVALID_ARGUMENT),
+        ("Echo", "fail", b'{"kind": "x", "extra": 1}', grpc.StatusCode.INVALID_ARGUMENT),
+        ("Echo", "__init__", b"{}", grpc.StatusCode.UNIMPLEMENTED),
+        ("Nothing", "fail", b"{}", grpc.StatusCode.UNIMPLEMENTED),
+    ],
+)
+async def test_a_call_that_does_not_match_a_ports_method_is_refused_without_running_anything(
+    echo_address: str, port: str, method: str, arguments: bytes, code: grpc.StatusCode
+) -> None:
+    async with grpc.aio.insecure_channel(echo_address) as channel:
+        call = ports_pb2_grpc.RepositoryStub(channel).Call
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call(ports_pb2.CallRequest(port=port, method=method, arguments=arguments), timeout=5)
+    assert refused.value.code() == code
