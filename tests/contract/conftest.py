@@ -46,7 +46,11 @@ ADMIN_USERNAME = "root"
 ADMIN_EMAIL = "root@example.com"
 ADMIN_PASSWORD = "contract-suite-admin-passphrase-quiet-otter-58"
 PROTOCOLS = ("rest", "grpc")
-BACKENDS = ("sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb), "layered")
+BACKENDS = (
+    "sqlite",
+    pytest.param("mariadb", marks=pytest.mark.mariadb),
+    pytest.param("layered", marks=pytest.mark.req("SRS-192", "SRS-195")),
+)
 # What the server process runs, by backend: one `serve`, or a whole topology under `up` (which stops its
 # processes when it gets SIGTERM).
 COMMANDS = {"sqlite": ["serve"], "mariadb": ["serve"], "layered": ["up", "--mode", "layered"]}

@@ -91,7 +91,7 @@ def _open_files(pid: int) -> set[str]:
     return names
 
 
-@pytest.mark.req("SRS-191", "SRS-193")
+@pytest.mark.req("SRS-191", "SRS-193", "SRS-195")
 def test_up_starts_the_layered_topology_whose_edges_share_one_service_tier_and_stops_it_cleanly(tmp_path: Path) -> None:
     migrate(tmp_path)
     up = start([sys.executable, "-m", "py_app", "up", "--mode", "layered", "--replicas", "edge=2"], tmp_path)

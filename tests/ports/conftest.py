@@ -34,7 +34,12 @@ from py_app.users.repositories import SqlUserStore
 from tests.conftest import MARIADB_ADMIN_URL, mariadb_admin, unavailable
 from tests.fakes import InMemoryAccountTokens, InMemoryAudit, stores
 
-BACKENDS = ["fake", "sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb), "remote"]
+BACKENDS = [
+    "fake",
+    "sqlite",
+    pytest.param("mariadb", marks=pytest.mark.mariadb),
+    pytest.param("remote", marks=pytest.mark.req("SRS-191")),
+]
 T0 = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
 

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.req("SRS-082", "SDD-103")
         "sqlite",
         pytest.param("mariadb", marks=pytest.mark.mariadb),
         pytest.param("redis", marks=pytest.mark.redis),
-        "remote",
+        pytest.param("remote", marks=pytest.mark.req("SRS-191")),
     ]
 )
 async def counters(request: pytest.FixtureRequest, databases: Databases, redis_prefix: str) -> AsyncIterator[Counters]:
