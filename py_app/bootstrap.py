@@ -53,16 +53,31 @@ from py_app.health.ports import Probe
 from py_app.health.services import HealthService
 from py_app.infra import migrations
 from py_app.infra.cache import InProcessSessionCache, NoSessionCache, RedisSessionCache
-from py_app.infra.counters import FailoverCounters, InProcessCounters, RedisCounters, SqlCounters
+from py_app.infra.counters import CounterStore, FailoverCounters, InProcessCounters, RedisCounters, SqlCounters
 from py_app.infra.db import change_counter, create_engine
 from py_app.infra.jobs import Every, Job
 from py_app.infra.keys import KeyRing, KeyRingError, KeyRingStore, KeyRingWatcher, new_key, secret_ring
 from py_app.infra.mail import MailDelivery, Mailer, Renderer, SmtpMailer
 from py_app.infra.metrics import MeteredHasher, MeteredSessionCache, observe_pool
-from py_app.infra.outbox import SqlOutbox
+from py_app.infra.outbox import OutboxStore, SqlOutbox
 from py_app.infra.probes import DatabaseProbe, RedisProbe, SchemaProbe
 from py_app.infra.redis import create_redis
 from py_app.infra.relay import Handler, OutboxRelay
+from py_app.infra.remote import Served, Target, TierProbe, served
+from py_app.infra.remote_services import (
+    RemoteAuditUseCases,
+    RemoteAuthUseCases,
+    RemoteRecoveryUseCases,
+    RemoteUserUseCases,
+)
+from py_app.infra.remote_stores import (
+    RemoteAccountTokenStore,
+    RemoteAuditStore,
+    RemoteCounters,
+    RemoteOutbox,
+    RemoteSessionStore,
+    RemoteUserStore,
+)
 from py_app.infra.security import Argon2Hasher, JwtAccessTokens, NoPublishedKeys, derive_key
 from py_app.users.models import Role, Status, UserQuery
 from py_app.users.ports import UserStore, UserUseCases
@@ -133,19 +148,105 @@ class WorkerContainer:
         await self.stack.aclose()
 
 
+@dataclass(kw_only=True)
+class TierContainer:
+    """An internal tier of the layered mode (repository or service): the ports it serves over internal
+    gRPC, its readiness, and its background jobs (the service tier's)."""
+
+    settings: Settings
+    ports: dict[str, Served]
+    health: HealthService
+    jobs: tuple[Job, ...] = ()
+    warm_up: tuple[Callable[[], Awaitable[None]], ...] = ()  # run before it serves (the service tier's hasher)
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stack.aclose()
+
+
+@dataclass(kw_only=True)
+class Stores:
+    """The store ports the services use: SQL adapters over this process's engine, or clients of the repository tier."""
+
+    users: UserStore
+    sessions: SessionStore
+    account_tokens: AccountTokenStore
+    audit: AuditStore
+    outbox: OutboxStore
+    counters: Counters | None  # None: chosen from the settings (Redis, in-process or the database)
+    probes: list[Probe]
+    engine: AsyncEngine | None  # None: this process never touches the database
+
+
 def build_edge(settings: Settings, **overrides: Unpack[Overrides]) -> Container:
-    """The monolithic edge (REST + gRPC): every port served by an in-process adapter."""
-    return _build_services(settings, overrides)
+    """The edge (REST + gRPC). Monolithic: every port served by an in-process adapter. Layered: the use
+    cases are gRPC clients of the service tier; the edge keeps validation, tokens' keys and its transports."""
+    if settings.mode == "layered":
+        return _layered_edge(settings, overrides)
+    return _build_services(settings, overrides, _stores(settings, overrides))
+
+
+def build_service(settings: Settings, **overrides: Unpack[Overrides]) -> TierContainer:
+    """The layered mode's service tier: the services over gRPC clients of the repository tier, served to
+    the edges over internal gRPC, with the background jobs."""
+    services = _build_services(settings, overrides, _stores(settings, overrides))
+    ports = dict(
+        [
+            served(UserUseCases, services.users),
+            served(AuthUseCases, services.auth),
+            served(RecoveryUseCases, services.recovery),
+            served(AuditUseCases, services.audit),
+        ]
+    )
+    return TierContainer(
+        settings=settings,
+        ports=ports,
+        health=services.health,
+        jobs=services.jobs,
+        warm_up=(services.auth.prepare,),
+        lifecycle=services.lifecycle,
+        stack=services.stack,
+    )
 
 
 def build_grpc(settings: Settings, **overrides: Unpack[Overrides]) -> Container:
     """A gRPC-only process: the same services, no REST."""
-    return _build_services(settings, overrides)
+    return _build_services(settings, overrides, _stores(settings, overrides))
 
 
 def build_worker(settings: Settings, **overrides: Unpack[Overrides]) -> WorkerContainer:
-    services = _build_services(settings, overrides)
+    services = _build_services(settings, overrides, _stores(settings, overrides))
     return WorkerContainer(settings=settings, jobs=services.jobs, lifecycle=services.lifecycle, stack=services.stack)
+
+
+def build_repository(settings: Settings) -> TierContainer:
+    """The layered mode's repository tier: the SQL stores, served over internal gRPC; the only process
+    of the topology that touches the database."""
+    stack = contextlib.AsyncExitStack()
+    metrics = _metrics(settings, stack)
+    stores = _sql_stores(settings, {}, stack, metrics)
+    assert stores.engine is not None
+    counters: CounterStore = SqlCounters(stores.engine)
+    ports = dict(
+        [
+            served(UserStore, stores.users),
+            served(SessionStore, stores.sessions),
+            served(AccountTokenStore, stores.account_tokens),
+            served(AuditStore, stores.audit),
+            served(OutboxStore, stores.outbox),
+            served(CounterStore, counters),
+        ]
+    )
+    lifecycle = Lifecycle()
+    return TierContainer(
+        settings=settings, ports=ports, health=HealthService(stores.probes, lifecycle), lifecycle=lifecycle, stack=stack
+    )
 
 
 def prepare_keys(settings: Settings) -> None:
@@ -160,10 +261,17 @@ def prepare_keys(settings: Settings) -> None:
 
 def runner(settings: Settings) -> Runner:
     """The process runner of the configured role (each runner builds its own container)."""
-    from py_app.entrypoints import grpc_runner, serve, worker
+    from py_app.entrypoints import grpc_runner, serve, tier, worker
 
-    runners: dict[str, Runner] = {"edge": serve.serve, "grpc": grpc_runner.run, "worker": worker.run}
-    return runners[settings.role]
+    runners: dict[tuple[str, str], Runner] = {
+        ("monolithic", "edge"): serve.serve,
+        ("monolithic", "grpc"): grpc_runner.run,
+        ("monolithic", "worker"): worker.run,
+        ("layered", "edge"): serve.serve,
+        ("layered", "service"): functools.partial(tier.run, "Services", build_service),
+        ("layered", "repository"): functools.partial(tier.run, "Repository", build_repository),
+    }
+    return runners[(settings.mode, settings.role)]  # Settings refused any other pair at start
 
 
 async def admin_exists(settings: Settings) -> bool:
@@ -176,9 +284,37 @@ async def admin_exists(settings: Settings) -> bool:
         await engine.dispose()
 
 
-def _build_services(settings: Settings, overrides: Overrides) -> Container:
+def _layered_edge(settings: Settings, overrides: Overrides) -> Container:
+    """A layered edge: every use case through one channel to the service tier, whose readiness is its own."""
+    assert settings.service_target is not None
     stack = contextlib.AsyncExitStack()
     metrics = overrides.get("metrics") or _metrics(settings, stack)
+    target = Target(settings.service_target, "Services", settings.internal_timeout)
+    stack.push_async_callback(target.close)
+    _, keys = _access_tokens(settings, resolve_jwt_secret(settings), stack, overrides)  # the JWKS it publishes
+    lifecycle = Lifecycle()
+    return Container(
+        settings=settings,
+        users=RemoteUserUseCases(target),
+        auth=RemoteAuthUseCases(target),
+        recovery=RemoteRecoveryUseCases(target),
+        audit=RemoteAuditUseCases(target),
+        keys=keys,
+        health=HealthService([TierProbe("service", target)], lifecycle),
+        metrics=metrics,
+        lifecycle=lifecycle,
+        stack=stack,
+    )
+
+
+def _stores(settings: Settings, overrides: Overrides) -> Callable[[contextlib.AsyncExitStack, Metrics], Stores]:
+    """How this process reaches its stores: in the layered mode through the repository tier, else SQL here."""
+    if settings.mode == "layered":
+        return functools.partial(_remote_stores, settings, overrides)
+    return functools.partial(_sql_stores, settings, overrides)
+
+
+def _sql_stores(settings: Settings, overrides: Overrides, stack: contextlib.AsyncExitStack, metrics: Metrics) -> Stores:
     engine = create_engine(settings.effective_database_url, timeout=settings.db_timeout)
     stack.push_async_callback(engine.dispose)
     observe_pool(engine, metrics)
@@ -186,6 +322,46 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
         DatabaseProbe(engine),
         SchemaProbe(engine, migrations.head_revision(), migrations.known_revisions()),
     ]
+    return Stores(
+        users=overrides.get("user_store") or SqlUserStore(engine),
+        sessions=overrides.get("session_store") or SqlSessionStore(engine),
+        account_tokens=overrides.get("account_tokens") or SqlAccountTokenStore(engine),
+        audit=overrides.get("audit_store") or SqlAuditStore(engine),
+        outbox=SqlOutbox(engine),
+        counters=None,
+        probes=probes,
+        engine=engine,
+    )
+
+
+def _remote_stores(
+    settings: Settings, overrides: Overrides, stack: contextlib.AsyncExitStack, metrics: Metrics
+) -> Stores:
+    """gRPC clients of the repository tier, over one channel; its readiness is this process's."""
+    assert settings.repository_target is not None
+    target = Target(settings.repository_target, "Repository", settings.internal_timeout)
+    stack.push_async_callback(target.close)
+    return Stores(
+        users=overrides.get("user_store") or RemoteUserStore(target),
+        sessions=overrides.get("session_store") or RemoteSessionStore(target),
+        account_tokens=overrides.get("account_tokens") or RemoteAccountTokenStore(target),
+        audit=overrides.get("audit_store") or RemoteAuditStore(target),
+        outbox=RemoteOutbox(target),
+        # Without Redis the counters every service process shares are the repository tier's database.
+        counters=None if settings.redis_url else RemoteCounters(target),
+        probes=[TierProbe("repository", target)],
+        engine=None,
+    )
+
+
+def _build_services(
+    settings: Settings, overrides: Overrides, build_stores: Callable[[contextlib.AsyncExitStack, Metrics], Stores]
+) -> Container:
+    stack = contextlib.AsyncExitStack()
+    metrics = overrides.get("metrics") or _metrics(settings, stack)
+    stores = build_stores(stack, metrics)
+    engine = stores.engine
+    probes = list(stores.probes)
     if settings.redis_url:
         redis = create_redis(settings.redis_url)
         stack.push_async_callback(redis.aclose)
@@ -199,12 +375,12 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
     cache = overrides.get("cache") or _session_cache(settings, engine, stack)
     if not isinstance(cache, NoSessionCache):
         cache = MeteredSessionCache(cache, metrics)
-    user_store = overrides.get("user_store") or SqlUserStore(engine)
-    audit_store = overrides.get("audit_store") or SqlAuditStore(engine)
-    outbox = SqlOutbox(engine)
+    user_store = stores.users
+    audit_store = stores.audit
+    outbox = stores.outbox
     account_key = derive_key(secret, "account-token")
     users = UserService(user_store, hasher, clock, cache)
-    counters = overrides.get("counters") or _counters(settings, engine, stack, metrics)
+    counters = overrides.get("counters") or stores.counters or _counters(settings, engine, stack, metrics)
     limiter = Limiter(counters, clock, enabled=settings.rate_limits, metrics=metrics)
     policy = functools.partial(_policy, settings)
     recovery = RecoveryService(
@@ -215,7 +391,7 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
             resend_account=policy("resend_account"),
             resend_address=policy("resend_address"),
         ),
-        tokens=overrides.get("account_tokens") or SqlAccountTokenStore(engine),
+        tokens=stores.account_tokens,
         accounts=user_store,
         outbox=outbox,
         hasher=hasher,
@@ -225,7 +401,7 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
     )
     audit = AuditService(audit_store, clock, settings.audit_retention_days)
     auth = AuthService(
-        sessions=overrides.get("session_store") or SqlSessionStore(engine),
+        sessions=stores.sessions,
         accounts=user_store,
         users=users,
         recovery=recovery,
@@ -264,7 +440,7 @@ def _build_services(settings: Settings, overrides: Overrides) -> Container:
 
 
 def _jobs(
-    outbox: SqlOutbox,
+    outbox: OutboxStore,
     jobs: AuthJobs,
     audit: AuditService,
     clock: Clock,
@@ -284,7 +460,7 @@ def _jobs(
     async def housekeeping() -> None:
         await audit.prune()
         await outbox.prune(clock.now() - DELIVERED_KEPT)
-        if isinstance(counters, SqlCounters):
+        if isinstance(counters, SqlCounters | RemoteCounters):
             await counters.prune(clock.now())
 
     relay = OutboxRelay(outbox, handlers, clock, undelivered=() if mailer is not None else ("mail",))
@@ -307,7 +483,9 @@ def _metrics(settings: Settings, stack: contextlib.AsyncExitStack) -> Metrics:
     return metrics
 
 
-def _counters(settings: Settings, engine: AsyncEngine, stack: contextlib.AsyncExitStack, metrics: Metrics) -> Counters:
+def _counters(
+    settings: Settings, engine: AsyncEngine | None, stack: contextlib.AsyncExitStack, metrics: Metrics
+) -> Counters:
     """Counters every process that serves requests shares: Redis when configured (this process's own
     while it is down); else this process's own when it is the only one (one worker on SQLite); else the
     database."""
@@ -315,7 +493,7 @@ def _counters(settings: Settings, engine: AsyncEngine, stack: contextlib.AsyncEx
         redis = create_redis(settings.redis_url)
         stack.push_async_callback(redis.aclose)
         return FailoverCounters(RedisCounters(redis, settings.redis_prefix), InProcessCounters(), metrics)
-    if engine.url.get_backend_name() == "sqlite" and settings.workers == 1:
+    if engine is None or (engine.url.get_backend_name() == "sqlite" and settings.workers == 1):
         return InProcessCounters()
     return SqlCounters(engine)
 
@@ -395,23 +573,25 @@ def _rules(settings: Settings) -> SessionRules:
     )
 
 
-def _session_cache(settings: Settings, engine: AsyncEngine, stack: contextlib.AsyncExitStack) -> SessionCache:
+def _session_cache(settings: Settings, engine: AsyncEngine | None, stack: contextlib.AsyncExitStack) -> SessionCache:
     """A cache is only correct where its invalidation reaches every process that serves requests.
 
     On a SQLite file every process's commits move the file's change counter, so an in-process cache
     stamped with it is correct with any number of workers (and the CLI writing beside them). An
     in-memory SQLite database has one process by definition. A network database means other replicas
     may be revoking sessions: the cache is shared in Redis when one is configured (every replica and worker
-    sees every invalidation there), and there is none otherwise.
+    sees every invalidation there), and there is none otherwise. A layered service tier has no engine (the
+    repository tier owns the database) but runs every service, so every invalidation: Redis, or none.
     """
     if settings.session_cache_ttl <= 0:
         return NoSessionCache()
-    counter = change_counter(engine)
-    if counter is not None:
-        stack.callback(counter.close)
-        return InProcessSessionCache(settings.session_cache_ttl, changes=counter)
-    if engine.url.get_backend_name() == "sqlite" and settings.workers == 1:
-        return InProcessSessionCache(settings.session_cache_ttl)
+    if engine is not None:
+        counter = change_counter(engine)
+        if counter is not None:
+            stack.callback(counter.close)
+            return InProcessSessionCache(settings.session_cache_ttl, changes=counter)
+        if engine.url.get_backend_name() == "sqlite" and settings.workers == 1:
+            return InProcessSessionCache(settings.session_cache_ttl)
     if settings.redis_url:
         # A client of its own with shorter timeouts: a lookup that fails falls back to the database, so
         # waiting longer for Redis would only slow the request.

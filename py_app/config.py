@@ -42,6 +42,15 @@ LIMITS = {
     "limit_refresh_session": "60/60",
 }
 LIMIT_FORMAT = re.compile(r"\d+/\d+(,\d+/\d+)*")
+# The roles each deployment mode has (bootstrap.runner maps a mode and role to its runner). Microservices
+# (issue 13.3) is a mode to come: named so that a start with it is refused with a clear line.
+MODE_ROLES: dict[str, tuple[str, ...]] = {
+    "monolithic": ("edge", "grpc", "worker"),
+    "layered": ("edge", "service", "repository"),
+    "microservices": (),
+}
+# The internal tier a layered process calls, by role (the setting that names its address).
+LAYERED_TARGETS = {"edge": "service_target", "service": "repository_target"}
 
 
 class SettingsError(ValueError):
@@ -52,7 +61,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """The service's configuration. Defaults give a working development service on SQLite."""
 
     env: Literal["development", "production"] = "development"
-    role: Literal["edge", "grpc", "worker"] = "edge"  # what this process serves (bootstrap.runner)
+    # How the processes of the deployment split the work, and what this one serves (bootstrap.runner).
+    mode: Literal["monolithic", "layered", "microservices"] = "monolithic"
+    role: Literal["edge", "grpc", "worker", "service", "repository"] = "edge"
+    # Layered mode: the internal gRPC addresses (host:port) of the service and repository tiers.
+    service_target: str | None = None
+    repository_target: str | None = None
+    internal_timeout: Annotated[float, msgspec.Meta(gt=0, le=120)] = 15.0  # an internal call with no caller deadline
     data_dir: str = "./var"
     database_url: str = ""  # empty means a SQLite file under data_dir
     redis_url: str | None = None
@@ -108,9 +123,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     limit_refresh_session: str = LIMITS["limit_refresh_session"]
 
     def __post_init__(self) -> None:
+        self._check_topology()
         self._check_keys()
         self._check_limits()
         self._check_addresses()
+
+    def _check_topology(self) -> None:
+        roles = MODE_ROLES[self.mode]
+        if not roles:
+            raise SettingsError(f"ARCANA_MODE={self.mode} is not available yet; use monolithic or layered")
+        if self.role not in roles:
+            raise SettingsError(
+                f"ARCANA_ROLE={self.role} is not a role of ARCANA_MODE={self.mode} (its roles: {', '.join(roles)})"
+            )
+        target = LAYERED_TARGETS.get(self.role) if self.mode == "layered" else None
+        if target is not None and not getattr(self, target):
+            raise SettingsError(f"ARCANA_{target.upper()} is required for ARCANA_ROLE={self.role} in layered mode")
 
     def _check_keys(self) -> None:
         if self.env == "production" and not self.jwt_secret:

@@ -40,8 +40,10 @@ def generate(out: Path) -> None:
             continue
         text = path.read_text()
         # "from arcana.v1 import x_pb2" -> "from . import x_pb2": the package is py_app._proto.arcana.v1
-        text = re.sub(r"^from arcana\.v1 import ", "from . import ", text, flags=re.MULTILINE)
-        text = re.sub(r"^import arcana\.v1\.(\w+) as ", r"from . import \1 as ", text, flags=re.MULTILINE)
+        text = re.sub(r"^from arcana(?:\.internal)?\.v1 import ", "from . import ", text, flags=re.MULTILINE)
+        text = re.sub(
+            r"^import arcana(?:\.internal)?\.v1\.(\w+) as ", r"from . import \1 as ", text, flags=re.MULTILINE
+        )
         path.write_text(text if text.startswith(HEADER) else HEADER + text)
 
 

@@ -36,7 +36,21 @@ def _parser() -> argparse.ArgumentParser:
         help="serve until Ctrl-C or SIGTERM (what is served depends on ARCANA_ROLE)",
         description="Run this process's role (ARCANA_ROLE): `edge` (default) serves REST "
         "(ARCANA_HTTP_HOST:ARCANA_HTTP_PORT) and gRPC (ARCANA_GRPC_HOST:ARCANA_GRPC_PORT), `grpc` serves gRPC only, "
-        "`worker` runs background jobs; from ARCANA_WORKERS processes. Run `migrate` first.",
+        "`worker` runs background jobs; from ARCANA_WORKERS processes. With ARCANA_MODE=layered: `edge`, `service` "
+        "(the use cases over internal gRPC) or `repository` (the store ports over internal gRPC). Run `migrate` first.",
+    )
+    topology = commands.add_parser(
+        "up",
+        help="start a whole topology here as processes (development, tests)",
+        description="Start every process of a deployment mode (`python -m py_app serve` each, with its ARCANA_MODE, "
+        "ARCANA_ROLE and ports), print each with its addresses, wait until all are ready, stop them all on Ctrl-C "
+        "or SIGTERM. The first edge listens on ARCANA_HTTP_PORT/ARCANA_GRPC_PORT, the others on free ports, "
+        "unless --base-port is given. Run `migrate` first.",
+    )
+    topology.add_argument("--mode", choices=("monolithic", "layered"), default="monolithic")
+    topology.add_argument("--replicas", default="", metavar="ROLE=N,...", help="processes per role, e.g. edge=2")
+    topology.add_argument(
+        "--base-port", type=int, metavar="PORT", help="give the processes consecutive ports from PORT"
     )
     migrate = commands.add_parser(
         "migrate", help="apply database migrations", description="Upgrade ARCANA_DATABASE_URL's schema."
@@ -99,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(settings)
     if args.command == "migrate":
         return _migrate_command(settings, args)
+    if args.command == "up":
+        from py_app.entrypoints.up import up  # the runner loads only for this command
+
+        return up(settings, args.mode, args.replicas, args.base_port)
     if args.command == "rotate-keys":
         return _rotate_keys(settings, args)
     return _create_admin(settings, args.username, args.email, args.password)

@@ -24,6 +24,7 @@ from py_app.core.identity import Principal
 from py_app.core.ports import Metrics, NoMetrics
 from py_app.entrypoints.addresses import Network, client_address
 from py_app.entrypoints.rpc_observe import Offered, announce, observed
+from py_app.infra import remote
 from py_app.infra.rpc_errors import to_status
 
 logger = logging.getLogger("arcana.rpc")
@@ -132,6 +133,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
         async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             offered = Offered(context)
             caller = client_info(context, self._trusted, offered)
+            remote.inherit_deadline(context.time_remaining())  # a layered edge's calls to its tiers end with it
             return await observed(span_name, method, context, caller, offered, answer(request, context, caller))
 
         async def answer(request: Any, context: grpc.aio.ServicerContext[Any, Any], caller: ClientInfo) -> Any:

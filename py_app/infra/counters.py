@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from redis.asyncio import Redis
@@ -34,6 +34,13 @@ rate_counters = sa.Table(
     sa.Index("ix_rate_counters_window_ends", "window_ends"),
     **MYSQL_TABLE_ARGS,
 )
+
+
+class CounterStore(Counters, Protocol):
+    """The database counters as another tier serves them: the counters port and the pruning of old windows."""
+
+    async def prune(self, now: datetime) -> int:
+        """Forget windows that ended before ``now``; how many went."""
 
 
 class InProcessCounters:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -51,6 +51,26 @@ class Claimed:
     topic: str
     payload: Mapping[str, Any]
     attempts: int
+
+
+class OutboxStore(Protocol):
+    """The outbox as the relay and the services use it (``SqlOutbox``, or a client of the tier that has it)."""
+
+    async def publish(self, *messages: OutboxMessage, now: datetime) -> None: ...
+
+    async def claim(
+        self, claim: str, now: datetime, lease: timedelta, limit: int, topics: frozenset[str] | None = None
+    ) -> list[Claimed]:
+        """Lease up to ``limit`` due messages (of ``topics``, when given) to the relay named ``claim``."""
+
+    async def done(self, message_id: str, claim: str, now: datetime) -> None: ...
+
+    async def failed(self, message: Claimed, claim: str, now: datetime, error: str) -> bool:
+        """Count a failed attempt: retry later with back-off, or mark the message dead. True when dead."""
+
+    async def waiting(self, topic: str) -> int: ...
+
+    async def prune(self, before: datetime) -> int: ...
 
 
 async def write_effects(connection: AsyncConnection, effects: Effects, now: datetime) -> None:

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from py_app.core.ports import Clock
-from py_app.infra.outbox import SqlOutbox
+from py_app.infra.outbox import OutboxStore
 
 logger = logging.getLogger("arcana.outbox")
 
@@ -30,7 +30,7 @@ WAITING_REPORT_SECONDS = 60.0
 
 class OutboxRelay:
     def __init__(
-        self, outbox: SqlOutbox, handlers: Mapping[str, Handler], clock: Clock, *, undelivered: tuple[str, ...] = ()
+        self, outbox: OutboxStore, handlers: Mapping[str, Handler], clock: Clock, *, undelivered: tuple[str, ...] = ()
     ) -> None:
         self._outbox = outbox
         self._handlers = dict(handlers)

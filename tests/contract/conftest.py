@@ -2,8 +2,11 @@
 
 The server is a real ``python -m py_app serve`` process on free ports under a temporary data directory, with
 ``ARCANA_REFRESH_REUSE_GRACE=0`` so refresh-token reuse is detected at once; it is migrated and has its first
-admin. ``live_server`` is session-scoped and parametrised over SQLite (a file under the data directory) and
-MariaDB (a freshly created database, dropped at the end; with CI=true an unreachable MariaDB fails the tests).
+admin. ``live_server`` is session-scoped and parametrised over SQLite (a file under the data directory),
+MariaDB (a freshly created database, dropped at the end; with CI=true an unreachable MariaDB fails the tests)
+and the layered topology (``python -m py_app up --mode layered``: a repository-tier process that alone opens
+the SQLite file, a service-tier process calling it and an edge process calling that, over internal gRPC;
+the suite talks to the edge).
 
 A test decorated with ``@scenario`` takes ``client`` (and optionally ``admin``): it runs once over REST and
 once over gRPC, inside one test, each run through a recording client, and then the two transcripts must be
@@ -43,7 +46,14 @@ ADMIN_USERNAME = "root"
 ADMIN_EMAIL = "root@example.com"
 ADMIN_PASSWORD = "contract-suite-admin-passphrase-quiet-otter-58"
 PROTOCOLS = ("rest", "grpc")
-BACKENDS = ("sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb))
+BACKENDS = (
+    "sqlite",
+    pytest.param("mariadb", marks=pytest.mark.mariadb),
+    pytest.param("layered", marks=pytest.mark.req("SRS-192", "SRS-195")),
+)
+# What the server process runs, by backend: one `serve`, or a whole topology under `up` (which stops its
+# processes when it gets SIGTERM).
+COMMANDS = {"sqlite": ["serve"], "mariadb": ["serve"], "layered": ["up", "--mode", "layered"]}
 PER_PROTOCOL = ("client", "admin")  # the arguments a scenario gets afresh for each protocol
 
 
@@ -121,7 +131,7 @@ def _database(backend: str) -> Iterator[str]:
 def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """``python -m py_app serve`` after ``migrate`` and ``create-admin``; stopped with SIGTERM at the end."""
     backend = str(request.param)
-    with _database(backend) as database_url:
+    with _database("sqlite" if backend == "layered" else backend) as database_url:
         yield from _serve(backend, database_url, tmp_path_factory.mktemp(f"contract-{backend}"))
 
 
@@ -134,7 +144,7 @@ def _serve(backend: str, database_url: str, base: Path) -> Iterator[LiveServer]:
     log = base / "server.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "py_app", "serve"],
+            [sys.executable, "-m", "py_app", *COMMANDS[backend]],
             cwd=ROOT,
             env=environ,
             stdout=sink,
@@ -158,7 +168,7 @@ def _serve(backend: str, database_url: str, base: Path) -> Iterator[LiveServer]:
                 pytest.fail(f"server not ready within {STARTUP_SECONDS}s:\n{server.output()[-3000:]}")
             time.sleep(0.1)
         sqlite_file = server.data_dir / "arcana.db"
-        assert sqlite_file.exists() == (backend == "sqlite"), f"the {backend} server and {sqlite_file} disagree"
+        assert sqlite_file.exists() == (backend != "mariadb"), f"the {backend} server and {sqlite_file} disagree"
         yield server
     finally:
         _stop(process)

@@ -1,5 +1,7 @@
-"""The port-contract suite: every store port runs the same tests against the in-memory fake, SQLite and
-MariaDB, which is what proves the fakes faithful (and, with the deployment modes, the gRPC clients too).
+"""The port-contract suite: every store port runs the same tests against the in-memory fake, SQLite,
+MariaDB and the gRPC clients of the layered mode's repository tier (``remote``: the client adapters over a
+real grpc.aio server serving the SQL stores on SQLite), which is what proves the fakes faithful and the
+clients equivalent.
 
 One database per backend for the whole session (migrated once); tests use unique names, so they never
 see each other's rows.
@@ -8,11 +10,13 @@ see each other's rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import grpc
 import pytest
 
 from py_app.audit.ports import AuditStore
@@ -20,15 +24,22 @@ from py_app.audit.repositories import SqlAuditStore
 from py_app.auth.models import Session
 from py_app.auth.ports import AccountTokenStore, SessionStore
 from py_app.auth.repositories import SqlAccountTokenStore, SqlSessionStore
-from py_app.infra import migrations
+from py_app.infra import migrations, remote
 from py_app.infra.db import create_engine
+from py_app.infra.outbox import OutboxStore, SqlOutbox
+from py_app.infra.remote_stores import RemoteAccountTokenStore, RemoteAuditStore, RemoteSessionStore, RemoteUserStore
 from py_app.users.models import Role, Status, User, new_user_id
 from py_app.users.ports import UserStore
 from py_app.users.repositories import SqlUserStore
 from tests.conftest import MARIADB_ADMIN_URL, mariadb_admin, unavailable
 from tests.fakes import InMemoryAccountTokens, InMemoryAudit, stores
 
-BACKENDS = ["fake", "sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
+BACKENDS = [
+    "fake",
+    "sqlite",
+    pytest.param("mariadb", marks=pytest.mark.mariadb),
+    pytest.param("remote", marks=pytest.mark.req("SRS-191")),
+]
 T0 = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
 
@@ -97,17 +108,8 @@ async def store(request: pytest.FixtureRequest, databases: Databases) -> AsyncIt
         users, sessions = stores()
         yield Stores("fake", users, sessions, InMemoryAccountTokens(users.db), InMemoryAudit(users.db))
         return
-    engine = create_engine(await databases.url(request.param))
-    try:
-        yield Stores(
-            request.param,
-            SqlUserStore(engine),
-            SqlSessionStore(engine),
-            SqlAccountTokenStore(engine),
-            SqlAuditStore(engine),
-        )
-    finally:
-        await engine.dispose()
+    async with _sql_or_remote(request.param, await databases.url(_database_of(request.param))) as made:
+        yield made
 
 
 @pytest.fixture(params=BACKENDS)
@@ -117,17 +119,56 @@ async def fresh_store(request: pytest.FixtureRequest, databases: Databases) -> A
         users, sessions = stores()
         yield Stores("fake", users, sessions, InMemoryAccountTokens(users.db), InMemoryAudit(users.db))
         return
-    engine = create_engine(await databases.fresh(request.param))
+    async with _sql_or_remote(request.param, await databases.fresh(_database_of(request.param))) as made:
+        yield made
+
+
+def _database_of(backend: str) -> str:
+    return "sqlite" if backend == "remote" else backend
+
+
+@contextlib.asynccontextmanager
+async def _sql_or_remote(backend: str, url: str) -> AsyncIterator[Stores]:
+    engine = create_engine(url)
+    sql = Stores(
+        backend, SqlUserStore(engine), SqlSessionStore(engine), SqlAccountTokenStore(engine), SqlAuditStore(engine)
+    )
     try:
-        yield Stores(
-            request.param,
-            SqlUserStore(engine),
-            SqlSessionStore(engine),
-            SqlAccountTokenStore(engine),
-            SqlAuditStore(engine),
-        )
+        if backend != "remote":
+            yield sql
+            return
+        ports = [
+            remote.served(UserStore, sql.users),
+            remote.served(SessionStore, sql.sessions),
+            remote.served(AccountTokenStore, sql.tokens),
+            remote.served(AuditStore, sql.audit),
+            remote.served(OutboxStore, SqlOutbox(engine)),
+        ]
+        async with repository_tier(ports) as target:
+            yield Stores(
+                backend,
+                RemoteUserStore(target),
+                RemoteSessionStore(target),
+                RemoteAccountTokenStore(target),
+                RemoteAuditStore(target),
+            )
     finally:
         await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def repository_tier(ports: list[tuple[str, remote.Served]]) -> AsyncIterator[remote.Target]:
+    """A real grpc.aio server serving ``ports`` as the repository tier does, and one channel to it."""
+    server = grpc.aio.server()
+    remote.add_servicer(server, "Repository", dict(ports))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    target = remote.Target(f"127.0.0.1:{port}", "Repository", timeout=10)
+    try:
+        yield target
+    finally:
+        await target.close()
+        await server.stop(None)
 
 
 def unique(prefix: str = "u") -> str:

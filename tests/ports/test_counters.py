@@ -1,4 +1,5 @@
-"""The Counters port: the same from the in-process adapter, the database (SQLite, MariaDB) and Redis."""
+"""The Counters port: the same from the in-process adapter, the database (SQLite, MariaDB), Redis, and the
+gRPC client of the layered mode's repository tier serving the SQLite counters."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import pytest
 from redis.asyncio import Redis
 
 from py_app.core.ports import Counters
-from py_app.infra.counters import InProcessCounters, RedisCounters, SqlCounters
+from py_app.infra import remote
+from py_app.infra.counters import CounterStore, InProcessCounters, RedisCounters, SqlCounters
 from py_app.infra.db import create_engine
+from py_app.infra.remote_stores import RemoteCounters
 from tests.conftest import REDIS_TEST_URL, unavailable
-from tests.ports.conftest import T0, Databases
+from tests.ports.conftest import T0, Databases, repository_tier
 
 pytestmark = pytest.mark.req("SRS-082", "SDD-103")
 
@@ -25,6 +28,7 @@ pytestmark = pytest.mark.req("SRS-082", "SDD-103")
         "sqlite",
         pytest.param("mariadb", marks=pytest.mark.mariadb),
         pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("remote", marks=pytest.mark.req("SRS-191")),
     ]
 )
 async def counters(request: pytest.FixtureRequest, databases: Databases, redis_prefix: str) -> AsyncIterator[Counters]:
@@ -44,9 +48,13 @@ async def counters(request: pytest.FixtureRequest, databases: Databases, redis_p
                 await client.delete(key)
             await client.aclose()
     else:
-        engine = create_engine(await databases.url(request.param))
+        engine = create_engine(await databases.url("sqlite" if request.param == "remote" else request.param))
         try:
-            yield SqlCounters(engine)
+            if request.param != "remote":
+                yield SqlCounters(engine)
+            else:
+                async with repository_tier([remote.served(CounterStore, SqlCounters(engine))]) as target:
+                    yield RemoteCounters(target)
         finally:
             await engine.dispose()
 

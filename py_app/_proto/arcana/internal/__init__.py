@@ -1,0 +1,1 @@
+# Generated from protos/ by tools/gen_proto.py. Do not edit.

@@ -1,0 +1,207 @@
+"""``python -m py_app up``: a whole topology on this machine, as processes, for development and tests.
+
+Each process is ``python -m py_app serve`` with its ``ARCANA_MODE``, ``ARCANA_ROLE`` and ports in its
+environment (everything else is inherited). The internal tiers start first; each process and its
+addresses are printed; ``up`` waits until every process is ready (REST ``/health/ready`` at the edge,
+gRPC health SERVING for an internal tier), prints ``ready``, then waits. SIGINT or SIGTERM stops the
+edges first, then the tiers behind them (so in-flight requests drain while their tiers still answer);
+exit 0 when every process stopped cleanly, 1 when one failed or exited early.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from py_app.config import Settings
+
+READY_SECONDS = 60.0
+STOP_MARGIN = 10.0  # beyond the shutdown grace, before a process that does not stop is killed
+HOST = "127.0.0.1"
+# What each mode starts, in start order (an edge needs the tier behind it).
+TOPOLOGIES: dict[str, tuple[str, ...]] = {"monolithic": ("edge",), "layered": ("repository", "service", "edge")}
+# The internal tiers are one process each until their clients balance over several targets.
+REPLICABLE = frozenset({"edge"})
+TARGETS = {"repository": "ARCANA_REPOSITORY_TARGET", "service": "ARCANA_SERVICE_TARGET"}  # who calls a tier
+
+
+class UsageError(ValueError):
+    """A wrong ``up`` argument; the message is one line."""
+
+
+@dataclass
+class Process:
+    name: str
+    role: str
+    environ: dict[str, str]
+    http: str | None = None  # host:port
+    grpc: str = ""
+    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        pid = self.popen.pid if self.popen else "-"
+        parts = [f"{self.name:<12} pid {pid:<7}", f"grpc {self.grpc}"]
+        if self.http:
+            parts.append(f"http http://{self.http}")
+        return "  ".join(parts)
+
+
+def parse_replicas(text: str, mode: str) -> dict[str, int]:
+    """``edge=2,...`` → counts per role (each role of the mode defaults to 1)."""
+    counts = dict.fromkeys(TOPOLOGIES[mode], 1)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        role, sep, number = item.partition("=")
+        if not sep or not number.isdigit() or int(number) < 1:
+            raise UsageError(f"--replicas: expected ROLE=N with N >= 1, got {item!r}")
+        if role not in counts:
+            raise UsageError(f"--replicas: {role!r} is not a role of the {mode} mode ({', '.join(counts)})")
+        if int(number) > 1 and role not in REPLICABLE:
+            raise UsageError(f"--replicas: {role} runs as one process for now")
+        counts[role] = int(number)
+    return counts
+
+
+def plan(settings: Settings, mode: str, replicas: dict[str, int], base_port: int | None) -> list[Process]:
+    """The processes of the topology with their ports: consecutive from ``base_port``, else the first edge on
+    the configured ports and every other process on free ports."""
+    ports = iter(range(base_port, base_port + 1000)) if base_port else None
+
+    def port() -> int:
+        return next(ports) if ports else _free_port()
+
+    processes = []
+    inherited = {key: value for key, value in os.environ.items() if key not in ("ARCANA_MODE", "ARCANA_ROLE")}
+    targets: dict[str, str] = {}
+    for role in TOPOLOGIES[mode]:
+        for index in range(replicas[role]):
+            first_edge = role == "edge" and index == 0 and ports is None
+            grpc_port = settings.grpc_port if first_edge else port()
+            environ = inherited | {"ARCANA_MODE": mode, "ARCANA_ROLE": role, "ARCANA_GRPC_PORT": str(grpc_port)}
+            environ |= {"ARCANA_GRPC_HOST": HOST}
+            process = Process(f"{role}-{index + 1}", role, environ, grpc=f"{HOST}:{grpc_port}")
+            if role == "edge":
+                http_port = settings.http_port if first_edge else port()
+                environ |= {"ARCANA_HTTP_HOST": HOST, "ARCANA_HTTP_PORT": str(http_port)}
+                process.http = f"{HOST}:{http_port}"
+            if mode != "monolithic":
+                environ |= targets  # the tiers started before this one
+            if role in TARGETS:
+                targets[TARGETS[role]] = process.grpc
+            processes.append(process)
+    return processes
+
+
+def up(settings: Settings, mode: str, replicas_text: str, base_port: int | None) -> int:
+    try:
+        processes = plan(settings, mode, parse_replicas(replicas_text, mode), base_port)
+    except UsageError as exc:
+        print(f"arcana up: {exc}", file=sys.stderr)
+        return 2
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        for process in processes:
+            process.popen = subprocess.Popen(
+                # Its own session: a Ctrl-C reaches only `up`, which stops the edges before the tiers behind them.
+                [sys.executable, "-m", "py_app", "serve"],
+                env=process.environ,
+                start_new_session=True,
+            )
+            print(process.describe(), flush=True)
+        failed = _wait_ready(processes, stopping)
+        if failed is None:
+            print(f"ready: {mode}, {len(processes)} processes", flush=True)
+            failed = _watch(processes, stopping)
+        if failed is not None:
+            print(f"arcana up: {failed}", file=sys.stderr, flush=True)
+    finally:
+        clean = _stop_all(processes, settings.shutdown_grace + STOP_MARGIN)
+    return 0 if failed is None and clean else 1
+
+
+def _wait_ready(processes: list[Process], stopping: list[int]) -> str | None:
+    deadline = time.monotonic() + READY_SECONDS
+    waiting = list(processes)
+    while waiting:
+        if stopping:
+            return "stopped before ready"
+        if (early := _exited(processes)) is not None:
+            return early
+        waiting = [process for process in waiting if not _ready(process)]
+        if time.monotonic() > deadline:
+            return "not ready within {:g}s: {}".format(READY_SECONDS, ", ".join(p.name for p in waiting))
+        if waiting:
+            time.sleep(0.2)
+    return None
+
+
+def _watch(processes: list[Process], stopping: list[int]) -> str | None:
+    while not stopping:
+        if (early := _exited(processes)) is not None:
+            return early
+        time.sleep(0.2)
+    return None
+
+
+def _exited(processes: list[Process]) -> str | None:
+    for process in processes:
+        assert process.popen is not None
+        if process.popen.poll() is not None:
+            return f"{process.name} exited with {process.popen.returncode}"
+    return None
+
+
+def _ready(process: Process) -> bool:
+    if process.http:
+        try:
+            with urllib.request.urlopen(f"http://{process.http}/health/ready", timeout=1) as answer:
+                return bool(answer.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+    with grpc.insecure_channel(process.grpc) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _stop_all(processes: list[Process], patience: float) -> bool:
+    """Stop the edges first, then the tiers behind them; True when every process exited 0."""
+    clean = True
+    for process in reversed(processes):
+        popen = process.popen
+        if popen is None:
+            continue
+        if popen.poll() is None:
+            popen.send_signal(signal.SIGTERM)
+        try:
+            popen.wait(patience)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+            print(f"arcana up: {process.name} did not stop within {patience:g}s and was killed", file=sys.stderr)
+        clean = clean and popen.returncode == 0
+        print(f"{process.name:<12} stopped ({popen.returncode})", flush=True)
+    return clean
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
