@@ -22,7 +22,7 @@ from py_app.bootstrap import TierContainer, prepare_keys
 from py_app.config import Settings
 from py_app.entrypoints.listeners import claimed, metrics_address, metrics_endpoint
 from py_app.entrypoints.rpc import SERVER_OPTIONS
-from py_app.infra import jobs, remote
+from py_app.infra import jobs, remote, tracing
 
 logger = logging.getLogger("arcana.tier")
 Builder = Callable[[Settings], TierContainer]
@@ -34,7 +34,7 @@ def run(tier: str, build: Builder, settings: Settings) -> int:
     prepare_keys(settings)
     logger.info("starting", extra={"grpc": f"{settings.grpc_host}:{settings.grpc_port}", "tier": tier})
     addresses = [("gRPC", settings.grpc_host, settings.grpc_port), *metrics_address(settings)]
-    with claimed(addresses), metrics_endpoint(settings):
+    with claimed(addresses), metrics_endpoint(settings), tracing.configured(settings.otel_endpoint):
         return asyncio.run(serve_until_signalled(tier, build, settings))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -39,6 +40,16 @@ def server_span(name: str, traceparent: str | None) -> Any:
     # A domain error ends the handler with an exception (gRPC's abort): the status code says what it was.
     return _tracer.start_as_current_span(
         name, context=parent, kind=SpanKind.SERVER, record_exception=False, set_status_on_exception=False
+    )
+
+
+def client_span(name: str) -> Any:
+    """A client span for an outgoing internal call, child of the current span (the request being served);
+    outside a request (background jobs' polling) none, as for database statements."""
+    if not trace.get_current_span().is_recording():
+        return contextlib.nullcontext()
+    return _tracer.start_as_current_span(
+        name, kind=SpanKind.CLIENT, record_exception=False, set_status_on_exception=False
     )
 
 

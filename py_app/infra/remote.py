@@ -17,6 +17,7 @@ A tier that is down or too slow is ``Unavailable`` (503 / UNAVAILABLE at the edg
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import inspect
 import logging
@@ -33,7 +34,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from py_app._proto.arcana.internal.v1 import ports_pb2, ports_pb2_grpc
 from py_app.core.errors import DomainError, Internal, Unavailable
 from py_app.health.ports import CheckFailed
-from py_app.infra import request_id
+from py_app.infra import request_id, tracing
 from py_app.infra.rpc_errors import from_rpc_error, to_status
 
 logger = logging.getLogger("arcana.internal")
@@ -130,8 +131,9 @@ def served(protocol: type, adapter: object) -> tuple[str, Served]:
 class PortServicer:
     """The ``Call`` RPC of a tier: decode, run the adapter's method, encode; a domain error becomes its status."""
 
-    def __init__(self, ports: Mapping[str, Served]) -> None:
+    def __init__(self, ports: Mapping[str, Served], service: str = "") -> None:
         self._ports = ports
+        self._service = service  # the full gRPC service name, for the trace spans
 
     async def Call(  # noqa: N802 - the RPC's name
         self, request: ports_pb2.CallRequest, context: grpc.aio.ServicerContext
@@ -145,31 +147,53 @@ class PortServicer:
         token = request_id.bind(request_id.accept(str(offered.get(request_id.HEADER) or "") or None))
         deadline = _deadline.get()
         inherit_deadline(context.time_remaining())
+        name = f"{self._service}/{request.port}.{request.method}"
+        # An internal tier only continues traces: a call from a caller's request carries its trace context; a
+        # background job's call (outbox polling, pruning) carries none and makes no trace of its own.
+        parent = str(offered.get("traceparent") or "") or None
+        span = tracing.server_span(name, lambda: parent) if parent else contextlib.nullcontext()
         try:
-            try:
-                positional, keywords = method.decode_arguments(request.arguments)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{request.port}.{request.method}: {exc}")
-                raise AssertionError from None
-            try:
-                result = await getattr(port.adapter, method.name)(*positional, **keywords)
-            except DomainError as error:
-                await context.abort_with_status(to_status(error))
-                raise AssertionError from None
-            except Exception:
-                # A defect behind the boundary: logged here, where its traceback is; the caller gets Internal.
-                logger.exception("internal call failed", extra={"port": request.port, "method": request.method})
-                await context.abort_with_status(to_status(Internal()))
-                raise AssertionError from None
-            return ports_pb2.CallReply(result=_ENCODER.encode(result))
+            with span as active:
+                try:
+                    reply = await self._answer(port, method, request, context)
+                except BaseException:
+                    tracing.finish_grpc(active, _code(context))
+                    raise
+                tracing.finish_grpc(active, "OK")
+                return reply
         finally:
             _deadline.set(deadline)
             request_id.unbind(token)
 
+    async def _answer(
+        self, port: Served, method: Method, request: ports_pb2.CallRequest, context: grpc.aio.ServicerContext
+    ) -> ports_pb2.CallReply:
+        try:
+            positional, keywords = method.decode_arguments(request.arguments)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{request.port}.{request.method}: {exc}")
+            raise AssertionError from None
+        try:
+            result = await getattr(port.adapter, method.name)(*positional, **keywords)
+        except DomainError as error:
+            await context.abort_with_status(to_status(error))
+            raise AssertionError from None
+        except Exception:
+            # A defect behind the boundary: logged here, where its traceback is; the caller gets Internal.
+            logger.exception("internal call failed", extra={"port": request.port, "method": request.method})
+            await context.abort_with_status(to_status(Internal()))
+            raise AssertionError from None
+        return ports_pb2.CallReply(result=_ENCODER.encode(result))
+
+
+def _code(context: grpc.aio.ServicerContext) -> str:
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+
 
 def add_servicer(server: grpc.aio.Server, tier: str, ports: Mapping[str, Served]) -> str:
     """Serve ``ports`` as the ``Repository`` or ``Services`` tier; the full service name (for health)."""
-    servicer = PortServicer(ports)
+    servicer = PortServicer(ports, str(ports_pb2.DESCRIPTOR.services_by_name[tier].full_name))
     if tier == "Repository":
         ports_pb2_grpc.add_RepositoryServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     else:
@@ -190,6 +214,7 @@ class Target:
             address, options=CHANNEL_OPTIONS, interceptors=[request_id.RequestIdClientInterceptor()]
         )
         stub = ports_pb2_grpc.RepositoryStub if tier == "Repository" else ports_pb2_grpc.ServicesStub
+        self._service = str(ports_pb2.DESCRIPTOR.services_by_name[tier].full_name)
         self._call: Callable[..., Any] = stub(self._channel).Call
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -202,10 +227,12 @@ class Target:
 
     async def call(self, port: str, method: Method, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         request = ports_pb2.CallRequest(port=port, method=method.name, arguments=method.encode_arguments(args, kwargs))
-        try:
-            reply = await self._call(request, timeout=self.timeout(), wait_for_ready=False)
-        except grpc.aio.AioRpcError as exc:
-            raise _remote_error(exc, self.address) from None
+        # The span is current while the call starts: the channel's interceptor sends it as the callee's parent.
+        with tracing.client_span(f"{self._service}/{port}.{method.name}"):
+            try:
+                reply = await self._call(request, timeout=self.timeout(), wait_for_ready=False)
+            except grpc.aio.AioRpcError as exc:
+                raise _remote_error(exc, self.address) from None
         return method.decode_result(reply.result)
 
     async def serving(self, within: float) -> bool:

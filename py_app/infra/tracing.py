@@ -48,6 +48,15 @@ def server_span(name: str, traceparent: Callable[[], str | None]) -> AbstractCon
     return span
 
 
+def client_span(name: str) -> AbstractContextManager[Any]:
+    """A client span for one internal call (layered mode), child of the request being served, when tracing is on;
+    ``outgoing_metadata`` inside it names it as the callee's parent."""
+    if _otel is None:
+        return _OFF
+    span: AbstractContextManager[Any] = _otel.client_span(name)
+    return span
+
+
 def name_rest(span: Any, method: str, route: str | None, status: int) -> None:
     if span is not None:
         _otel.finish_rest(span, method, route, status)

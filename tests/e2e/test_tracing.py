@@ -4,8 +4,10 @@ the caller's W3C traceparent becomes the parent of the server span, database sta
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -100,4 +102,71 @@ def test_rest_and_grpc_calls_are_traced_under_the_callers_trace_with_database_ch
     assert login.attributes["rpc.grpc.status_code"] == "OK"
     untraced = [span for span in spans if span.name.startswith("db ") and not span.parent_span_id]
     assert not untraced, "database statements outside a request (background jobs) made traces of their own"
+    assert password not in str(spans)
+
+
+def _chain(spans: list[Span], trace_id: str, top: Span) -> list[str]:
+    """The names from ``top`` down, following each span's first child that is not a database statement."""
+    names, current = [top.name], top
+    while True:
+        below = [s for s in in_trace(spans, trace_id) if s.parent_span_id == current.span_id]
+        hops = [s for s in below if not s.name.startswith("db ")]
+        if not hops:
+            return [*names, *sorted({s.name for s in below})]
+        current = hops[0]
+        names.append(current.name)
+
+
+@pytest.mark.req("SRS-196")
+def test_the_callers_trace_crosses_every_tier_of_the_layered_mode_down_to_the_database(tmp_path: Path) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    name, password = f"hops{suffix}", f"trace passphrase {suffix}"
+    header, trace_id, parent = traceparent()
+    migrate(tmp_path)
+    with collector(free_port()) as sink:
+        up = start(
+            [sys.executable, "-m", "py_app", "up", "--mode", "layered"],
+            tmp_path,
+            ARCANA_OTEL_ENDPOINT=sink.url,
+            OTEL_BSP_SCHEDULE_DELAY="200",
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while "ready: layered" not in up.output():
+                assert up.process.poll() is None, up.output()[-3000:]
+                assert time.monotonic() < deadline, up.output()[-3000:]
+                time.sleep(0.2)
+            edge = re.search(r"^edge-1\s+pid \d+\s+grpc \S+\s+http (\S+)$", up.output(), re.M)
+            assert edge is not None, up.output()
+            made = httpx.post(
+                f"{edge[1]}/api/v1/auth/register",
+                json={"username": name, "email": f"{name}@example.com", "password": password},
+                headers={"traceparent": header},
+                timeout=30,
+            )
+            assert made.status_code == 201, made.text
+            spans = sink.wait_for(
+                lambda seen: (
+                    (top := server_span(seen, "POST /api/v1/auth/register", trace_id)) is not None
+                    and any(name.startswith("db ") for name in _chain(seen, trace_id, top)[5:])
+                )
+            )
+            up.process.send_signal(signal.SIGTERM)
+            assert up.process.wait(STOP_SECONDS * 2) == 0, up.output()[-3000:]
+        finally:
+            up.stop()
+
+    top = server_span(spans, "POST /api/v1/auth/register", trace_id)
+    assert top is not None, [s.name for s in spans][:40]
+    assert top.parent_span_id == parent
+    hops = _chain(spans, trace_id, top)
+    # edge server span -> its call to the service tier -> the service tier's server span -> its call to the
+    # repository tier -> the repository's server span -> the statements it ran
+    assert hops[1].startswith("arcana.internal.v1.Services/AuthUseCases."), hops
+    assert hops[2] == hops[1], hops  # the callee's server span, under the caller's client span
+    assert hops[3].startswith("arcana.internal.v1.Repository/"), hops
+    assert hops[4] == hops[3], hops
+    assert any(name.startswith("db ") for name in hops[5:]), hops
+    untraced = [s.name for s in spans if not s.parent_span_id and s.name.startswith(("arcana.internal.", "db "))]
+    assert not untraced, "background jobs' internal calls or statements made traces of their own"
     assert password not in str(spans)
