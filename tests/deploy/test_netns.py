@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -34,7 +35,7 @@ REPORT = ROOT / "var" / "netns.json"
 READY_SECONDS = 120
 
 
-def _server_env(tmp_path: Path, http_port: int, grpc_port: int) -> dict[str, str]:
+def _server_env(tmp_path: Path, http_port: int, grpc_port: int, **extra: str) -> dict[str, str]:
     environ = {key: value for key, value in os.environ.items() if not key.startswith(("ARCANA_", "MAKE"))}
     environ.update(
         ARCANA_DATA_DIR=str(tmp_path / "var"),
@@ -46,6 +47,7 @@ def _server_env(tmp_path: Path, http_port: int, grpc_port: int) -> dict[str, str
         ARCANA_LOG_FORMAT="json",
         # Every smoke call comes from one address (the link's near end); limits have their own tests.
         ARCANA_RATE_LIMITS="off",
+        **extra,
     )
     return environ
 
@@ -77,17 +79,35 @@ async def smoke(client: Client) -> None:
         await client.aclose()
 
 
-def _round_trips(url: str, count: int = 200) -> dict[str, float]:
-    """The fastest and the median GET /health/live over one keep-alive connection, in ms. The fastest is
-    what the path costs (a busy machine only adds to a round trip), the median what a caller saw."""
-    with httpx.Client(base_url=url, timeout=5) as http:
-        http.get("/health/live")
+def _round_trips(url: str, count: int = 200, path: str = "/health/live", token: str = "") -> dict[str, float]:
+    """The fastest and the median GET ``path`` over one keep-alive connection, in ms. The fastest is what
+    the path costs (a busy machine only adds to a round trip), the median what a caller saw."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=url, timeout=10, headers=headers) as http:
+        http.get(path)
         times = []
         for _ in range(count):
             began = time.perf_counter()
-            assert http.get("/health/live").status_code == 200
+            assert http.get(path).status_code == 200
             times.append(time.perf_counter() - began)
-    return {"min": 1000 * min(times), "median": 1000 * statistics.median(times)}
+    return {"min": round(1000 * min(times), 3), "median": round(1000 * statistics.median(times), 3)}
+
+
+def _me_round_trips(url: str) -> dict[str, float]:
+    """GET /api/v1/auth/me with a fresh account's bearer: an authenticated point query through every tier."""
+    name = f"nsme{uuid.uuid4().hex[:10]}"
+    body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+    made = httpx.post(f"{url}/api/v1/auth/register", json=body, timeout=30)
+    assert made.status_code == 201, made.text
+    return _round_trips(url, 100, "/api/v1/auth/me", made.json()["access_token"])
+
+
+def _record(key: str, figures: dict[str, object]) -> None:
+    """Merge ``figures`` under ``key`` into var/netns.json (each test writes its own part)."""
+    recorded = json.loads(REPORT.read_text()) if REPORT.exists() else {}
+    recorded[key] = figures
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps(recorded, indent=2) + "\n")
 
 
 @pytest.mark.req("SRS-208")
@@ -115,21 +135,102 @@ def test_a_server_in_its_own_namespace_serves_the_smoke_path_across_a_delayed_li
 
         delayed_ms = _round_trips(rest_url)
         direct_ms = _round_trips(f"http://{link.far_address}:{undelayed}")
+        me_ms = _me_round_trips(rest_url)
         output = log.read_text(errors="replace")
     assert "Traceback" not in output, output[-3000:]
     added = delayed_ms["min"] - direct_ms["min"]
     # The delay is on the path: a round trip crosses the link twice, 2 x 0.25 ms (sleeps never end early; the
     # two fastest round trips differ by the delay, less what the shared machine blurs).
     assert added >= 2 * DELAY * 1000 * 0.8, (delayed_ms, direct_ms)
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(
-        json.dumps(
-            {
-                "delay_ms_each_way": DELAY * 1000,
-                "health_round_trip_ms": {"across_the_delayed_link": delayed_ms, "same_link_no_delay": direct_ms},
-                "added_per_round_trip_ms": round(added, 3),
-            },
-            indent=2,
+    _record(
+        "monolithic",
+        {
+            "delay_ms_each_way": DELAY * 1000,
+            "health_round_trip_ms": {"across_the_delayed_link": delayed_ms, "same_link_no_delay": direct_ms},
+            "added_per_round_trip_ms": round(added, 3),
+            "me_round_trip_ms": me_ms,
+        },
+    )
+
+
+def _reaches(namespace: str, address: str, port: int) -> bool:
+    """Whether a process in ``namespace`` can open a TCP connection to ``address:port``."""
+    probe = f"import socket; socket.create_connection(({address!r}, {port}), timeout=2).close()"
+    inside = ["ip", "netns", "exec", namespace] if namespace else []
+    done = subprocess.run([*inside, sys.executable, "-c", probe], capture_output=True, timeout=30, check=False)
+    return done.returncode == 0
+
+
+@pytest.mark.req("SRS-209")
+def test_the_layered_tiers_on_hosts_of_their_own_serve_the_smoke_path_and_each_reaches_only_its_neighbour(
+    tmp_path: Path,
+) -> None:
+    if reason := netns.unavailable():
+        pytest.skip(reason)
+    migrate(tmp_path)
+    repository_port, service_port, http_port, grpc_port = free_port(), free_port(), free_port(), free_port()
+    with netns.namespaces(DELAY) as spaces:
+        edge, service, repository = spaces.namespace("edge"), spaces.namespace("svc"), spaces.namespace("repo")
+        client_edge = spaces.link(netns.ROOT_NS, edge)
+        edge_service = spaces.link(edge, service)
+        service_repository = spaces.link(service, repository)
+        logs = {name: tmp_path / f"{name}.log" for name in ("repository", "service", "edge")}
+        layered = {"ARCANA_MODE": "layered"}
+        spaces.spawn(
+            repository,
+            [sys.executable, "-m", "py_app", "serve"],
+            logs["repository"],
+            _server_env(tmp_path, free_port(), repository_port, ARCANA_ROLE="repository", **layered),
         )
-        + "\n"
+        spaces.expose(service_repository, repository_port, tmp_path / "relay-repository.log")
+        spaces.spawn(
+            service,
+            [sys.executable, "-m", "py_app", "serve"],
+            logs["service"],
+            _server_env(
+                tmp_path,
+                free_port(),
+                service_port,
+                ARCANA_ROLE="service",
+                ARCANA_REPOSITORY_TARGET=f"{service_repository.far_address}:{repository_port}",
+                **layered,
+            ),
+        )
+        spaces.expose(edge_service, service_port, tmp_path / "relay-service.log")
+        spaces.spawn(
+            edge,
+            [sys.executable, "-m", "py_app", "serve"],
+            logs["edge"],
+            _server_env(
+                tmp_path,
+                http_port,
+                grpc_port,
+                ARCANA_SERVICE_TARGET=f"{edge_service.far_address}:{service_port}",
+                **layered,
+            ),
+        )
+        spaces.expose(client_edge, http_port, tmp_path / "relay-http.log")
+        spaces.expose(client_edge, grpc_port, tmp_path / "relay-grpc.log")
+        rest_url = f"http://{client_edge.far_address}:{http_port}"
+        _wait_ready(rest_url, logs["edge"])
+
+        asyncio.run(smoke(RestClient(rest_url)))
+        asyncio.run(smoke(GrpcClient(f"{client_edge.far_address}:{grpc_port}")))
+        me_ms = _me_round_trips(rest_url)
+        # Each tier reaches its neighbour and nothing further: the edge has no route to the repository tier.
+        assert _reaches(edge, edge_service.far_address, service_port)
+        assert not _reaches(edge, service_repository.far_address, repository_port)
+        assert not _reaches(netns.ROOT_NS, edge_service.far_address, service_port)  # the client sees the edge only
+        outputs = {name: log.read_text(errors="replace") for name, log in logs.items()}
+    for name, output in outputs.items():
+        assert "Traceback" not in output, (name, output[-3000:])
+    recorded = json.loads(REPORT.read_text()) if REPORT.exists() else {}
+    _record(
+        "layered",
+        {
+            "delay_ms_each_way": DELAY * 1000,
+            "hops": ["client -> edge", "edge -> service", "service -> repository"],
+            "me_round_trip_ms": me_ms,
+            "monolithic_me_round_trip_ms": recorded.get("monolithic", {}).get("me_round_trip_ms"),
+        },
     )
