@@ -45,7 +45,7 @@ from py_app.auth.services import (
     RecoveryService,
 )
 from py_app.auth.services._recovery import RESET_REQUESTED, VERIFICATION_REQUESTED
-from py_app.config import Settings, SettingsError, resolve_jwt_secret
+from py_app.config import Settings, SettingsError, resolve_internal_secret, resolve_jwt_secret
 from py_app.core.limits import Limiter, Policy
 from py_app.core.ports import Clock, Counters, Metrics, NoMetrics, PasswordHasher, SystemClock
 from py_app.health.models import Lifecycle
@@ -79,6 +79,7 @@ from py_app.infra.remote_stores import (
     RemoteUserStore,
 )
 from py_app.infra.security import Argon2Hasher, JwtAccessTokens, NoPublishedKeys, derive_key
+from py_app.infra.service_auth import ServiceCredential
 from py_app.users.models import Role, Status, UserQuery
 from py_app.users.ports import UserStore, UserUseCases
 from py_app.users.repositories import SqlUserStore
@@ -255,6 +256,8 @@ def prepare_keys(settings: Settings) -> None:
     Workers must all sign alike; a production start without its key material stops here with one line.
     """
     resolve_jwt_secret(settings)
+    if settings.mode == "layered":  # the service-token secret every process of the topology shares
+        resolve_internal_secret(settings)
     if settings.jwt_algorithm != "HS256":
         _key_ring(settings, KeyRingStore(settings.effective_jwt_keys_dir))
 
@@ -289,7 +292,8 @@ def _layered_edge(settings: Settings, overrides: Overrides) -> Container:
     assert settings.service_target is not None
     stack = contextlib.AsyncExitStack()
     metrics = overrides.get("metrics") or _metrics(settings, stack)
-    target = Target(settings.service_target, "Services", settings.internal_timeout)
+    credential = ServiceCredential(resolve_internal_secret(settings), "edge")
+    target = Target(settings.service_target, "Services", settings.internal_timeout, credential=credential)
     stack.push_async_callback(target.close)
     _, keys = _access_tokens(settings, resolve_jwt_secret(settings), stack, overrides)  # the JWKS it publishes
     lifecycle = Lifecycle()
@@ -339,7 +343,8 @@ def _remote_stores(
 ) -> Stores:
     """gRPC clients of the repository tier, over one channel; its readiness is this process's."""
     assert settings.repository_target is not None
-    target = Target(settings.repository_target, "Repository", settings.internal_timeout)
+    credential = ServiceCredential(resolve_internal_secret(settings), "service")
+    target = Target(settings.repository_target, "Repository", settings.internal_timeout, credential=credential)
     stack.push_async_callback(target.close)
     return Stores(
         users=overrides.get("user_store") or RemoteUserStore(target),

@@ -68,6 +68,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     service_target: str | None = None
     repository_target: str | None = None
     internal_timeout: Annotated[float, msgspec.Meta(gt=0, le=120)] = 15.0  # an internal call with no caller deadline
+    # Layered mode: the secret every process of the topology signs and checks its service tokens with
+    # (infra.service_auth); development: made once under data_dir; production: required.
+    internal_secret: str | None = None
     data_dir: str = "./var"
     database_url: str = ""  # empty means a SQLite file under data_dir
     redis_url: str | None = None
@@ -151,6 +154,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             )
         if self.jwt_keys_dir and self.jwt_algorithm != "EdDSA":
             raise SettingsError("ARCANA_JWT_KEYS_DIR is read only with ARCANA_JWT_ALGORITHM=EdDSA")
+        if self.env == "production" and self.mode == "layered" and not self.internal_secret:
+            raise SettingsError("ARCANA_INTERNAL_SECRET is required when ARCANA_ENV=production in layered mode")
+        if self.internal_secret is not None and len(self.internal_secret.encode()) < MIN_SECRET_BYTES:
+            raise SettingsError(f"ARCANA_INTERNAL_SECRET must be at least {MIN_SECRET_BYTES} bytes (256 bits)")
 
     def _check_limits(self) -> None:
         if self.env == "production" and not self.rate_limits:
@@ -223,9 +230,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             ipaddress.ip_network(item.strip(), strict=False) for item in self.trusted_proxies.split(",") if item.strip()
         )
 
-    def __repr__(self) -> str:  # never print a secret (the signing key, a mail server's password)
+    def __repr__(self) -> str:  # never print a secret (the signing keys, a mail server's password)
         fields = ", ".join(
-            f"{name}={'***' if name in ('jwt_secret', 'smtp_url') and value else value!r}"
+            f"{name}={'***' if name in ('jwt_secret', 'internal_secret', 'smtp_url') and value else value!r}"
             for name, value in msgspec.structs.asdict(self).items()
         )
         return f"Settings({fields})"
@@ -312,4 +319,18 @@ def resolve_jwt_secret(settings: Settings) -> bytes:
     secret = write_once(path, (secrets.token_urlsafe(48) + "\n").encode()).strip()
     if len(secret) < MIN_SECRET_BYTES:
         raise SettingsError(f"{path} holds a key shorter than 256 bits; delete it to generate a new one")
+    return secret
+
+
+def resolve_internal_secret(settings: Settings) -> bytes:
+    """The service-token secret of the layered mode: configured, or in development made once under data_dir
+    (every process ``up`` starts shares the data directory, so they share the secret with no set-up)."""
+    if settings.internal_secret:
+        return settings.internal_secret.encode()
+    if settings.env == "production":  # unreachable through load_settings in layered mode; kept as a guard
+        raise SettingsError("ARCANA_INTERNAL_SECRET is required when ARCANA_ENV=production in layered mode")
+    path = Path(settings.data_dir) / "internal_secret"
+    secret = write_once(path, (secrets.token_urlsafe(48) + "\n").encode()).strip()
+    if len(secret) < MIN_SECRET_BYTES:
+        raise SettingsError(f"{path} holds a secret shorter than 256 bits; delete it to generate a new one")
     return secret

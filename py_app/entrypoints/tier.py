@@ -4,6 +4,7 @@
 ``service`` serves the use cases over gRPC clients of the repository tier and runs the background jobs
 (unless ``ARCANA_JOBS=off``). Each one's gRPC health follows its readiness (the repository: database and
 schema; the service: the repository tier), which is what the tier in front of it reports as its own.
+Every call but gRPC health must carry a service token of the calling tier's role (``infra.service_auth``).
 SIGTERM or SIGINT drains it (in-flight calls get ``ARCANA_SHUTDOWN_GRACE``) and it exits 0.
 """
 
@@ -19,10 +20,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from py_app.bootstrap import TierContainer, prepare_keys
-from py_app.config import Settings
+from py_app.config import Settings, resolve_internal_secret
 from py_app.entrypoints.listeners import claimed, metrics_address, metrics_endpoint
 from py_app.entrypoints.rpc import SERVER_OPTIONS
 from py_app.infra import jobs, remote, tracing
+from py_app.infra.service_auth import CALLERS, ServiceCredentialInterceptor
 
 logger = logging.getLogger("arcana.tier")
 Builder = Callable[[Settings], TierContainer]
@@ -48,7 +50,9 @@ async def serve_until_signalled(tier: str, build: Builder, settings: Settings) -
             await warm_up()
         if settings.jobs and container.jobs:
             await running.enter_async_context(jobs.running(container.jobs, settings.shutdown_grace))
-        server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=1024)
+        # Only the tier in front may call (a service token of its role); health stays open for probes.
+        credentials = ServiceCredentialInterceptor(resolve_internal_secret(settings), CALLERS[tier])
+        server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=1024, interceptors=[credentials])
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         remote.add_servicer(server, tier, container.ports)

@@ -36,6 +36,7 @@ from py_app.core.errors import DomainError, Internal, Unavailable
 from py_app.health.ports import CheckFailed
 from py_app.infra import request_id, tracing
 from py_app.infra.rpc_errors import from_rpc_error, to_status
+from py_app.infra.service_auth import ServiceCredential
 
 logger = logging.getLogger("arcana.internal")
 
@@ -131,9 +132,12 @@ def served(protocol: type, adapter: object) -> tuple[str, Served]:
 class PortServicer:
     """The ``Call`` RPC of a tier: decode, run the adapter's method, encode; a domain error becomes its status."""
 
-    def __init__(self, ports: Mapping[str, Served], service: str = "") -> None:
+    def __init__(
+        self, ports: Mapping[str, Served], service: str = "", encode: Callable[[Any], bytes] = _ENCODER.encode
+    ) -> None:
         self._ports = ports
         self._service = service  # the full gRPC service name, for the trace spans
+        self._encode = encode
 
     async def Call(  # noqa: N802 - the RPC's name
         self, request: ports_pb2.CallRequest, context: grpc.aio.ServicerContext
@@ -183,7 +187,7 @@ class PortServicer:
             logger.exception("internal call failed", extra={"port": request.port, "method": request.method})
             await context.abort_with_status(to_status(Internal()))
             raise AssertionError from None
-        return ports_pb2.CallReply(result=_ENCODER.encode(result))
+        return ports_pb2.CallReply(result=self._encode(result))
 
 
 def _code(context: grpc.aio.ServicerContext) -> str:
@@ -191,9 +195,33 @@ def _code(context: grpc.aio.ServicerContext) -> str:
     return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
 
 
+HASH_FIELD = "password_hash"
+
+
+def without_hashes(result: Any) -> bytes:
+    """msgspec JSON of ``result`` with every password hash in it emptied: what the Services tier answers.
+
+    The hash is verified in the service tier (login, password change) and goes no further: the edge gets
+    ``User`` values whose ``password_hash`` is "" (the field stays, so the edge decodes the one ``User`` type).
+    """
+    return _ENCODER.encode(_strip(msgspec.to_builtins(result)))
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: "" if key == HASH_FIELD else _strip(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_strip(item) for item in value]
+    return value
+
+
 def add_servicer(server: grpc.aio.Server, tier: str, ports: Mapping[str, Served]) -> str:
-    """Serve ``ports`` as the ``Repository`` or ``Services`` tier; the full service name (for health)."""
-    servicer = PortServicer(ports, str(ports_pb2.DESCRIPTOR.services_by_name[tier].full_name))
+    """Serve ``ports`` as the ``Repository`` or ``Services`` tier; the full service name (for health).
+
+    The repository tier answers the service tier, which verifies passwords, so its ``User`` values keep the
+    hash; the Services tier's answers cross to the edge, so they carry none (``without_hashes``)."""
+    encode = _ENCODER.encode if tier == "Repository" else without_hashes
+    servicer = PortServicer(ports, str(ports_pb2.DESCRIPTOR.services_by_name[tier].full_name), encode)
     if tier == "Repository":
         ports_pb2_grpc.add_RepositoryServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     else:
@@ -207,9 +235,10 @@ def add_servicer(server: grpc.aio.Server, tier: str, ports: Mapping[str, Served]
 class Target:
     """One channel to one tier, shared by every adapter of this process that calls it."""
 
-    def __init__(self, address: str, tier: str, timeout: float) -> None:
+    def __init__(self, address: str, tier: str, timeout: float, *, credential: ServiceCredential) -> None:
         self.address = address
         self._timeout = timeout
+        self._credential = credential  # sent with every call (infra.service_auth); health asks without it
         self._channel = grpc.aio.insecure_channel(
             address, options=CHANNEL_OPTIONS, interceptors=[request_id.RequestIdClientInterceptor()]
         )
@@ -230,7 +259,9 @@ class Target:
         # The span is current while the call starts: the channel's interceptor sends it as the callee's parent.
         with tracing.client_span(f"{self._service}/{port}.{method.name}"):
             try:
-                reply = await self._call(request, timeout=self.timeout(), wait_for_ready=False)
+                reply = await self._call(
+                    request, timeout=self.timeout(), metadata=self._credential.metadata(), wait_for_ready=False
+                )
             except grpc.aio.AioRpcError as exc:
                 raise _remote_error(exc, self.address) from None
         return method.decode_result(reply.result)

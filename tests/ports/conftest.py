@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from py_app.infra import migrations, remote
 from py_app.infra.db import create_engine
 from py_app.infra.outbox import OutboxStore, SqlOutbox
 from py_app.infra.remote_stores import RemoteAccountTokenStore, RemoteAuditStore, RemoteSessionStore, RemoteUserStore
+from py_app.infra.service_auth import CALLERS, ServiceCredential, ServiceCredentialInterceptor
 from py_app.users.models import Role, Status, User, new_user_id
 from py_app.users.ports import UserStore
 from py_app.users.repositories import SqlUserStore
@@ -159,11 +161,13 @@ async def _sql_or_remote(backend: str, url: str) -> AsyncIterator[Stores]:
 @contextlib.asynccontextmanager
 async def repository_tier(ports: list[tuple[str, remote.Served]]) -> AsyncIterator[remote.Target]:
     """A real grpc.aio server serving ``ports`` as the repository tier does, and one channel to it."""
-    server = grpc.aio.server()
+    secret = secrets.token_bytes(32)
+    server = grpc.aio.server(interceptors=[ServiceCredentialInterceptor(secret, CALLERS["Repository"])])
     remote.add_servicer(server, "Repository", dict(ports))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    target = remote.Target(f"127.0.0.1:{port}", "Repository", timeout=10)
+    credential = ServiceCredential(secret, "service")
+    target = remote.Target(f"127.0.0.1:{port}", "Repository", timeout=10, credential=credential)
     try:
         yield target
     finally:

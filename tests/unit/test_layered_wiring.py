@@ -23,8 +23,10 @@ from py_app.infra import remote, remote_services, remote_stores, request_id
 from py_app.infra.cache import NoSessionCache, RedisSessionCache
 from py_app.infra.counters import CounterStore
 from py_app.infra.outbox import OutboxStore
+from py_app.infra.service_auth import ServiceCredential
 from py_app.users.ports import UserStore, UserUseCases
 
+CREDENTIAL = ServiceCredential(b"s" * 32, "edge")  # the echo servers here check none
 ADAPTERS = {
     remote_stores.RemoteUserStore: UserStore,
     remote_stores.RemoteSessionStore: SessionStore,
@@ -119,7 +121,8 @@ class RemoteEcho(remote.RemotePort):
 @pytest.fixture
 async def echo_address() -> AsyncIterator[str]:
     server = grpc.aio.server()
-    onward = remote.Target("127.0.0.1:9", "Repository", timeout=60.0)  # never called: only its deadline is read
+    # Never called: only its deadline is read.
+    onward = remote.Target("127.0.0.1:9", "Repository", timeout=60.0, credential=CREDENTIAL)
     remote.add_servicer(server, "Repository", dict([remote.served(Echo, EchoAdapter(onward))]))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -132,7 +135,7 @@ async def echo_address() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def echo(echo_address: str) -> AsyncIterator[RemoteEcho]:
-    target = remote.Target(echo_address, "Repository", timeout=3.0)
+    target = remote.Target(echo_address, "Repository", timeout=3.0, credential=CREDENTIAL)
     try:
         yield RemoteEcho(target)
     finally:
