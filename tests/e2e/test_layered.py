@@ -15,9 +15,15 @@ from pathlib import Path
 
 import grpc
 import httpx
+import msgspec
 import pytest
 
+from py_app._proto.arcana.internal.v1 import ports_pb2, ports_pb2_grpc
 from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc
+from py_app.auth.models import ClientInfo
+from py_app.auth.ports import AuthUseCases
+from py_app.infra import remote
+from py_app.infra.service_auth import HEADER, ServiceCredential
 from tests.conftest import free_port
 from tests.e2e.support import STOP_SECONDS, Server, command, migrate, start
 
@@ -91,7 +97,34 @@ def _open_files(pid: int) -> set[str]:
     return names
 
 
-@pytest.mark.req("SRS-191", "SRS-193", "SRS-195")
+def _internal_call(target: str, tier: str, login: str, token: str | None) -> bytes | grpc.StatusCode:
+    """A raw ``Call`` of AuthUseCases.login on an internal tier's own RPC, as a caller from outside would make it."""
+    arguments = remote.port_methods(AuthUseCases)["login"].encode_arguments((login, PASSWORD, ClientInfo()), {})
+    request = ports_pb2.CallRequest(port="AuthUseCases", method="login", arguments=arguments)
+    with grpc.insecure_channel(target) as channel:
+        stub = ports_pb2_grpc.RepositoryStub(channel) if tier == "Repository" else ports_pb2_grpc.ServicesStub(channel)
+        try:
+            reply = stub.Call(request, metadata=((HEADER, token),) if token is not None else (), timeout=30)
+        except grpc.RpcError as error:
+            code: grpc.StatusCode = error.code()
+            return code
+    return bytes(reply.result)
+
+
+def _closed_to_the_world(processes: dict[str, dict[str, str]], data_dir: Path, login: str) -> None:
+    """Internal ports refuse a caller without a valid service token; with the edge's, the answer has no hash."""
+    forged = ServiceCredential(b"f" * 32, "edge").token()
+    for name, tier in (("repository-1", "Repository"), ("service-1", "Services")):
+        for token in (None, forged):
+            assert _internal_call(processes[name]["grpc"], tier, login, token) == grpc.StatusCode.UNAUTHENTICATED
+    edge = ServiceCredential((data_dir / "internal_secret").read_bytes().strip(), "edge").token()
+    answer = _internal_call(processes["service-1"]["grpc"], "Services", login, edge)
+    assert isinstance(answer, bytes), answer
+    assert b"argon2" not in answer
+    assert msgspec.json.decode(answer)["user"]["password_hash"] == ""
+
+
+@pytest.mark.req("SRS-191", "SRS-193", "SRS-195", "SRS-197", "SRS-198")
 def test_up_starts_the_layered_topology_whose_edges_share_one_service_tier_and_stops_it_cleanly(tmp_path: Path) -> None:
     migrate(tmp_path)
     up = start([sys.executable, "-m", "py_app", "up", "--mode", "layered", "--replicas", "edge=2"], tmp_path)
@@ -102,6 +135,7 @@ def test_up_starts_the_layered_topology_whose_edges_share_one_service_tier_and_s
         assert len({first, second, *(p["grpc"] for p in processes.values())}) == 6  # all ports distinct
         token = _register(first)
         assert _me(second, token).status_code == 200  # one repository behind both edges
+        _closed_to_the_world(processes, tmp_path / "var", _me(second, token).json()["username"])
         assert (
             httpx.post(f"{first}/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"}).status_code == 204
         )
