@@ -1,6 +1,7 @@
 """gRPC-client adapters of the use-case ports: what a layered edge uses in place of the services, each calling
 the service tier (``infra.remote``). Same Protocols, same errors; the edge still authenticates every request
-(``authenticate`` runs in the service tier against the live session, as in-process)."""
+(``authenticate`` runs in the service tier against the live session, as in-process). The ``User`` values they
+return have an empty ``password_hash``: the service tier verifies passwords and sends no hash on (SRS-198)."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ class Status(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class User:
-    """An account. ``password_hash`` never leaves the service layer."""
+    """An account. ``password_hash`` never leaves the service layer (a layered edge gets it as "")."""
 
     id: str
     username: str
