@@ -377,9 +377,10 @@ def _grpc_health(argv: list[str], port: int) -> subprocess.CompletedProcess[str]
 @pytest.mark.req("SRS-210")
 @pytest.mark.e2e
 @pytest.mark.timeout(180)
-def test_the_compose_grpc_health_check_passes_only_while_a_real_repository_tier_is_ready(tmp_path: Path) -> None:
-    """The internal tiers' compose health check, run as compose would, against a repository tier on SQLite: it
-    fails while the schema is not migrated (the tier answers NOT_SERVING), passes once `migrate` has run."""
+def test_the_compose_grpc_health_check_follows_real_tiers_and_a_dns_target_reaches_its_tier(tmp_path: Path) -> None:
+    """The internal tiers' compose health check, run as compose would, against a repository tier on SQLite:
+    it fails while the schema is not migrated (the tier answers NOT_SERVING), passes once `migrate` has run;
+    then against a service tier that reaches the repository by a `dns:///host:port` target, as manifests do."""
     services = compose()["services"]
     [argv] = {tuple(services[name]["healthcheck"]["test"]) for name in ("repository", "service")}
     assert argv[:2] == ("CMD", "python")
@@ -399,6 +400,22 @@ def test_the_compose_grpc_health_check_passes_only_while_a_real_repository_tier_
         while (passed := _grpc_health(list(argv), port)).returncode != 0:
             assert time.monotonic() < deadline, passed.stderr + tier.output()[-3000:]
             time.sleep(0.5)
+        # A service tier calling it by a `dns:///` target, as the manifests name the headless Services.
+        service = start(
+            [sys.executable, "-m", "py_app", "serve"],
+            tmp_path / "service",
+            **{**env, "ARCANA_ROLE": "service", "ARCANA_REPOSITORY_TARGET": f"dns:///localhost:{port}"},
+        )
+        try:
+            service_port = int(service.grpc.rsplit(":", 1)[1])
+            while (passed := _grpc_health(list(argv), service_port)).returncode != 0:
+                assert service.process.poll() is None, service.output()[-3000:]
+                assert time.monotonic() < deadline, passed.stderr + service.output()[-3000:]
+                time.sleep(0.5)
+            service.process.send_signal(signal.SIGTERM)
+            assert service.process.wait(STOP_SECONDS) == 0, service.output()[-3000:]
+        finally:
+            service.stop()
         tier.process.send_signal(signal.SIGTERM)
         assert tier.process.wait(STOP_SECONDS) == 0, tier.output()[-3000:]
     finally:
