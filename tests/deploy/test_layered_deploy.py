@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,15 @@ import yaml
 
 from py_app.config import LAYERED_TARGETS, MODE_ROLES, Settings
 from py_app.entrypoints.drain import KILL_MARGIN
-from tests.deploy.support import DEPLOY, cli_has, image_environment, settings_for, unknown_arcana
+from tests.deploy.support import (
+    DEPLOY,
+    ROOT,
+    cli_has,
+    dockerfile_stages,
+    image_environment,
+    settings_for,
+    unknown_arcana,
+)
 from tests.deploy.test_compose import example_env, interpolate
 from tests.deploy.test_k8s import container, documents, selects
 from tests.e2e.support import STOP_SECONDS, migrate, start
@@ -159,7 +168,10 @@ def test_tiers_are_probed_on_their_own_protocol_and_drain_within_their_grace_per
 
 
 def image_tag() -> str:
-    return str(yaml.safe_load(COMPOSE.read_text())["x-arcana"]["image"])
+    """The image every layered container runs: this version's, the one the monolithic files run."""
+    tag = str(yaml.safe_load(COMPOSE.read_text())["x-arcana"]["image"])
+    assert tag == f"arcana:{tomllib.loads((ROOT / 'pyproject.toml').read_text())['project']['version']}"
+    return tag
 
 
 @pytest.mark.req("SRS-211")
@@ -349,6 +361,20 @@ def test_compose_publishes_only_the_edge_and_its_networks_chain_the_tiers() -> N
     }
     declared = compose()["networks"]
     assert all(declared[name].get("internal") is True for name in ("repository", "data", "cache"))
+
+
+@pytest.mark.req("SRS-210")
+def test_compose_builds_the_repository_dockerfile_and_runs_every_tier_unprivileged_and_read_only() -> None:
+    services = compose()["services"]
+    [user] = dockerfile_stages()[-1].all("USER")
+    for name in ARCANA_SERVICES:
+        service = services[name]
+        assert (COMPOSE.parent / service["build"]["context"]).resolve() == ROOT, name
+        assert (ROOT / service["build"]["dockerfile"]).is_file(), name
+        assert service["user"] == user, name
+        assert service["security_opt"] == ["no-new-privileges:true"], name
+        assert service["tmpfs"] == [image_environment()["TMPDIR"]], name
+        assert [volume.split(":", 1)[1] for volume in service["volumes"]] == [image_environment()["ARCANA_DATA_DIR"]]
 
 
 @pytest.mark.req("SRS-210")
