@@ -145,7 +145,9 @@ def test_up_runs_the_monolithic_mode_with_two_edges_on_distinct_ports_and_stops_
 def test_up_refuses_replicas_it_cannot_run_with_one_line(tmp_path: Path) -> None:
     result = command(tmp_path, "up", "--mode", "layered", "--replicas", "repository=2")
     assert result.returncode == 2
-    assert result.stderr.strip() == "arcana up: --replicas: repository runs as one process for now"
+    assert result.stderr.strip() == (
+        "arcana up: --replicas: repository runs as one process on SQLite (several need ARCANA_DATABASE_URL=mysql://...)"
+    )
 
 
 def _grpc_me(target: str, token: str) -> grpc.StatusCode:
