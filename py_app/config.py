@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from py_app.infra.keys import write_once
+from py_app.infra.targets import TargetError, channel_target
 
 PREFIX = "ARCANA_"
 MIN_SECRET_BYTES = 32  # 256 bits, RFC 7518 §3.2 for HS256
@@ -64,7 +65,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # How the processes of the deployment split the work, and what this one serves (bootstrap.runner).
     mode: Literal["monolithic", "layered", "microservices"] = "monolithic"
     role: Literal["edge", "grpc", "worker", "service", "repository"] = "edge"
-    # Layered mode: the internal gRPC addresses (host:port) of the service and repository tiers.
+    # Layered mode: the internal gRPC addresses of the service and repository tiers: host:port, dns:///name:port
+    # or ip:port,ip:port,... (infra.targets), balanced round-robin.
     service_target: str | None = None
     repository_target: str | None = None
     internal_timeout: Annotated[float, msgspec.Meta(gt=0, le=120)] = 15.0  # an internal call with no caller deadline
@@ -142,6 +144,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         target = LAYERED_TARGETS.get(self.role) if self.mode == "layered" else None
         if target is not None and not getattr(self, target):
             raise SettingsError(f"ARCANA_{target.upper()} is required for ARCANA_ROLE={self.role} in layered mode")
+        for name in ("service_target", "repository_target"):
+            value = getattr(self, name)
+            if value:
+                try:
+                    channel_target(value)
+                except TargetError as exc:
+                    raise SettingsError(f"ARCANA_{name.upper()}: {exc}") from None
 
     def _check_keys(self) -> None:
         if self.env == "production" and not self.jwt_secret:

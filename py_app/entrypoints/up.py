@@ -6,6 +6,10 @@ addresses are printed; ``up`` waits until every process is ready (REST ``/health
 gRPC health SERVING for an internal tier), prints ``ready``, then waits. SIGINT or SIGTERM stops the
 edges first, then the tiers behind them (so in-flight requests drain while their tiers still answer);
 exit 0 when every process stopped cleanly, 1 when one failed or exited early.
+
+``--replicas service=2`` (``repository=2`` on a network database) starts several processes of a tier and
+gives its callers their list, which they balance over (``infra.targets``); a replica that exits while
+others of its role run is reported and the topology goes on with those.
 """
 
 from __future__ import annotations
@@ -30,8 +34,11 @@ STOP_MARGIN = 10.0  # beyond the shutdown grace, before a process that does not 
 HOST = "127.0.0.1"
 # What each mode starts, in start order (an edge needs the tier behind it).
 TOPOLOGIES: dict[str, tuple[str, ...]] = {"monolithic": ("edge",), "layered": ("repository", "service", "edge")}
-# The internal tiers are one process each until their clients balance over several targets.
-REPLICABLE = frozenset({"edge"})
+# Every role may run several processes. Service processes hold nothing between calls (no session cache
+# without Redis; counters, outbox claims and sessions live behind the repository tier): their callers balance
+# over the list. Repository processes hold nothing either, but on a SQLite file they would only queue for its
+# one writer lock: several of them are for a network database (docs/SPEC.md SDD-215).
+NETWORK_REPLICABLE = frozenset({"repository"})
 TARGETS = {"repository": "ARCANA_REPOSITORY_TARGET", "service": "ARCANA_SERVICE_TARGET"}  # who calls a tier
 
 
@@ -56,7 +63,7 @@ class Process:
         return "  ".join(parts)
 
 
-def parse_replicas(text: str, mode: str) -> dict[str, int]:
+def parse_replicas(text: str, mode: str, network_database: bool = False) -> dict[str, int]:
     """``edge=2,...`` → counts per role (each role of the mode defaults to 1)."""
     counts = dict.fromkeys(TOPOLOGIES[mode], 1)
     for item in filter(None, (part.strip() for part in text.split(","))):
@@ -65,8 +72,10 @@ def parse_replicas(text: str, mode: str) -> dict[str, int]:
             raise UsageError(f"--replicas: expected ROLE=N with N >= 1, got {item!r}")
         if role not in counts:
             raise UsageError(f"--replicas: {role!r} is not a role of the {mode} mode ({', '.join(counts)})")
-        if int(number) > 1 and role not in REPLICABLE:
-            raise UsageError(f"--replicas: {role} runs as one process for now")
+        if int(number) > 1 and role in NETWORK_REPLICABLE and not network_database:
+            raise UsageError(
+                f"--replicas: {role} runs as one process on SQLite (several need ARCANA_DATABASE_URL=mysql://...)"
+            )
         counts[role] = int(number)
     return counts
 
@@ -95,15 +104,17 @@ def plan(settings: Settings, mode: str, replicas: dict[str, int], base_port: int
                 process.http = f"{HOST}:{http_port}"
             if mode != "monolithic":
                 environ |= targets  # the tiers started before this one
-            if role in TARGETS:
-                targets[TARGETS[role]] = process.grpc
+            if role in TARGETS:  # several replicas: the list their callers balance over (infra.targets)
+                listed = targets.get(TARGETS[role]) if index else None
+                targets[TARGETS[role]] = f"{listed},{process.grpc}" if listed else process.grpc
             processes.append(process)
     return processes
 
 
 def up(settings: Settings, mode: str, replicas_text: str, base_port: int | None) -> int:
     try:
-        processes = plan(settings, mode, parse_replicas(replicas_text, mode), base_port)
+        network = settings.effective_database_url.startswith(("mysql", "mariadb"))
+        processes = plan(settings, mode, parse_replicas(replicas_text, mode, network), base_port)
     except UsageError as exc:
         print(f"arcana up: {exc}", file=sys.stderr)
         return 2
@@ -151,9 +162,23 @@ def _wait_ready(processes: list[Process], stopping: list[int]) -> str | None:
 
 
 def _watch(processes: list[Process], stopping: list[int]) -> str | None:
+    """Until a signal, or until a role has no process left: a replica that exits is reported, its callers
+    go on with the others (the topology runs on, and `up` will exit 1)."""
+    reported: set[str] = set()
     while not stopping:
-        if (early := _exited(processes)) is not None:
-            return early
+        gone = {p.name for p in processes if p.popen is not None and p.popen.poll() is not None}
+        for process in processes:
+            if process.name in gone - reported:
+                assert process.popen is not None
+                left = [p.name for p in processes if p.role == process.role and p.name not in gone]
+                if not left:
+                    return f"{process.name} exited with {process.popen.returncode}"
+                print(
+                    f"arcana up: {process.name} exited with {process.popen.returncode}; {', '.join(left)} go on",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                reported.add(process.name)
         time.sleep(0.2)
     return None
 

@@ -13,14 +13,23 @@ Known simplification: one envelope instead of a typed proto message per method (
 Each call carries the request id (``RequestIdClientInterceptor``) and a deadline: the remaining time of
 the internal call being served, when there is one, else the configured ``ARCANA_INTERNAL_TIMEOUT``.
 A tier that is down or too slow is ``Unavailable`` (503 / UNAVAILABLE at the edge, with a retry hint).
+
+A target may name several processes of a tier (``infra.targets``); the channel balances round-robin over
+those that are connected. A read (a method in its port's ``reads``: idempotent, counts nothing) that finds
+a tier process unavailable is tried again, on another, after a jittered exponential back-off, at most
+``READ_ATTEMPTS`` times within the call's deadline; a write is sent once, never again (whether a lost
+write ran is not known, and running it twice is not the same as once).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import inspect
+import json
 import logging
+import random
 import time
 import typing
 from collections.abc import Callable, Mapping
@@ -37,6 +46,7 @@ from py_app.health.ports import CheckFailed
 from py_app.infra import request_id, tracing
 from py_app.infra.rpc_errors import from_rpc_error, to_status
 from py_app.infra.service_auth import ServiceCredential
+from py_app.infra.targets import channel_target
 
 logger = logging.getLogger("arcana.internal")
 
@@ -49,6 +59,10 @@ CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2_000),
 ]
+# Balance over every address the target resolves to (grpc's default, pick_first, would use one of them).
+SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+READ_ATTEMPTS = 3  # a read's tries in all, when a tier process is unavailable
+RETRY_BACKOFF = 0.05  # seconds before the second try; doubled before each next one, then jittered to 50-100%
 # The absolute time (time.monotonic) by which the internal call this process is serving must answer.
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("arcana_internal_deadline", default=None)
 _ENCODER = msgspec.json.Encoder()
@@ -240,7 +254,9 @@ class Target:
         self._timeout = timeout
         self._credential = credential  # sent with every call (infra.service_auth); health asks without it
         self._channel = grpc.aio.insecure_channel(
-            address, options=CHANNEL_OPTIONS, interceptors=[request_id.RequestIdClientInterceptor()]
+            channel_target(address),  # one address, dns:///, or a list (infra.targets; Settings checked it)
+            options=[*CHANNEL_OPTIONS, ("grpc.service_config", SERVICE_CONFIG)],
+            interceptors=[request_id.RequestIdClientInterceptor()],
         )
         stub = ports_pb2_grpc.RepositoryStub if tier == "Repository" else ports_pb2_grpc.ServicesStub
         self._service = str(ports_pb2.DESCRIPTOR.services_by_name[tier].full_name)
@@ -254,16 +270,32 @@ class Target:
             return self._timeout
         return max(0.0, min(self._timeout, deadline - time.monotonic()))
 
-    async def call(self, port: str, method: Method, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    async def call(
+        self, port: str, method: Method, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, read: bool = False
+    ) -> Any:
+        """One port method's call; a ``read`` is tried again on an unavailable tier process (module docstring)."""
         request = ports_pb2.CallRequest(port=port, method=method.name, arguments=method.encode_arguments(args, kwargs))
+        deadline = time.monotonic() + self.timeout()
+        attempts = READ_ATTEMPTS if read else 1
         # The span is current while the call starts: the channel's interceptor sends it as the callee's parent.
         with tracing.client_span(f"{self._service}/{port}.{method.name}"):
-            try:
-                reply = await self._call(
-                    request, timeout=self.timeout(), metadata=self._credential.metadata(), wait_for_ready=False
-                )
-            except grpc.aio.AioRpcError as exc:
-                raise _remote_error(exc, self.address) from None
+            for attempt in range(1, attempts + 1):
+                try:
+                    reply = await self._call(
+                        request,
+                        timeout=max(0.0, deadline - time.monotonic()),
+                        metadata=self._credential.metadata(),
+                        wait_for_ready=False,
+                    )
+                    break
+                except grpc.aio.AioRpcError as exc:
+                    pause = RETRY_BACKOFF * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
+                    if attempt == attempts or not _retryable(exc) or time.monotonic() + pause >= deadline:
+                        raise _remote_error(exc, self.address) from None
+                    logger.info(
+                        "internal read retried", extra={"target": self.address, "method": f"{port}.{method.name}"}
+                    )
+                await asyncio.sleep(pause)
         return method.decode_result(reply.result)
 
     async def serving(self, within: float) -> bool:
@@ -293,8 +325,19 @@ class TierProbe:
             raise CheckFailed(f"the {self.name} tier at {self._target.address} is not serving")
 
 
+def _detailed(exc: grpc.aio.AioRpcError) -> bool:
+    """Whether the status carries a domain error (ErrorInfo details), rather than being grpc's own."""
+    return any(key == "grpc-status-details-bin" for key, _ in exc.trailing_metadata() or ())
+
+
+def _retryable(exc: grpc.aio.AioRpcError) -> bool:
+    """A tier process unavailable: not a domain error (an ``Unavailable`` from behind it was already the
+    answer of a tier that tried), not a deadline (no time is left to try again)."""
+    return exc.code() == grpc.StatusCode.UNAVAILABLE and not _detailed(exc)
+
+
 def _remote_error(exc: grpc.aio.AioRpcError, address: str) -> DomainError:
-    detailed = any(key == "grpc-status-details-bin" for key, _ in exc.trailing_metadata() or ())
+    detailed = _detailed(exc)
     if not detailed and exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         # The tier itself is down or too slow (grpc's message would name internal addresses).
         logger.warning("internal tier unavailable", extra={"target": address, "code": exc.code().name})
@@ -309,14 +352,20 @@ class RemotePort:
     """Base of every gRPC-client adapter: subclasses name their Protocol and spell its methods."""
 
     protocol: ClassVar[type]
+    # The methods that only read (idempotent, count nothing): the only ones tried again. Named per adapter,
+    # never inferred, so a new method is a write until someone decides otherwise.
+    reads: ClassVar[frozenset[str]] = frozenset()
     _methods: ClassVar[dict[str, Method]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._methods = port_methods(cls.protocol)
+        if unknown := cls.reads - cls._methods.keys():
+            raise TypeError(f"{cls.__name__}.reads names no method of {cls.protocol.__name__}: {sorted(unknown)}")
 
     def __init__(self, target: Target) -> None:
         self._target = target
 
     async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        return await self._target.call(self.protocol.__name__, self._methods[name], args, kwargs)
+        method = self._methods[name]
+        return await self._target.call(self.protocol.__name__, method, args, kwargs, read=name in self.reads)

@@ -19,6 +19,7 @@ from py_app.users.ports import UserUseCases
 
 class RemoteUserUseCases(RemotePort):
     protocol = UserUseCases
+    reads = frozenset({"get", "search", "public_page", "public_get"})
 
     async def create(self, new: NewUser, *, by: str | None = None, ip: str = "") -> User:
         return cast(User, await self._call("create", new, by=by, ip=ip))
@@ -62,6 +63,7 @@ class RemoteUserUseCases(RemotePort):
 
 class RemoteAuthUseCases(RemotePort):
     protocol = AuthUseCases
+    reads = frozenset({"authenticate", "validate", "me", "sessions"})
 
     async def prepare(self) -> None:
         """Nothing to warm up here: the service tier prepares itself before it reports SERVING."""
@@ -120,6 +122,7 @@ class RemoteRecoveryUseCases(RemotePort):
 
 class RemoteAuditUseCases(RemotePort):
     protocol = AuditUseCases
+    reads = frozenset({"search"})
 
     async def search(self, actor: Principal, query: AuditQuery) -> AuditPage:
         return cast(AuditPage, await self._call("search", actor, query))

@@ -20,6 +20,7 @@ from py_app.users.ports import UserStore
 
 class RemoteUserStore(RemotePort):
     protocol = UserStore
+    reads = frozenset({"get", "find_by_login", "search"})
 
     async def add(self, user: User, effects: Effects = NO_EFFECTS) -> None:
         await self._call("add", user, effects)
@@ -47,6 +48,7 @@ class RemoteUserStore(RemotePort):
 
 class RemoteSessionStore(RemotePort):
     protocol = SessionStore
+    reads = frozenset({"state", "family", "list_for_user"})
 
     async def open(
         self, session: Session, refresh_digest: str, login: LoginWrite | None = None, effects: Effects = NO_EFFECTS
@@ -80,6 +82,7 @@ class RemoteSessionStore(RemotePort):
 
 class RemoteAccountTokenStore(RemotePort):
     protocol = AccountTokenStore
+    reads = frozenset({"find"})
 
     async def issue(self, token: AccountToken, effects: Effects = NO_EFFECTS) -> None:
         await self._call("issue", token, effects)
@@ -96,6 +99,7 @@ class RemoteAccountTokenStore(RemotePort):
 
 class RemoteAuditStore(RemotePort):
     protocol = AuditStore
+    reads = frozenset({"search"})
 
     async def record(self, *events: AuditEvent) -> None:
         await self._call("record", *events)
@@ -109,6 +113,7 @@ class RemoteAuditStore(RemotePort):
 
 class RemoteOutbox(RemotePort):
     protocol = OutboxStore
+    reads = frozenset({"waiting"})
 
     async def publish(self, *messages: OutboxMessage, now: datetime) -> None:
         await self._call("publish", *messages, now=now)
@@ -133,6 +138,7 @@ class RemoteOutbox(RemotePort):
 
 class RemoteCounters(RemotePort):
     protocol = CounterStore
+    reads = frozenset({"held"})
 
     async def hit(self, key: str, window: int, now: datetime) -> tuple[int, int]:
         return cast("tuple[int, int]", await self._call("hit", key, window, now))

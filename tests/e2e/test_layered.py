@@ -46,6 +46,10 @@ LISTED = re.compile(r"^(?P<name>[a-z]+-\d+)\s+pid (?P<pid>\d+)\s+grpc (?P<grpc>\
         ),
         ({"ARCANA_MODE": "microservices"}, "ARCANA_MODE=microservices is not available yet"),
         ({"ARCANA_MODE": "tiered"}, "ARCANA_MODE"),
+        (
+            {"ARCANA_MODE": "layered", "ARCANA_SERVICE_TARGET": "service-a:50061,service-b:50061"},
+            "ARCANA_SERVICE_TARGET: 'service-a:50061': a list takes IP addresses; for a name use dns:///",
+        ),
     ],
 )
 def test_a_wrong_mode_or_role_is_refused_at_start_with_one_line(
@@ -179,7 +183,52 @@ def test_up_runs_the_monolithic_mode_with_two_edges_on_distinct_ports_and_stops_
 def test_up_refuses_replicas_it_cannot_run_with_one_line(tmp_path: Path) -> None:
     result = command(tmp_path, "up", "--mode", "layered", "--replicas", "repository=2")
     assert result.returncode == 2
-    assert result.stderr.strip() == "arcana up: --replicas: repository runs as one process for now"
+    assert result.stderr.strip() == (
+        "arcana up: --replicas: repository runs as one process on SQLite (several need ARCANA_DATABASE_URL=mysql://...)"
+    )
+
+
+@pytest.mark.mariadb
+@pytest.mark.req("SRS-215", "SRS-213")
+def test_up_runs_two_service_and_two_repository_processes_and_the_edge_serves_on_when_one_of_each_dies(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    migrate(tmp_path, ARCANA_DATABASE_URL=mariadb_url)
+    up = start(
+        [sys.executable, "-m", "py_app", "up", "--mode", "layered", "--replicas", "service=2,repository=2"],
+        tmp_path,
+        ARCANA_DATABASE_URL=mariadb_url,
+    )
+    try:
+        processes = _listed(up)
+        assert sorted(processes) == ["edge-1", "repository-1", "repository-2", "service-1", "service-2"], processes
+        edge = processes["edge-1"]
+        http = edge["http"]
+        token = _register(http)
+        for victim in ("service-1", "repository-2"):  # one of each tier; its twin answers from the next call
+            pid = int(processes[victim]["pid"])
+            os.killpg(pid, signal.SIGKILL)
+            _until(lambda pid=pid: not Path(f"/proc/{pid}").exists() or _zombie(pid), up)
+            assert _me(http, token).status_code == 200  # a read through both tiers
+            assert _grpc_me(edge["grpc"], token) == grpc.StatusCode.OK
+            token = _register(http)  # a write: one try, answered by the process that is left
+            assert httpx.get(f"{http}/health/ready", timeout=10).status_code == 200
+        up.process.send_signal(signal.SIGTERM)
+        assert up.process.wait(STOP_SECONDS * 2) == 1, up.output()[-3000:]  # replicas died: not a clean run
+    finally:
+        up.stop()
+    output = up.output()
+    assert "arcana up: service-1 exited with -9; service-2 go on" in output
+    assert "arcana up: repository-2 exited with -9; repository-1 go on" in output
+    assert "edge-1       stopped (0)" in output
+    assert "Traceback" not in output
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
 
 
 def _grpc_me(target: str, token: str) -> grpc.StatusCode:
