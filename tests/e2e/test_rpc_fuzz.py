@@ -7,8 +7,11 @@ byte-truncated, bit-flipped and byte-mutated, and random bytes; each without met
 admin's bearer and a garbage one. Every answer must be OK or one of the status codes the API documents, promptly;
 the server must stay up, and log no traceback and nothing at error level.
 
-The methods come from the descriptors (`py_app/_proto` walked, plus the health and reflection services the
-server adds), checked against what the server offers through reflection: a new RPC is fuzzed without an edit.
+The methods come from the descriptors (the public `py_app/_proto/arcana/v1` walked, plus the health and
+reflection services the server adds), checked against what the server offers through reflection: a new RPC is
+fuzzed without an edit. The layered mode's internal tiers (`arcana.internal.v1`, one `Call` RPC behind a service
+token) are not served here; their bad envelopes and missing credentials have tests of their own
+(tests/unit/test_layered_wiring.py, tests/unit/test_service_credentials.py).
 """
 
 from __future__ import annotations
@@ -61,8 +64,8 @@ LEAKS = ("Traceback", "DecodeError", "Error parsing", "google.protobuf", "Except
 
 
 def generated_services() -> list[ServiceDescriptor]:
-    """Every service of every generated module, and the two the server adds from grpcio's own packages."""
-    generated = importlib.import_module("py_app._proto")
+    """Every service of every generated public module, and the two the server adds from grpcio's own packages."""
+    generated = importlib.import_module("py_app._proto.arcana.v1")
     modules = [
         importlib.import_module(info.name)
         for info in pkgutil.walk_packages(generated.__path__, f"{generated.__name__}.")
