@@ -46,6 +46,7 @@ def database(mariadb: PrivateMariaDB, tmp_path: Path) -> dict[str, str]:
         "ARCANA_DATABASE_URL": mariadb.create_database(f"drain_{uuid.uuid4().hex[:8]}"),
         "ARCANA_DB_TIMEOUT": "60",  # a request on the frozen database outlives the grace
         "ARCANA_SHUTDOWN_GRACE": str(GRACE),
+        "ARCANA_JOBS": "off",  # no background query: the one queued at the frozen server is the request's
     }
     migrate(tmp_path, **settings)
     return settings
@@ -102,12 +103,29 @@ def register_in_background(server: Server, protocol: str) -> threading.Thread:
     return thread
 
 
+def waiting_on(port: int) -> bool:
+    """Whether a query sits unread at the frozen server: a connection to ``port`` with bytes in its receive
+    queue (the kernel still takes what the service sends; the stopped mariadbd reads none of it)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, queues = fields[1], fields[3], fields[4]
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port and int(queues.split(":")[1], 16) > 0:
+                return True
+    return False
+
+
 def stop_with_work_in_flight(server: Server, mariadb: PrivateMariaDB, protocol: str) -> tuple[int, float]:
     with frozen(mariadb):
         register_in_background(server, protocol)
-        # Sent, hashed and now waiting on the database. Generous: on a loaded machine the client thread's
-        # channel set-up can take a second, and a call that has not arrived cannot be cut short.
-        time.sleep(2)
+        # Sent and now waiting on the database: wait until a query of it is seen queued at the frozen server
+        # (on a loaded machine the client's channel set-up and the hash take seconds, and a call that has not
+        # reached the database yet would drain cleanly).
+        deadline = time.monotonic() + 30
+        while not waiting_on(mariadb.port):
+            assert time.monotonic() < deadline, "the request never reached the frozen database"
+            time.sleep(0.1)
+        time.sleep(0.2)
         began = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         try:
