@@ -14,8 +14,9 @@ TARGETS=${FUZZ_TARGETS:-verify_token decode_header parse_phc verify_password}
 export RUSTC_BOOTSTRAP=1
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
-  echo "cargo-fuzz is missing: cargo install cargo-fuzz --locked" >&2
-  exit 2
+  # Like `make bench` with its load generators: set up what the command needs (crates.io, a few minutes once).
+  echo "== installing cargo-fuzz (cargo install cargo-fuzz --locked) =="
+  cargo install cargo-fuzz --locked --quiet || { echo "cannot install cargo-fuzz" >&2; exit 2; }
 fi
 echo "== building the fuzz targets (cargo fuzz build, AddressSanitizer) =="
 cargo fuzz build || exit 2
