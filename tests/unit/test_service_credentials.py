@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import grpc
@@ -74,23 +74,24 @@ async def _raw_call(address: str, token: str | None) -> ports_pb2.CallReply:
 
 @pytest.mark.req("SRS-197")
 @pytest.mark.parametrize(
-    ("token", "reason"),
+    ("make", "reason"),
     [
-        (None, "missing"),
-        ("", "missing"),
-        ("not-a-token", "malformed"),
-        (mint(secrets.token_bytes(32), "edge", int(time.time())), "bad signature"),  # another secret
-        (mint(SECRET, "edge", int(time.time())).replace(".edge.", ".eDge."), "bad signature"),  # tampered
-        (mint(SECRET, "edge", int(time.time()) - 120), "expired"),
-        (mint(SECRET, "edge", int(time.time()), lifetime=3600), "bad lifetime"),  # longer than 60 s
-        (mint(SECRET, "edge", int(time.time()) + 600), "bad lifetime"),  # issued in the future
-        (mint(SECRET, "service", int(time.time())), "role not allowed"),  # the repository tier's caller
+        (lambda: None, "missing"),
+        (lambda: "", "missing"),
+        (lambda: "not-a-token", "malformed"),
+        (lambda: mint(secrets.token_bytes(32), "edge", int(time.time())), "bad signature"),  # another secret
+        (lambda: mint(SECRET, "edge", int(time.time())).replace(".edge.", ".eDge."), "bad signature"),  # tampered
+        (lambda: mint(SECRET, "edge", int(time.time()) - 120), "expired"),
+        (lambda: mint(SECRET, "edge", int(time.time()), lifetime=3600), "bad lifetime"),  # longer than 60 s
+        (lambda: mint(SECRET, "edge", int(time.time()) + 600), "bad lifetime"),  # issued in the future
+        (lambda: mint(SECRET, "service", int(time.time())), "role not allowed"),  # the repository tier's caller
     ],
     ids=["none", "empty", "malformed", "other-secret", "tampered", "expired", "long-lived", "future", "wrong-role"],
 )
 async def test_a_call_without_a_valid_service_token_is_unauthenticated_and_logged_without_the_token(
-    services: str, token: str | None, reason: str, caplog: pytest.LogCaptureFixture
+    services: str, make: Callable[[], str | None], reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    token = make()  # minted now, not at collection: the suite may run this many minutes after it imported it
     with caplog.at_level(logging.WARNING, logger="arcana.security"), pytest.raises(grpc.aio.AioRpcError) as refused:
         await _raw_call(services, token)
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
