@@ -72,6 +72,22 @@ def resolved_environment(template: Doc) -> dict[str, str]:
     return env
 
 
+def assert_unprivileged(name: str, template: Doc, data_dir: str) -> None:
+    """A pod of ours: non-root (uid 10001), no service-account token, a read-only root filesystem, no privilege
+    escalation, no capabilities, bounded resources, and writable only at TMPDIR and the data directory."""
+    pod, spec = template["spec"], container(template)
+    assert pod["securityContext"]["runAsNonRoot"] is True, name
+    assert pod["securityContext"]["runAsUser"] == 10001, name
+    assert pod["automountServiceAccountToken"] is False, name
+    context = spec["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True, name
+    assert context["allowPrivilegeEscalation"] is False, name
+    assert context["capabilities"]["drop"] == ["ALL"], name
+    assert set(spec["resources"]) == {"requests", "limits"}, name
+    mounts = {mount["mountPath"] for mount in spec["volumeMounts"]}
+    assert mounts == {image_environment()["TMPDIR"], data_dir}, name
+
+
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in selector.items())
 
@@ -183,19 +199,8 @@ def test_services_autoscalers_budgets_and_policies_select_pods_that_exist_on_por
 @pytest.mark.req("SRS-206")
 def test_every_pod_is_unprivileged_read_only_bounded_and_writes_only_tmpdir_and_the_data_directory() -> None:
     for name, template in workloads().items():
-        pod, spec = template["spec"], container(template)
-        assert pod["securityContext"]["runAsNonRoot"] is True, name
-        assert pod["securityContext"]["runAsUser"] == 10001, name
-        assert pod["automountServiceAccountToken"] is False, name
-        context = spec["securityContext"]
-        assert context["readOnlyRootFilesystem"] is True, name
-        assert context["allowPrivilegeEscalation"] is False, name
-        assert context["capabilities"]["drop"] == ["ALL"], name
-        assert set(spec["resources"]) == {"requests", "limits"}, name
-        env = resolved_environment(template)
-        mounts = {mount["mountPath"] for mount in spec["volumeMounts"]}
-        assert mounts == {image_environment()["TMPDIR"], env["ARCANA_DATA_DIR"]}, name
-        assert all("emptyDir" in volume for volume in pod["volumes"]), name
+        assert_unprivileged(name, template, resolved_environment(template)["ARCANA_DATA_DIR"])
+        assert all("emptyDir" in volume for volume in template["spec"]["volumes"]), name
 
 
 @pytest.mark.req("SRS-206")

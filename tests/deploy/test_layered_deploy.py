@@ -35,7 +35,7 @@ from tests.deploy.support import (
     unknown_arcana,
 )
 from tests.deploy.test_compose import example_env, interpolate
-from tests.deploy.test_k8s import container, documents, selects
+from tests.deploy.test_k8s import assert_unprivileged, container, documents, selects
 from tests.e2e.support import STOP_SECONDS, migrate, start
 
 LAYERED = DEPLOY / "k8s" / "layered"
@@ -177,17 +177,7 @@ def image_tag() -> str:
 @pytest.mark.req("SRS-211")
 def test_every_pod_is_unprivileged_read_only_and_every_tier_is_autoscaled_or_budgeted() -> None:
     for name, template in workloads().items():
-        pod, spec = template["spec"], container(template)
-        assert pod["securityContext"]["runAsNonRoot"] is True, name
-        assert pod["securityContext"]["runAsUser"] == 10001, name
-        assert pod["automountServiceAccountToken"] is False, name
-        context = spec["securityContext"]
-        assert context["readOnlyRootFilesystem"] is True, name
-        assert context["allowPrivilegeEscalation"] is False, name
-        assert context["capabilities"]["drop"] == ["ALL"], name
-        assert set(spec["resources"]) == {"requests", "limits"}, name
-        mounts = {mount["mountPath"] for mount in spec["volumeMounts"]}
-        assert mounts == {image_environment()["TMPDIR"], resolved_environment(template)["ARCANA_DATA_DIR"]}, name
+        assert_unprivileged(name, template, resolved_environment(template)["ARCANA_DATA_DIR"])
     autoscaled = {hpa["spec"]["scaleTargetRef"]["name"] for hpa in of_kind("HorizontalPodAutoscaler").values()}
     assert autoscaled == {"arcana-edge", "arcana-service"}
     assert all(hpa["spec"]["minReplicas"] >= 2 for hpa in of_kind("HorizontalPodAutoscaler").values())
