@@ -43,15 +43,21 @@ LIMITS = {
     "limit_refresh_session": "60/60",
 }
 LIMIT_FORMAT = re.compile(r"\d+/\d+(,\d+/\d+)*")
-# The roles each deployment mode has (bootstrap.runner maps a mode and role to its runner). Microservices
-# (issue 13.3) is a mode to come: named so that a start with it is refused with a clear line.
+# The roles each deployment mode has (bootstrap.runner maps a mode and role to its runner).
 MODE_ROLES: dict[str, tuple[str, ...]] = {
     "monolithic": ("edge", "grpc", "worker"),
     "layered": ("edge", "service", "repository"),
-    "microservices": (),
+    "microservices": ("edge", "auth", "users"),
 }
-# The internal tier a layered process calls, by role (the setting that names its address).
-LAYERED_TARGETS = {"edge": "service_target", "service": "repository_target"}
+# The internal services a process calls, by mode and role (the settings that name their addresses).
+TARGETS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("layered", "edge"): ("service_target",),
+    ("layered", "service"): ("repository_target",),
+    ("microservices", "edge"): ("auth_target", "users_target"),
+    ("microservices", "auth"): ("users_target",),
+    ("microservices", "users"): ("auth_target",),
+}
+TARGET_SETTINGS = ("service_target", "repository_target", "auth_target", "users_target")
 
 
 class SettingsError(ValueError):
@@ -64,11 +70,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     env: Literal["development", "production"] = "development"
     # How the processes of the deployment split the work, and what this one serves (bootstrap.runner).
     mode: Literal["monolithic", "layered", "microservices"] = "monolithic"
-    role: Literal["edge", "grpc", "worker", "service", "repository"] = "edge"
-    # Layered mode: the internal gRPC addresses of the service and repository tiers: host:port, dns:///name:port
-    # or ip:port,ip:port,... (infra.targets), balanced round-robin.
+    role: Literal["edge", "grpc", "worker", "service", "repository", "auth", "users"] = "edge"
+    # The internal gRPC addresses of the other processes (TARGETS says who needs which): host:port,
+    # dns:///name:port or ip:port,ip:port,... (infra.targets), balanced round-robin. Layered: the service and
+    # repository tiers; microservices: the auth and users services.
     service_target: str | None = None
     repository_target: str | None = None
+    auth_target: str | None = None
+    users_target: str | None = None
     internal_timeout: Annotated[float, msgspec.Meta(gt=0, le=120)] = 15.0  # an internal call with no caller deadline
     # Layered mode: the secret every process of the topology signs and checks its service tokens with
     # (infra.service_auth); development: made once under data_dir; production: required.
@@ -135,16 +144,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     def _check_topology(self) -> None:
         roles = MODE_ROLES[self.mode]
-        if not roles:
+        if self.mode == "microservices":  # issue 13.3: the settings are named, the wiring is to come
             raise SettingsError(f"ARCANA_MODE={self.mode} is not available yet; use monolithic or layered")
         if self.role not in roles:
             raise SettingsError(
                 f"ARCANA_ROLE={self.role} is not a role of ARCANA_MODE={self.mode} (its roles: {', '.join(roles)})"
             )
-        target = LAYERED_TARGETS.get(self.role) if self.mode == "layered" else None
-        if target is not None and not getattr(self, target):
-            raise SettingsError(f"ARCANA_{target.upper()} is required for ARCANA_ROLE={self.role} in layered mode")
-        for name in ("service_target", "repository_target"):
+        for target in TARGETS.get((self.mode, self.role), ()):
+            if not getattr(self, target):
+                raise SettingsError(
+                    f"ARCANA_{target.upper()} is required for ARCANA_ROLE={self.role} in {self.mode} mode"
+                )
+        for name in TARGET_SETTINGS:
             value = getattr(self, name)
             if value:
                 try:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from py_app.config import LAYERED_TARGETS, MODE_ROLES, Settings
+from py_app.config import MODE_ROLES, TARGETS, Settings
 from py_app.entrypoints.drain import KILL_MARGIN
 from tests.deploy.support import (
     DEPLOY,
@@ -41,6 +41,7 @@ from tests.e2e.support import STOP_SECONDS, migrate, start
 LAYERED = DEPLOY / "k8s" / "layered"
 COMPOSE = DEPLOY / "compose" / "layered.yaml"
 TIERS = MODE_ROLES["layered"]  # edge, service, repository
+CALLS = [(role, setting) for (mode, role), settings in TARGETS.items() if mode == "layered" for setting in settings]
 DEPLOYMENTS = {f"arcana-{tier}": tier for tier in TIERS}
 MIGRATE = "arcana-layered-migrate"
 Doc = dict[str, Any]
@@ -125,7 +126,7 @@ def test_each_tier_runs_its_role_with_settings_that_validate_and_only_the_reposi
 @pytest.mark.req("SRS-211")
 def test_each_tier_calls_the_next_through_its_headless_service_on_the_port_it_listens_on() -> None:
     services = of_kind("Service")
-    for caller, setting in LAYERED_TARGETS.items():
+    for caller, setting in CALLS:
         host, port = target_address(getattr(settings_of(f"arcana-{caller}"), setting))
         callee = {"service_target": "arcana-service", "repository_target": "arcana-repository"}[setting]
         assert host == callee, f"{caller} calls {host}"
@@ -320,7 +321,7 @@ def test_compose_starts_each_tier_after_the_one_it_calls_with_settings_valid_for
         if name != "migrate":
             assert command == "serve", name
             assert int(service["stop_grace_period"].rstrip("s")) > settings.shutdown_grace + KILL_MARGIN, name
-    for caller, setting in LAYERED_TARGETS.items():
+    for caller, setting in CALLS:
         host, port = target_address(getattr(settings_for(compose_environment(services[caller])), setting))
         assert host in services, caller
         assert port == settings_for(compose_environment(services[host])).grpc_port, caller
