@@ -7,6 +7,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -64,9 +65,9 @@ async def mariadb_admin(statement: str) -> None:
         await engine.dispose()
 
 
-@pytest.fixture
-def mariadb_url() -> Iterator[str]:
-    """A fresh, empty MariaDB database with a unique name, dropped afterwards."""
+@contextmanager
+def fresh_mariadb_database() -> Iterator[str]:
+    """A fresh, empty MariaDB database with a unique name (its URL), dropped afterwards."""
     name = f"arcana_t_{uuid.uuid4().hex[:12]}"
     try:
         asyncio.run(mariadb_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
@@ -77,6 +78,20 @@ def mariadb_url() -> Iterator[str]:
         yield MARIADB_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
         asyncio.run(mariadb_admin(f"DROP DATABASE IF EXISTS `{name}`"))
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A fresh, empty MariaDB database with a unique name, dropped afterwards."""
+    with fresh_mariadb_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_mariadb_url() -> Iterator[str]:
+    """One fresh MariaDB database for a whole module (for servers the module's tests share), dropped afterwards."""
+    with fresh_mariadb_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])

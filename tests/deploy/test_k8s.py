@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 import tomllib
 from pathlib import Path
@@ -36,8 +38,15 @@ def manifest_files() -> list[Path]:
     return sorted((DEPLOY / "k8s").rglob("*.yaml"))
 
 
+@functools.cache
+def _parsed(path: Path) -> tuple[Doc, ...]:
+    """Each manifest parsed once per run: re-parsing every file for every lookup was most of this module's time."""
+    return tuple(document for document in yaml.safe_load_all(path.read_text()) if document)
+
+
 def documents(path: Path) -> list[Doc]:
-    return [document for document in yaml.safe_load_all(path.read_text()) if document]
+    """The manifest's documents, a fresh copy for each caller (a test may change what it gets)."""
+    return copy.deepcopy(list(_parsed(path)))
 
 
 def everything() -> list[Doc]:

@@ -1,5 +1,8 @@
 """Login throttling and rate limits on real server processes: one worker, two workers, two replicas sharing
-Redis; and what happens when Redis goes away. The clients are httpx and the generated gRPC stubs."""
+Redis; and what happens when Redis goes away. The clients are httpx and the generated gRPC stubs.
+
+The tests that need nothing but the default limits on one worker share one server (``limited``): each uses
+accounts and client addresses of its own, so no counter one of them moves is one another reads."""
 
 from __future__ import annotations
 
@@ -82,6 +85,16 @@ def assert_storm(responses: list[httpx.Response]) -> None:
             assert response.json()["code"] == "rate_limited"
 
 
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One worker, default limits, SQLite: shared by the tests that need only that."""
+    server = serve(tmp_path_factory.mktemp("limited"))
+    try:
+        yield server
+    finally:
+        stop(server)
+
+
 @pytest.fixture
 def redis_prefix_env(redis_url: str, redis_prefix: str) -> Iterator[dict[str, str]]:
     yield {"ARCANA_REDIS_URL": redis_url, "ARCANA_REDIS_PREFIX": redis_prefix}
@@ -95,8 +108,11 @@ def redis_prefix_env(redis_url: str, redis_prefix: str) -> Iterator[dict[str, st
 
 @pytest.mark.req("SRS-103")
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_fifty_concurrent_wrong_logins_evaluate_at_most_five(tmp_path: Path, workers: str) -> None:
-    server = serve(tmp_path / "one", ARCANA_WORKERS=workers)
+def test_fifty_concurrent_wrong_logins_evaluate_at_most_five(
+    request: pytest.FixtureRequest, tmp_path: Path, workers: str
+) -> None:
+    own = workers != "1"
+    server = serve(tmp_path / "one", ARCANA_WORKERS=workers) if own else request.getfixturevalue("limited")
     try:
         name = f"storm{uuid.uuid4().hex[:8]}"
         asyncio.run(register(server.http, name))
@@ -112,7 +128,8 @@ def test_fifty_concurrent_wrong_logins_evaluate_at_most_five(tmp_path: Path, wor
         assert (locked.status_code, right.status_code) == (429, 429)
         assert right.json()["detail"] == locked.json()["detail"]
     finally:
-        stop(server)
+        if own:
+            stop(server)
 
 
 @pytest.mark.req("SRS-103")
@@ -132,57 +149,51 @@ def test_two_replicas_sharing_redis_count_together(
 
 
 @pytest.mark.req("SRS-103")
-def test_an_unknown_account_locks_exactly_as_a_known_one(tmp_path: Path) -> None:
-    server = serve(tmp_path / "one")
-    try:
-        known = f"known{uuid.uuid4().hex[:8]}"
-        asyncio.run(register(server.http, known))
-        answers = {}
-        for login in (known, f"ghost{uuid.uuid4().hex[:8]}"):
-            responses = [asyncio.run(storm([server.http], login, 1, f"203.0.113.{n}"))[0] for n in range(7)]
-            answers[login] = [(r.status_code, r.json()["detail"]) for r in responses]
-        assert answers[known] == next(iter(answers.values()))
-        assert [status for status, _ in answers[known]] == [401] * 5 + [429] * 2
-    finally:
-        stop(server)
+def test_an_unknown_account_locks_exactly_as_a_known_one(limited: Server) -> None:
+    server = limited
+    known = f"known{uuid.uuid4().hex[:8]}"
+    asyncio.run(register(server.http, known, address="192.0.2.2"))
+    answers = {}
+    for login in (known, f"ghost{uuid.uuid4().hex[:8]}"):
+        responses = [asyncio.run(storm([server.http], login, 1, f"203.0.113.{n}"))[0] for n in range(7)]
+        answers[login] = [(r.status_code, r.json()["detail"]) for r in responses]
+    assert answers[known] == next(iter(answers.values()))
+    assert [status for status, _ in answers[known]] == [401] * 5 + [429] * 2
 
 
 @pytest.mark.req("SRS-104")
-def test_rate_limits_answer_429_with_retry_after_and_resource_exhausted_with_retry_info(tmp_path: Path) -> None:
-    server = serve(tmp_path / "one")
-    try:
-        for _ in range(5):
-            asyncio.run(register(server.http, f"reg{uuid.uuid4().hex[:8]}", address="192.0.2.50"))
-        body = {"username": f"reg{uuid.uuid4().hex[:8]}", "email": "six@example.com", "password": PASSWORD}
-        sixth = httpx.post(f"{server.http}{V1}/auth/register", json=body, headers={"x-forwarded-for": "192.0.2.50"})
-        assert sixth.status_code == 429
-        assert 1 <= int(sixth.headers["retry-after"]) <= 3600
-        assert sixth.json()["code"] == "rate_limited"
-        # The address is the hop our trusted proxy saw (rightmost), not what a client wrote before it.
-        spoofed = {"x-forwarded-for": "192.0.2.50, 192.0.2.51"}
-        assert httpx.post(f"{server.http}{V1}/auth/register", json=body, headers=spoofed).status_code == 201
+def test_rate_limits_answer_429_with_retry_after_and_resource_exhausted_with_retry_info(limited: Server) -> None:
+    server = limited
+    for _ in range(5):
+        asyncio.run(register(server.http, f"reg{uuid.uuid4().hex[:8]}", address="192.0.2.50"))
+    body = {"username": f"reg{uuid.uuid4().hex[:8]}", "email": "six@example.com", "password": PASSWORD}
+    sixth = httpx.post(f"{server.http}{V1}/auth/register", json=body, headers={"x-forwarded-for": "192.0.2.50"})
+    assert sixth.status_code == 429
+    assert 1 <= int(sixth.headers["retry-after"]) <= 3600
+    assert sixth.json()["code"] == "rate_limited"
+    # The address is the hop our trusted proxy saw (rightmost), not what a client wrote before it.
+    spoofed = {"x-forwarded-for": "192.0.2.50, 192.0.2.51"}
+    assert httpx.post(f"{server.http}{V1}/auth/register", json=body, headers=spoofed).status_code == 201
 
-        async def over_grpc() -> grpc.aio.AioRpcError:
-            metadata = [("x-forwarded-for", "192.0.2.50")]
-            request = auth_pb2.RegisterRequest(
-                username=f"g{uuid.uuid4().hex[:8]}", email="g@example.com", password=PASSWORD
-            )
-            async with grpc.aio.insecure_channel(server.grpc) as channel:
-                with pytest.raises(grpc.aio.AioRpcError) as caught:
-                    await auth_pb2_grpc.AuthServiceStub(channel).Register(request, metadata=metadata, timeout=30)
-            return caught.value
+    async def over_grpc() -> grpc.aio.AioRpcError:
+        metadata = [("x-forwarded-for", "192.0.2.50")]
+        request = auth_pb2.RegisterRequest(
+            username=f"g{uuid.uuid4().hex[:8]}", email="g@example.com", password=PASSWORD
+        )
+        async with grpc.aio.insecure_channel(server.grpc) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await auth_pb2_grpc.AuthServiceStub(channel).Register(request, metadata=metadata, timeout=30)
+        return caught.value
 
-        error = asyncio.run(over_grpc())
-        assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-        status = rpc_status.from_call(error)
-        assert status is not None
-        retry = [d for d in status.details if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)]
-        assert len(retry) == 1
-        info = error_details_pb2.RetryInfo()
-        retry[0].Unpack(info)
-        assert 1 <= info.retry_delay.seconds <= 3600
-    finally:
-        stop(server)
+    error = asyncio.run(over_grpc())
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = rpc_status.from_call(error)
+    assert status is not None
+    retry = [d for d in status.details if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)]
+    assert len(retry) == 1
+    info = error_details_pb2.RetryInfo()
+    retry[0].Unpack(info)
+    assert 1 <= info.retry_delay.seconds <= 3600
 
 
 @pytest.mark.req("SRS-103")

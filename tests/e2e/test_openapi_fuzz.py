@@ -69,7 +69,13 @@ def test_every_operation_passes_every_schemathesis_check(tmp_path: Path) -> None
             timeout=10,
         )
         token = login.json()["access_token"]
-        environ = {key: value for key, value in os.environ.items() if not key.startswith("ARCANA_")}
+        # The fuzzer is not the code under test: it runs without coverage's tracer (the server keeps it), which
+        # takes about a quarter off the test's CPU time under `make test` (47 s -> 35 s user time, measured).
+        environ = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("ARCANA_") and key not in ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START")
+        }
         environ.update(
             PYTHONPATH=str(ROOT),
             SCHEMATHESIS_HOOKS="tests.e2e.fuzz_hooks",

@@ -4,7 +4,9 @@ the other refuses on its very next request, over REST and gRPC, with no pause in
 two workers on the same topology: a logout acknowledged by one worker is refused by both.
 
 Each scenario first makes the other replica serve the session from the shared cache (its hit counter moves),
-so a refusal is the cache's invalidation at work and not a cache that was never used.
+so a refusal is the cache's invalidation at work and not a cache that was never used. The pair is started once
+for the module (starting it is most of each test's time): every scenario registers an account of its own, and
+only the first admin's login is shared.
 """
 
 from __future__ import annotations
@@ -107,10 +109,12 @@ class Replica:
         return httpx.request(method, f"{self.server.http}{V1}{path}", headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def replicas(tmp_path: Path, mariadb_url: str) -> Iterator[tuple[Replica, Replica]]:
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory: pytest.TempPathFactory, module_mariadb_url: str) -> Iterator[tuple[Replica, Replica]]:
+    """One pair for the module: every test works on an account of its own, so none sees another's effects."""
+    tmp_path = tmp_path_factory.mktemp("replicas")
     shared = {
-        "ARCANA_DATABASE_URL": mariadb_url,
+        "ARCANA_DATABASE_URL": module_mariadb_url,
         "ARCANA_REDIS_URL": REDIS_TEST_URL,
         "ARCANA_REDIS_PREFIX": f"arcana-test:{uuid.uuid4().hex[:12]}:",
         "ARCANA_JWT_SECRET": "replicas-share-this-secret-0123456789abcdef",
