@@ -144,8 +144,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     def _check_topology(self) -> None:
         roles = MODE_ROLES[self.mode]
-        if self.mode == "microservices":  # issue 13.3: the settings are named, the wiring is to come
-            raise SettingsError(f"ARCANA_MODE={self.mode} is not available yet; use monolithic or layered")
         if self.role not in roles:
             raise SettingsError(
                 f"ARCANA_ROLE={self.role} is not a role of ARCANA_MODE={self.mode} (its roles: {', '.join(roles)})"
