@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -19,6 +20,7 @@ import grpc
 import httpx
 import msgspec
 import pytest
+import sqlalchemy as sa
 
 from py_app._proto.arcana.internal.v1 import ports_pb2, ports_pb2_grpc
 from py_app.core.identity import Principal
@@ -295,3 +297,60 @@ def test_with_the_auth_service_down_a_suspension_is_saved_answered_503_and_appli
             server.stop()
     for server in started:
         assert "Traceback" not in server.output(), server.output()[-3000:]
+
+
+def _accounts(url: str, database: str) -> list[tuple[Any, ...]]:
+    from py_app.infra.db import create_engine
+
+    async def read() -> list[tuple[Any, ...]]:
+        engine = create_engine(url.rsplit("/", 1)[0] + f"/{database}")
+        try:
+            async with engine.connect() as connection:
+                rows = await connection.execute(sa.text("SELECT * FROM users ORDER BY id"))
+                counts = [
+                    (await connection.execute(sa.text(f"SELECT count(*) FROM {table}"))).scalar_one()
+                    for table in OWNED_BY_AUTH
+                ]
+                return [*(tuple(row) for row in rows), tuple(counts)]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+@pytest.mark.mariadb
+@pytest.mark.req("SRS-222", "SRS-223", "SRS-224")
+def test_on_mariadb_up_makes_each_services_database_and_two_of_each_service_keep_the_replica_exact(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    from tests.conftest import mariadb_admin
+
+    name = mariadb_url.rsplit("/", 1)[1]
+    command_line = [sys.executable, "-m", "py_app", "up", "--mode", "microservices", "--replicas", "auth=2,users=2"]
+    up = start(command_line, tmp_path, ARCANA_DATABASE_URL=mariadb_url)
+    try:
+        processes = _listed(up)
+        assert sorted(processes) == ["auth-1", "auth-2", "edge-1", "users-1", "users-2"], processes
+        http = processes["edge-1"]["http"]
+        auths = ",".join(processes[f"auth-{index}"]["grpc"] for index in (1, 2))
+        settings = _users_settings(tmp_path / "var", auths) | {"ARCANA_DATABASE_URL": f"{mariadb_url}_users"}
+        arguments = ("--username", ADMIN, "--email", "root@example.com", "--password", ADMIN_PASSWORD)
+        made = command(tmp_path, "create-admin", *arguments, **settings)
+        assert made.returncode == 0, made.stderr
+        token = _login(http, ADMIN, ADMIN_PASSWORD)["access_token"]
+        victims = [_register(http) for _ in range(4)]  # spread over both processes of each service
+        for _, victim_id, _ in victims:
+            assert _call(http, "PUT", f"/users/{victim_id}/status", token, {"status": "suspended"}).status_code == 200
+        assert [_me(http, victim) for _, _, victim in victims] == [401] * 4
+        users, auth = _accounts(mariadb_url, f"{name}_users"), _accounts(mariadb_url, f"{name}_auth")
+        assert users[:-1] == auth[:-1]
+        assert len(users) == 6  # the admin, four accounts, the counts
+        assert users[-1] == (0, 0, 0, 0)  # sessions, refresh and account tokens, audit: none at the owner
+        assert auth[-1][0] >= 5
+        up.process.send_signal(signal.SIGTERM)
+        assert up.process.wait(STOP_SECONDS * 2) == 0, up.output()[-3000:]
+    finally:
+        up.stop()
+        for service in ("users", "auth"):
+            asyncio.run(mariadb_admin(f"DROP DATABASE IF EXISTS `{name}_{service}`"))
+    assert "Traceback" not in up.output()
