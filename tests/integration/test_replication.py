@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from py_app.audit.repositories import SqlAuditStore
 from py_app.auth.models import AccountChange
@@ -64,15 +65,15 @@ class Switchable:
 
 @dataclass
 class Pair:
-    users: sa.ext.asyncio.AsyncEngine
-    auth: sa.ext.asyncio.AsyncEngine
+    users: AsyncEngine
+    auth: AsyncEngine
     store: ReplicatedUserStore
     replica: Switchable
     outbox: SqlOutbox
     cache: Forgetting
     clock: FixedClock
 
-    async def rows(self, engine: sa.ext.asyncio.AsyncEngine, query: str) -> list[tuple[object, ...]]:
+    async def rows(self, engine: AsyncEngine, query: str) -> list[tuple[object, ...]]:
         async with engine.connect() as connection:
             return [tuple(row) for row in await connection.execute(sa.text(query))]
 
