@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -113,6 +114,14 @@ def _raw_call(target: str, port: str, method: str, arguments: tuple[Any, ...], t
     return msgspec.json.decode(reply.result)
 
 
+def _stop(up: Server, processes: dict[str, dict[str, str]]) -> None:
+    """Kill `up` and whatever it started that still runs (each in a session of its own, which `up`'s kill misses)."""
+    up.stop()
+    for listed in processes.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(listed["pid"]), signal.SIGKILL)
+
+
 def _until(check: Callable[[], bool], within: float, why: str) -> None:
     deadline = time.monotonic() + within
     while not check():
@@ -123,8 +132,9 @@ def _until(check: Callable[[], bool], within: float, why: str) -> None:
 @pytest.mark.req("SRS-222", "SRS-223", "SRS-224", "SRS-226")
 def test_up_starts_the_services_each_owning_its_data_and_changes_apply_from_the_next_request(tmp_path: Path) -> None:
     up = start([sys.executable, "-m", "py_app", "up", "--mode", "microservices", "--replicas", "edge=2"], tmp_path)
+    processes: dict[str, dict[str, str]] = {}
     try:
-        processes = _listed(up)
+        processes.update(_listed(up))
         assert sorted(processes) == ["auth-1", "edge-1", "edge-2", "users-1"], processes
         http, other = processes["edge-1"]["http"], processes["edge-2"]["http"]
         auth, users = processes["auth-1"]["grpc"], processes["users-1"]["grpc"]
@@ -196,7 +206,7 @@ def test_up_starts_the_services_each_owning_its_data_and_changes_apply_from_the_
         for name in processes:
             assert f"{name:<12} stopped (0)" in up.output()
     finally:
-        up.stop()
+        _stop(up, processes)
     assert "Traceback" not in up.output()
 
 
@@ -328,8 +338,9 @@ def test_on_mariadb_up_makes_each_services_database_and_two_of_each_service_keep
     name = mariadb_url.rsplit("/", 1)[1]
     command_line = [sys.executable, "-m", "py_app", "up", "--mode", "microservices", "--replicas", "auth=2,users=2"]
     up = start(command_line, tmp_path, ARCANA_DATABASE_URL=mariadb_url)
+    processes: dict[str, dict[str, str]] = {}
     try:
-        processes = _listed(up)
+        processes.update(_listed(up))
         assert sorted(processes) == ["auth-1", "auth-2", "edge-1", "users-1", "users-2"], processes
         http = processes["edge-1"]["http"]
         auths = ",".join(processes[f"auth-{index}"]["grpc"] for index in (1, 2))
@@ -350,7 +361,7 @@ def test_on_mariadb_up_makes_each_services_database_and_two_of_each_service_keep
         up.process.send_signal(signal.SIGTERM)
         assert up.process.wait(STOP_SECONDS * 2) == 0, up.output()[-3000:]
     finally:
-        up.stop()
+        _stop(up, processes)
         for service in ("users", "auth"):
             asyncio.run(mariadb_admin(f"DROP DATABASE IF EXISTS `{name}_{service}`"))
     assert "Traceback" not in up.output()
