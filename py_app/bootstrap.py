@@ -53,9 +53,9 @@ from py_app.health.models import Lifecycle
 from py_app.health.ports import Probe
 from py_app.health.services import HealthService
 from py_app.infra import migrations
-from py_app.infra.cache import InProcessSessionCache, NoSessionCache, RedisSessionCache
+from py_app.infra.cache import CachedUserStore, InProcessSessionCache, NoSessionCache, RedisSessionCache
 from py_app.infra.counters import CounterStore, FailoverCounters, InProcessCounters, RedisCounters, SqlCounters
-from py_app.infra.db import change_counter, create_engine
+from py_app.infra.db import ChangeCounter, change_counter, create_engine
 from py_app.infra.jobs import Every, Job
 from py_app.infra.keys import KeyRing, KeyRingError, KeyRingStore, KeyRingWatcher, new_key, secret_ring
 from py_app.infra.mail import MailDelivery, Mailer, Renderer, SmtpMailer
@@ -509,10 +509,13 @@ def _build_services(
     clock = overrides.get("clock") or SystemClock()
     secret = resolve_jwt_secret(settings)
     tokens, keys = _access_tokens(settings, secret, stack, overrides)
-    cache = overrides.get("cache") or _session_cache(settings, engine, stack)
+    changes = _changes(settings, engine, stack)
+    cache = overrides.get("cache") or _session_cache(settings, engine, stack, changes)
     if not isinstance(cache, NoSessionCache):
         cache = MeteredSessionCache(cache, metrics)
     user_store = stores.users
+    if changes is not None and "user_store" not in overrides:
+        user_store = CachedUserStore(user_store, settings.session_cache_ttl, changes, metrics)
     audit_store = stores.audit
     outbox = stores.outbox
     account_key = derive_key(secret, "account-token")
@@ -711,7 +714,20 @@ def _rules(settings: Settings) -> SessionRules:
     )
 
 
-def _session_cache(settings: Settings, engine: AsyncEngine | None, stack: contextlib.AsyncExitStack) -> SessionCache:
+def _changes(settings: Settings, engine: AsyncEngine | None, stack: contextlib.AsyncExitStack) -> ChangeCounter | None:
+    """The database's commit counter where it has one (a SQLite file) and caching is on: what lets an
+    in-process cache see every worker's and process's writes (the session cache and the user records')."""
+    if settings.session_cache_ttl <= 0 or engine is None:
+        return None
+    counter = change_counter(engine)
+    if counter is not None:
+        stack.callback(counter.close)
+    return counter
+
+
+def _session_cache(
+    settings: Settings, engine: AsyncEngine | None, stack: contextlib.AsyncExitStack, changes: ChangeCounter | None
+) -> SessionCache:
     """A cache is only correct where its invalidation reaches every process that serves requests.
 
     On a SQLite file every process's commits move the file's change counter, so an in-process cache
@@ -723,13 +739,10 @@ def _session_cache(settings: Settings, engine: AsyncEngine | None, stack: contex
     """
     if settings.session_cache_ttl <= 0:
         return NoSessionCache()
-    if engine is not None:
-        counter = change_counter(engine)
-        if counter is not None:
-            stack.callback(counter.close)
-            return InProcessSessionCache(settings.session_cache_ttl, changes=counter)
-        if engine.url.get_backend_name() == "sqlite" and settings.workers == 1:
-            return InProcessSessionCache(settings.session_cache_ttl)
+    if changes is not None:
+        return InProcessSessionCache(settings.session_cache_ttl, changes=changes)
+    if engine is not None and engine.url.get_backend_name() == "sqlite" and settings.workers == 1:
+        return InProcessSessionCache(settings.session_cache_ttl)  # in-memory SQLite: one process by definition
     if settings.redis_url:
         # A client of its own with shorter timeouts: a lookup that fails falls back to the database, so
         # waiting longer for Redis would only slow the request.

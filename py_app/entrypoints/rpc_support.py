@@ -23,7 +23,7 @@ from py_app.core.errors import DomainError, InvalidInput, Unauthenticated
 from py_app.core.identity import Principal
 from py_app.core.ports import Metrics, NoMetrics
 from py_app.entrypoints.addresses import Network, client_address
-from py_app.entrypoints.rpc_observe import Offered, announce, observed
+from py_app.entrypoints.rpc_observe import Offered, observed, with_request_id
 from py_app.infra import remote
 from py_app.infra.rpc_errors import to_status
 
@@ -148,8 +148,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
             except DomainError as error:
                 status = to_status(error)
                 answered(status.code.name, started)
-                await announce(context)
-                await context.abort_with_status(status)
+                await context.abort(status.code, status.details, with_request_id(status.trailing_metadata))
             except grpc.aio.AbortError:
                 code = context.code()
                 answered(code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN", started)
@@ -157,8 +156,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
             except Exception:
                 logger.exception("unhandled error", extra={"method": method})
                 answered(grpc.StatusCode.INTERNAL.name, started)
-                await announce(context)
-                await context.abort(grpc.StatusCode.INTERNAL, "The server could not complete the request.")
+                await context.abort(
+                    grpc.StatusCode.INTERNAL, "The server could not complete the request.", with_request_id()
+                )
             else:
                 answered(grpc.StatusCode.OK.name, started)
                 return response

@@ -1,4 +1,5 @@
-"""Session caches: in-process (when every change reaches it), shared in Redis (replicas), or none.
+"""Session caches: in-process (when every change reaches it), shared in Redis (replicas), or none; and the
+user records' cache (``CachedUserStore``), in-process where the database counts its commits.
 
 Invalidation is versioned per session and per user: ``stamp`` reads both versions before the
 database read, every ``forget`` advances them, and ``put`` refuses a result stamped before an
@@ -22,12 +23,17 @@ import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from py_app.auth.ports import Stamp
+from py_app.core.effects import NO_EFFECTS, Effects
 from py_app.core.identity import Principal
+from py_app.core.ports import Metrics, NoMetrics
+from py_app.users.models import PasswordChange, User, UserChanges, UserQuery
+from py_app.users.ports import UserStore
 
 logger = logging.getLogger("arcana.cache")
 
@@ -290,3 +296,78 @@ class RedisSessionCache:
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self._prefix}{kind}{name}"
+
+
+class CachedUserStore:
+    """A ``UserStore`` whose ``get`` (a point query's read, and ``me``'s) is served from memory while the
+    database has not changed since the record was read; everything else goes to ``store``.
+
+    ``changes`` is a counter that moves whenever any connection of any process commits to the database
+    (SQLite's ``PRAGMA data_version``, ``infra.db.ChangeCounter``): the composition root builds this store
+    only where there is one. An entry is served only while the counter still reads what it read before the
+    record was fetched, so no write anywhere (an update, a login's record, a deletion, through any worker
+    or the CLI) can be acknowledged and then read past: the acknowledgement reached the reader in a later
+    loop iteration than the commit, and the counter read in that iteration has moved. A read that raced
+    a commit is not kept. Writes through this store also drop the entry at once.
+    """
+
+    def __init__(
+        self,
+        store: UserStore,
+        ttl: float,
+        changes: Callable[[], int],
+        metrics: Metrics | None = None,
+        max_entries: int = 100_000,
+    ) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._changes = changes
+        self._metrics = metrics or NoMetrics()
+        self._max_entries = max_entries
+        self._entries: dict[str, tuple[User, float, int]] = {}
+
+    async def get(self, user_id: str) -> User | None:
+        entry = self._entries.get(user_id)
+        if entry is not None:
+            user, expires, read_at = entry
+            if read_at == self._changes() and time.monotonic() < expires:
+                self._metrics.cache_lookup("user", True)
+                return user
+            del self._entries[user_id]
+        self._metrics.cache_lookup("user", False)
+        before = self._changes()
+        found = await self._store.get(user_id)
+        if found is not None and self._changes() == before:
+            if len(self._entries) >= self._max_entries:
+                self._entries.clear()  # crude but bounded: the cache only saves reads
+            self._entries[user_id] = (found, time.monotonic() + self._ttl, before)
+        return found
+
+    async def add(self, user: User, effects: Effects = NO_EFFECTS) -> None:
+        await self._store.add(user, effects)
+
+    async def find_by_login(self, username_or_email: str) -> User | None:
+        return await self._store.find_by_login(username_or_email)
+
+    async def search(self, query: UserQuery) -> tuple[list[User], int]:
+        return await self._store.search(query)
+
+    async def update(
+        self, user_id: str, changes: UserChanges, now: datetime, effects: Effects = NO_EFFECTS
+    ) -> User | None:
+        try:
+            return await self._store.update(user_id, changes, now, effects)
+        finally:
+            self._entries.pop(user_id, None)
+
+    async def change_password(self, change: PasswordChange, effects: Effects = NO_EFFECTS) -> bool:
+        try:
+            return await self._store.change_password(change, effects)
+        finally:
+            self._entries.pop(change.user_id, None)
+
+    async def delete(self, user_id: str, now: datetime, effects: Effects = NO_EFFECTS) -> bool:
+        try:
+            return await self._store.delete(user_id, now, effects)
+        finally:
+            self._entries.pop(user_id, None)

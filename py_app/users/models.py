@@ -132,6 +132,12 @@ class UserChanges:
         return self.role is not None or self.status is not None
 
     @property
+    def touches_principal(self) -> bool:
+        """Changes what a cached principal of the account says: its access, or whether its address is verified
+        (an admin's verification, or a new email that is unproven again)."""
+        return self.touches_access or self.is_verified is not None
+
+    @property
     def may_remove_an_admin(self) -> bool:
         """Applied to an active administrator, this change would leave them no longer one."""
         return (self.role is not None and self.role is not Role.ADMIN) or self.ends_sessions

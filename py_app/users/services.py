@@ -189,8 +189,9 @@ class UserService:
         after = await self._store.update(user_id, changes, now, effects) if _is_uuid(user_id) else None
         if after is None:
             raise NotFound("No such user.")
-        if changes.touches_access:
+        if changes.touches_principal:
             await self._cache.forget_user(user_id)
+        if changes.touches_access:
             security_log.info(
                 "privilege_permissions_changed",
                 extra={"user_id": user_id, "by": actor.user_id, "role": after.role, "status": after.status},

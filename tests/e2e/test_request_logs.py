@@ -41,14 +41,14 @@ def requests_with(logged: list[dict[str, Any]], request_id: str) -> list[dict[st
 
 
 async def grpc_calls(target: str, ids: dict[str, str]) -> dict[str, Any]:
-    """GetInfo (answers OK) and a Login with a wrong password (UNAUTHENTICATED): their initial metadata."""
+    """GetInfo (answers OK) and a Login with a wrong password (UNAUTHENTICATED): their trailing metadata."""
     seen: dict[str, Any] = {}
     async with grpc.aio.insecure_channel(target) as channel:
         info = info_pb2_grpc.InfoServiceStub(channel).GetInfo(
             info_pb2.GetInfoRequest(), metadata=[("x-request-id", ids["info"])], timeout=20
         )
         await info
-        seen["info"] = dict(await info.initial_metadata())
+        seen["info"] = dict(await info.trailing_metadata())
         login = auth_pb2_grpc.AuthServiceStub(channel).Login(
             auth_pb2.LoginRequest(username_or_email=ids["email"], password=ids["password"]),
             metadata=[("x-request-id", ids["login"])],
@@ -57,12 +57,13 @@ async def grpc_calls(target: str, ids: dict[str, str]) -> dict[str, Any]:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await login
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        seen["login"] = dict(await login.initial_metadata())
+        seen["login"] = dict(refused.value.trailing_metadata())
+        assert refused.value.details() == "Invalid username, email or password."  # the status as before
         nameless = info_pb2_grpc.InfoServiceStub(channel).GetInfo(
             info_pb2.GetInfoRequest(), metadata=[("x-request-id", BAD_IDS[0])], timeout=20
         )
         await nameless
-        seen["bad"] = dict(await nameless.initial_metadata())
+        seen["bad"] = dict(await nameless.trailing_metadata())
     return seen
 
 
@@ -137,7 +138,7 @@ def test_every_request_and_security_event_is_one_json_line_under_the_callers_req
     (line,) = requests_with(logged, f"login-{suffix}")
     assert (line["route"], line["status"]) == ("/api/v1/auth/login", 401)
 
-    # gRPC: the id comes back in the initial metadata, on OK and on an error, and names the call's line.
+    # gRPC: the id comes back in the trailing metadata, on OK and on an error, and names the call's line.
     assert answered["info"]["x-request-id"] == f"grpc-{suffix}"
     (line,) = requests_with(logged, f"grpc-{suffix}")
     assert (line["method"], line["code"], line["client_ip"]) == ("/arcana.v1.InfoService/GetInfo", "OK", "127.0.0.1")

@@ -134,3 +134,43 @@ def test_a_suspension_acknowledged_by_one_worker_is_refused_by_every_worker_at_o
     assert suspended.status_code == 200, suspended.text
     assert set(asyncio.run(in_every_process(server, get_user(token, user_id))).values()) == {"UNAUTHENTICATED"}
     assert rest_answers(server, token, user_id) == {401}
+
+
+def first_name(token: str, user_id: str) -> Call:
+    async def call(channel: grpc.aio.Channel) -> str:
+        bearer = (("authorization", f"Bearer {token}"),)
+        found = await users_pb2_grpc.UserServiceStub(channel).GetUser(
+            users_pb2.GetUserRequest(id=user_id), metadata=bearer, timeout=5
+        )
+        me = await auth_pb2_grpc.AuthServiceStub(channel).Me(auth_pb2.MeRequest(), metadata=bearer, timeout=5)
+        return f"{found.first_name}/{me.first_name}"
+
+    return call
+
+
+def rest_first_names(server: Server, token: str, user_id: str, connections: int = 10) -> set[str]:
+    names = set()
+    for _ in range(connections):
+        with httpx.Client(base_url=server.http, headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
+            names.add(
+                f"{client.get(f'{V1}/users/{user_id}').json()['first_name']}/{client.get(f'{V1}/auth/me').json()['first_name']}"
+            )
+    return names
+
+
+@pytest.mark.req("SRS-255")
+def test_a_profile_change_acknowledged_by_one_worker_is_read_by_every_worker_at_once(server: Server) -> None:
+    """The user records are cached too (GET /users/{id}, me): the next read after the acknowledgement is the new one."""
+    token, user_id = register(server)
+    assert set(asyncio.run(in_every_process(server, first_name(token, user_id))).values()) == {"/"}  # cached
+    assert rest_first_names(server, token, user_id) == {"/"}
+    for name in ("Alice", "Alicia"):
+        changed = httpx.patch(
+            f"{server.http}{V1}/users/{user_id}",
+            json={"first_name": name},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert changed.status_code == 200, changed.text
+        assert set(asyncio.run(in_every_process(server, first_name(token, user_id))).values()) == {f"{name}/{name}"}
+        assert rest_first_names(server, token, user_id) == {f"{name}/{name}"}

@@ -14,13 +14,13 @@ from py_app.auth.services import (
     RecoveryLimits,
     RecoveryService,
 )
-from py_app.core.errors import InvalidInput, PermissionDenied, Unauthenticated
+from py_app.core.errors import EmailUnverified, InvalidInput, PermissionDenied, Unauthenticated
 from py_app.core.identity import Principal
 from py_app.core.limits import Limiter, Policy
 from py_app.core.ports import Metrics, PasswordHasher
 from py_app.infra.cache import InProcessSessionCache
 from py_app.infra.counters import InProcessCounters
-from py_app.users.models import MAX_TOKEN, NewUser, Role, Status
+from py_app.users.models import MAX_TOKEN, NewUser, Role, Status, UserChanges
 from py_app.users.services import UserService
 from tests.fakes import (
     Database,
@@ -385,3 +385,17 @@ async def test_a_token_too_long_to_be_ours_is_invalid_input_as_a_field_and_unaut
     assert [error.field for error in refreshed.value.errors] == ["refresh_token"]
     with pytest.raises(Unauthenticated):  # a Bearer credential is not a field: malformed is invalid_token
         await rig.auth.authenticate(too_long)
+
+
+@pytest.mark.req("SRS-107", "SRS-049")
+async def test_an_admin_verifying_or_changing_an_email_applies_to_cached_sessions_from_the_next_request() -> None:
+    """The cached principal carries whether the address is verified: a change of it forgets the user's sessions."""
+    rig = Rig(require_verified=True)
+    user_id, access, _ = await register(rig)
+    admin = Principal("admin-id", "s", "admin")
+    await rig.auth.authenticate(access, CLIENT, unverified_ok=True)  # cached, unverified
+    await rig.users.verify(admin, user_id)
+    assert (await rig.auth.authenticate(access, CLIENT)).verified
+    await rig.users.update(admin, user_id, UserChanges(email="alice.new@example.com"))  # unproven again
+    with pytest.raises(EmailUnverified):
+        await rig.auth.authenticate(access, CLIENT)

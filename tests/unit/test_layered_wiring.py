@@ -243,7 +243,7 @@ async def test_a_tier_without_a_database_caches_sessions_only_in_a_shared_redis(
     choose = bootstrap._session_cache  # noqa: SLF001 - the composition root's one choice, checked alone
     async with contextlib.AsyncExitStack() as stack:
         with_redis = load_settings({"ARCANA_REDIS_URL": "redis://127.0.0.1:1/0"})
-        assert isinstance(choose(with_redis, None, stack), RedisSessionCache)
-        assert isinstance(choose(load_settings({}), None, stack), NoSessionCache)
+        assert isinstance(choose(with_redis, None, stack, None), RedisSessionCache)
+        assert isinstance(choose(load_settings({}), None, stack, None), NoSessionCache)
         off = load_settings({"ARCANA_REDIS_URL": "redis://127.0.0.1:1/0", "ARCANA_SESSION_CACHE_TTL": "0"})
-        assert isinstance(choose(off, None, stack), NoSessionCache)
+        assert isinstance(choose(off, None, stack, None), NoSessionCache)
