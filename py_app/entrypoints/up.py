@@ -216,12 +216,29 @@ def up(settings: Settings, mode: str, replicas_text: str, base_port: int | None)
         failed = _wait_ready(processes, stopping)
         if failed is None:
             print(f"ready: {mode}, {len(processes)} processes", flush=True)
+            if hint := _admin_hint(processes):
+                print(hint, flush=True)
             failed = _watch(processes, stopping)
         if failed is not None:
             print(f"arcana up: {failed}", file=sys.stderr, flush=True)
     finally:
         clean = _stop_all(processes, settings.shutdown_grace + STOP_MARGIN)
     return 0 if failed is None and clean else 1
+
+
+def _admin_hint(processes: list[Process]) -> str:
+    """How to make an account here in the microservices mode: accounts are written by the users service, so
+    `create-admin` runs with its settings (a password in the database URL shows as ***)."""
+    users = next((process for process in processes if process.role == "users"), None)
+    if users is None:
+        return ""
+    url = sa.make_url(users.environ["ARCANA_DATABASE_URL"]).render_as_string(hide_password=True)
+    auth = users.environ["ARCANA_AUTH_TARGET"]
+    return (
+        f"to create an admin (through the users service): ARCANA_MODE=microservices ARCANA_ROLE=users "
+        f"ARCANA_AUTH_TARGET={auth} ARCANA_DATABASE_URL={url} "
+        "python -m py_app create-admin --username NAME --email EMAIL"
+    )
 
 
 def _wait_ready(processes: list[Process], stopping: list[int]) -> str | None:

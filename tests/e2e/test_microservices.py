@@ -138,6 +138,8 @@ def test_up_starts_the_services_each_owning_its_data_and_changes_apply_from_the_
         assert sorted(processes) == ["auth-1", "edge-1", "edge-2", "users-1"], processes
         http, other = processes["edge-1"]["http"], processes["edge-2"]["http"]
         auth, users = processes["auth-1"]["grpc"], processes["users-1"]["grpc"]
+        hint = f"ARCANA_ROLE=users ARCANA_AUTH_TARGET={auth} ARCANA_DATABASE_URL=sqlite+aiosqlite:///{tmp_path}"
+        assert hint in up.output()  # `up` says how accounts are made here
         _create_admin(tmp_path, auth)
         admin = _login(http, ADMIN, ADMIN_PASSWORD)
         token = admin["access_token"]
