@@ -245,7 +245,7 @@ def _serving(target: str) -> bool:
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-@pytest.mark.req("SRS-225")
+@pytest.mark.req("SRS-225", "SRS-227")
 def test_with_the_auth_service_down_a_suspension_is_saved_answered_503_and_applied_by_the_relay_later(
     tmp_path: Path,
 ) -> None:
@@ -304,6 +304,20 @@ def test_with_the_auth_service_down_a_suspension_is_saved_answered_503_and_appli
         assert _rows(auth_db, f"SELECT status FROM users WHERE id = '{victim_id}'") == [("suspended",)]
         assert _rows(users_db, "SELECT status FROM outbox WHERE status != 'done'") == []
         assert _rows(auth_db, "SELECT * FROM users ORDER BY id") == _rows(users_db, "SELECT * FROM users ORDER BY id")
+
+        # The users service down instead: requests are still authenticated (the replica is local); a login,
+        # which must be recorded at the owner, is 503 and leaves no live session behind.
+        os.killpg(started[0].process.pid, signal.SIGKILL)
+        started[0].process.wait(10)
+        assert _me(edge.http, admin["access_token"]) == 200
+        body = {"username_or_email": ADMIN, "password": ADMIN_PASSWORD}
+        login = httpx.post(f"{edge.http}/api/v1/auth/login", json=body, timeout=30)
+        assert (login.status_code, login.headers.get("retry-after")) == (503, "1"), login.text
+        live = "SELECT count(*) FROM sessions WHERE revoked_at IS NULL"
+        assert _rows(auth_db, live) == [(1,)]  # the admin's first session only
+        time.sleep(3)  # a readiness refresh: the auth service stays in rotation (degraded), the edge does not
+        assert _serving(auth_at)
+        assert httpx.get(f"{edge.http}/health/ready", timeout=10).status_code == 503
     finally:
         for server in reversed(started):
             server.stop()
