@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Self, TypedDict, Unpack
+from typing import Any, Self, TypedDict, Unpack, cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,6 +27,7 @@ from py_app.auth.mail import render as render_mail
 from py_app.auth.models import SessionRules, TokenPurpose
 from py_app.auth.ports import (
     AccessTokens,
+    AccountReplica,
     AccountTokenStore,
     AuthJobs,
     AuthUseCases,
@@ -71,18 +72,27 @@ from py_app.infra.remote_services import (
     RemoteUserUseCases,
 )
 from py_app.infra.remote_stores import (
+    RemoteAccountReplica,
     RemoteAccountTokenStore,
+    RemoteAccountWrites,
     RemoteAuditStore,
     RemoteCounters,
     RemoteOutbox,
     RemoteSessionStore,
     RemoteUserStore,
 )
+from py_app.infra.replication import (
+    ACCOUNT_CHANGED,
+    ReplicaAccountTokenStore,
+    ReplicaSessionStore,
+    ReplicatedUserStore,
+    SqlAccountReplica,
+)
 from py_app.infra.security import Argon2Hasher, JwtAccessTokens, NoPublishedKeys, derive_key
 from py_app.infra.service_auth import ServiceCredential
 from py_app.users.models import Role, Status, UserQuery
-from py_app.users.ports import UserStore, UserUseCases
-from py_app.users.repositories import SqlUserStore
+from py_app.users.ports import AccountWrites, UserStore, UserUseCases
+from py_app.users.repositories import SqlAccountWrites, SqlUserStore
 from py_app.users.services import UserService
 
 Runner = Callable[[Settings], int]
@@ -119,6 +129,7 @@ class Container:
     keys: PublishedKeys
     health: HealthService
     metrics: Metrics = field(default_factory=NoMetrics)
+    cache: SessionCache = field(default_factory=NoSessionCache)
     jobs: tuple[Job, ...] = ()
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
@@ -183,14 +194,96 @@ class Stores:
     counters: Counters | None  # None: chosen from the settings (Redis, in-process or the database)
     probes: list[Probe]
     engine: AsyncEngine | None  # None: this process never touches the database
+    # The accounts' use cases when another process owns them (the microservices mode's users service).
+    owner: UserUseCases | None = None
 
 
 def build_edge(settings: Settings, **overrides: Unpack[Overrides]) -> Container:
     """The edge (REST + gRPC). Monolithic: every port served by an in-process adapter. Layered: the use
-    cases are gRPC clients of the service tier; the edge keeps validation, tokens' keys and its transports."""
+    cases are gRPC clients of the service tier; microservices: of the users and auth services. The edge keeps
+    validation, tokens' keys and its transports."""
     if settings.mode == "layered":
-        return _layered_edge(settings, overrides)
+        assert settings.service_target is not None
+        return _remote_edge(settings, overrides, {"service": settings.service_target})
+    if settings.mode == "microservices":
+        assert settings.auth_target is not None
+        assert settings.users_target is not None
+        return _remote_edge(settings, overrides, {"auth": settings.auth_target, "users": settings.users_target})
     return _build_services(settings, overrides, _stores(settings, overrides))
+
+
+def build_users_service(settings: Settings, **overrides: Unpack[Overrides]) -> TierContainer:
+    """The microservices mode's users service: the accounts' owner. ``UserService`` over a store that commits
+    each account write with its propagation message and delivers it to the auth service's replica; it also
+    serves the account writes authentication causes (``AccountWrites``). Its relay retries propagation."""
+    stack = contextlib.AsyncExitStack()
+    metrics = overrides.get("metrics") or _metrics(settings, stack)
+    engine = _engine(settings, stack, metrics)
+    auth = _internal_target(settings, settings.auth_target, stack)
+    clock = overrides.get("clock") or SystemClock()
+    hasher = MeteredHasher(overrides.get("hasher") or _hasher(stack), metrics)
+    outbox = SqlOutbox(engine)
+    replica: AccountReplica = RemoteAccountReplica(auth)
+    store = ReplicatedUserStore(SqlUserStore(engine), SqlAccountWrites(engine), outbox, replica, clock)
+    # No session cache here: the auth service forgets an account when it applies its change (SqlAccountReplica).
+    users = UserService(store, hasher, clock, NoSessionCache())
+
+    async def housekeeping() -> None:
+        await outbox.prune(clock.now() - DELIVERED_KEPT)
+
+    lifecycle = Lifecycle()
+    # Without the auth service, accounts are still read (and writes saved, answered 503): degraded, not down.
+    probes = [*_database_probes(engine), TierProbe("auth", auth, critical=False)]
+    return TierContainer(
+        settings=settings,
+        ports=dict([served(UserUseCases, users), served(AccountWrites, store)]),
+        health=HealthService(probes, lifecycle),
+        jobs=(OutboxRelay(outbox, {ACCOUNT_CHANGED: store.relay}, clock), Every("housekeeping", 3600, housekeeping)),
+        lifecycle=lifecycle,
+        stack=stack,
+    )
+
+
+def build_auth_service(settings: Settings, **overrides: Unpack[Overrides]) -> TierContainer:
+    """The microservices mode's auth service: the monolith's auth, recovery and audit services over its own
+    database, where the accounts are a replica the users service writes (``AccountReplica``, served to it);
+    the account writes authentication causes go to the users service (``AccountWrites``)."""
+    engines: list[AsyncEngine] = []
+
+    def stores(stack: contextlib.AsyncExitStack, metrics: Metrics) -> Stores:
+        local = _sql_stores(settings, overrides, stack, metrics)
+        assert local.engine is not None
+        engines.append(local.engine)
+        users = _internal_target(settings, settings.users_target, stack)
+        accounts = RemoteAccountWrites(users)
+        sessions = SqlSessionStore(local.engine, records_logins=False)
+        return replace(
+            local,
+            sessions=ReplicaSessionStore(sessions, accounts, local.audit, local.outbox),
+            account_tokens=ReplicaAccountTokenStore(SqlAccountTokenStore(local.engine), accounts),
+            # Without the users service, requests are still authenticated and refreshed: degraded, not down.
+            probes=[*local.probes, TierProbe("users", users, critical=False)],
+            owner=RemoteUserUseCases(users),
+        )
+
+    services = _build_services(settings, overrides, stores)
+    ports = dict(
+        [
+            served(AuthUseCases, services.auth),
+            served(RecoveryUseCases, services.recovery),
+            served(AuditUseCases, services.audit),
+            served(AccountReplica, SqlAccountReplica(engines[0], services.cache)),
+        ]
+    )
+    return TierContainer(
+        settings=settings,
+        ports=ports,
+        health=services.health,
+        jobs=services.jobs,
+        warm_up=(services.auth.prepare,),
+        lifecycle=services.lifecycle,
+        stack=services.stack,
+    )
 
 
 def build_service(settings: Settings, **overrides: Unpack[Overrides]) -> TierContainer:
@@ -256,7 +349,7 @@ def prepare_keys(settings: Settings) -> None:
     Workers must all sign alike; a production start without its key material stops here with one line.
     """
     resolve_jwt_secret(settings)
-    if settings.mode == "layered":  # the service-token secret every process of the topology shares
+    if settings.mode != "monolithic":  # the service-token secret every process of the topology shares
         resolve_internal_secret(settings)
     if settings.jwt_algorithm != "HS256":
         _key_ring(settings, KeyRingStore(settings.effective_jwt_keys_dir))
@@ -273,6 +366,14 @@ def runner(settings: Settings) -> Runner:
         ("layered", "edge"): serve.serve,
         ("layered", "service"): functools.partial(tier.run, "Services", build_service),
         ("layered", "repository"): functools.partial(tier.run, "Repository", build_repository),
+        ("microservices", "edge"): serve.serve,
+        # Each service answers the edge and the other service (its writes, its propagation).
+        ("microservices", "auth"): functools.partial(
+            tier.run, "Services", build_auth_service, callers=frozenset({"edge", "users"})
+        ),
+        ("microservices", "users"): functools.partial(
+            tier.run, "Services", build_users_service, callers=frozenset({"edge", "auth"})
+        ),
     }
     return runners[(settings.mode, settings.role)]  # Settings refused any other pair at start
 
@@ -287,28 +388,53 @@ async def admin_exists(settings: Settings) -> bool:
         await engine.dispose()
 
 
-def _layered_edge(settings: Settings, overrides: Overrides) -> Container:
-    """A layered edge: every use case through one channel to the service tier, whose readiness is its own."""
-    assert settings.service_target is not None
+@contextlib.asynccontextmanager
+async def account_cases(settings: Settings) -> AsyncIterator[UserUseCases]:
+    """What ``create-admin`` writes accounts through: this process's own services, or in the microservices
+    mode the users service's (the command runs with that service's settings, ARCANA_ROLE=users)."""
+    if settings.mode == "microservices" and settings.role == "auth":
+        raise SettingsError(
+            "create-admin writes an account: run it with the users service's settings (ARCANA_ROLE=users)"
+        )
+    if settings.mode == "microservices" and settings.role == "users":
+        async with build_users_service(settings) as tier:
+            yield cast(UserUseCases, tier.ports[UserUseCases.__name__].adapter)
+        return
+    async with build_edge(settings) as container:
+        yield container.users
+
+
+def _remote_edge(settings: Settings, overrides: Overrides, tiers: Mapping[str, str]) -> Container:
+    """An edge whose use cases are gRPC clients: of the service tier (layered), or of the users and auth services
+    (microservices); one channel per target, and each one's readiness is the edge's."""
     stack = contextlib.AsyncExitStack()
     metrics = overrides.get("metrics") or _metrics(settings, stack)
-    credential = ServiceCredential(resolve_internal_secret(settings), "edge")
-    target = Target(settings.service_target, "Services", settings.internal_timeout, credential=credential)
-    stack.push_async_callback(target.close)
+    targets = {name: _internal_target(settings, address, stack) for name, address in tiers.items()}
+    accounts = targets.get("users") or targets["service"]
+    auth = targets.get("auth") or targets["service"]
     _, keys = _access_tokens(settings, resolve_jwt_secret(settings), stack, overrides)  # the JWKS it publishes
     lifecycle = Lifecycle()
     return Container(
         settings=settings,
-        users=RemoteUserUseCases(target),
-        auth=RemoteAuthUseCases(target),
-        recovery=RemoteRecoveryUseCases(target),
-        audit=RemoteAuditUseCases(target),
+        users=RemoteUserUseCases(accounts),
+        auth=RemoteAuthUseCases(auth),
+        recovery=RemoteRecoveryUseCases(auth),
+        audit=RemoteAuditUseCases(auth),
         keys=keys,
-        health=HealthService([TierProbe("service", target)], lifecycle),
+        health=HealthService([TierProbe(name, target) for name, target in targets.items()], lifecycle),
         metrics=metrics,
         lifecycle=lifecycle,
         stack=stack,
     )
+
+
+def _internal_target(settings: Settings, address: str | None, stack: contextlib.AsyncExitStack) -> Target:
+    """One channel to an internal service, with this process's service credential, closed with the container."""
+    assert address is not None  # Settings refused a role without the targets it needs
+    credential = ServiceCredential(resolve_internal_secret(settings), settings.role)
+    target = Target(address, "Services", settings.internal_timeout, credential=credential)
+    stack.push_async_callback(target.close)
+    return target
 
 
 def _stores(settings: Settings, overrides: Overrides) -> Callable[[contextlib.AsyncExitStack, Metrics], Stores]:
@@ -318,14 +444,20 @@ def _stores(settings: Settings, overrides: Overrides) -> Callable[[contextlib.As
     return functools.partial(_sql_stores, settings, overrides)
 
 
-def _sql_stores(settings: Settings, overrides: Overrides, stack: contextlib.AsyncExitStack, metrics: Metrics) -> Stores:
+def _engine(settings: Settings, stack: contextlib.AsyncExitStack, metrics: Metrics) -> AsyncEngine:
     engine = create_engine(settings.effective_database_url, timeout=settings.db_timeout)
     stack.push_async_callback(engine.dispose)
     observe_pool(engine, metrics)
-    probes: list[Probe] = [
-        DatabaseProbe(engine),
-        SchemaProbe(engine, migrations.head_revision(), migrations.known_revisions()),
-    ]
+    return engine
+
+
+def _database_probes(engine: AsyncEngine) -> list[Probe]:
+    return [DatabaseProbe(engine), SchemaProbe(engine, migrations.head_revision(), migrations.known_revisions())]
+
+
+def _sql_stores(settings: Settings, overrides: Overrides, stack: contextlib.AsyncExitStack, metrics: Metrics) -> Stores:
+    engine = _engine(settings, stack, metrics)
+    probes = _database_probes(engine)
     return Stores(
         users=overrides.get("user_store") or SqlUserStore(engine),
         sessions=overrides.get("session_store") or SqlSessionStore(engine),
@@ -387,7 +519,7 @@ def _build_services(
     audit_store = stores.audit
     outbox = stores.outbox
     account_key = derive_key(secret, "account-token")
-    users = UserService(user_store, hasher, clock, cache)
+    users = stores.owner or UserService(user_store, hasher, clock, cache)
     counters = overrides.get("counters") or stores.counters or _counters(settings, engine, stack, metrics)
     limiter = Limiter(counters, clock, enabled=settings.rate_limits, metrics=metrics)
     policy = functools.partial(_policy, settings)
@@ -441,6 +573,7 @@ def _build_services(
         keys=keys,
         health=HealthService(probes, lifecycle),
         metrics=metrics,
+        cache=cache,
         jobs=_jobs(outbox, recovery, audit, clock, overrides.get("mailer") or _mailer(settings), render, counters),
         lifecycle=lifecycle,
         stack=stack,

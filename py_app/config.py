@@ -144,8 +144,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     def _check_topology(self) -> None:
         roles = MODE_ROLES[self.mode]
-        if self.mode == "microservices":  # issue 13.3: the settings are named, the wiring is to come
-            raise SettingsError(f"ARCANA_MODE={self.mode} is not available yet; use monolithic or layered")
         if self.role not in roles:
             raise SettingsError(
                 f"ARCANA_ROLE={self.role} is not a role of ARCANA_MODE={self.mode} (its roles: {', '.join(roles)})"
@@ -174,8 +172,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             )
         if self.jwt_keys_dir and self.jwt_algorithm != "EdDSA":
             raise SettingsError("ARCANA_JWT_KEYS_DIR is read only with ARCANA_JWT_ALGORITHM=EdDSA")
-        if self.env == "production" and self.mode == "layered" and not self.internal_secret:
-            raise SettingsError("ARCANA_INTERNAL_SECRET is required when ARCANA_ENV=production in layered mode")
+        if self.env == "production" and self.mode != "monolithic" and not self.internal_secret:
+            raise SettingsError(f"ARCANA_INTERNAL_SECRET is required when ARCANA_ENV=production in {self.mode} mode")
         if self.internal_secret is not None and len(self.internal_secret.encode()) < MIN_SECRET_BYTES:
             raise SettingsError(f"ARCANA_INTERNAL_SECRET must be at least {MIN_SECRET_BYTES} bytes (256 bits)")
 

@@ -137,6 +137,25 @@ class AuthResult:
     tokens: TokenPair
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountChange:
+    """An account write of the users service, as its propagation to the auth service's replica carries it.
+
+    It names the account, not its new state: whoever delivers it reads the account as it is then, so the
+    same change delivered twice, or two changes delivered out of order, leave the replica as the source is.
+    ``ends_sessions``: every session of the account created at or before ``at`` ends, but ``keep``;
+    ``ends_resets``: so does every unused password-reset token (a password change). ``audit``: the write's
+    records, for the audit log the auth service keeps (appended once, by id).
+    """
+
+    user_id: str
+    at: datetime
+    ends_sessions: bool = False
+    ends_resets: bool = False
+    keep: str | None = None
+    audit: tuple[AuditEvent, ...] = ()
+
+
 def reuse_event(session: Session, now: datetime, ip: str) -> AuditEvent:
     """What the audit log says when a spent refresh token comes back and its session ends."""
     return AuditEvent(

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Protocol, TypeAlias
 
 from py_app.auth.models import (
+    AccountChange,
     AccountToken,
     AuthResult,
     ClientInfo,
@@ -84,6 +85,14 @@ class AccountTokenStore(Protocol):
     async def verify_email(self, digest: str, now: datetime, effects: Effects = NO_EFFECTS) -> User | None:
         """Spend a verification token and mark the account verified, but only while its email is still
         the address the token was sent to; None when the token is not usable."""
+
+
+class AccountReplica(Protocol):
+    """The auth service's copy of the accounts (microservices mode), written only by the users service."""
+
+    async def apply(self, change: AccountChange, user: User | None) -> None:
+        """Make the replica's row of ``change.user_id`` be ``user`` (None: deleted), end what ``change`` ends and
+        forget the account in the session cache, in one transaction; idempotent, whatever the order."""
 
 
 class Accounts(Protocol):

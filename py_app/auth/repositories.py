@@ -62,14 +62,22 @@ class _Family:
 
 
 class SqlSessionStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """Sessions in ``sessions`` and ``refresh_tokens``.
+
+    ``records_logins=False`` (the microservices mode's auth service, over its replica of the accounts): a
+    login's guard is checked, and the account row locked, in the session's transaction, but the login is
+    not written here; the accounts' owner records it (``infra.replication.ReplicaSessionStore``).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, records_logins: bool = True) -> None:
         self._engine = engine
+        self._login = record_login if records_logins else _login_holds
 
     async def open(
         self, session: Session, refresh_digest: str, login: LoginWrite | None = None, effects: Effects = NO_EFFECTS
     ) -> bool:
         async with transaction(self._engine) as connection:
-            if login is not None and not await _record_login(connection, login):
+            if login is not None and not await self._login(connection, login):
                 return False  # nothing was written
             try:
                 await connection.execute(sessions.insert().values(**_session_row(session)))
@@ -185,18 +193,32 @@ class SqlAccountTokenStore:
             await write_effects(connection, effects, now)
             return True
 
+    async def spend_reset(self, digest: str, now: datetime, effects: Effects = NO_EFFECTS) -> str | None:
+        """Spend a password-reset token (and write ``effects``) without touching the account: its user's id.
+
+        What the microservices mode's auth service does; the users service sets the hash."""
+        async with transaction(self._engine) as connection:
+            user_id = await _spend(connection, digest, TokenPurpose.PASSWORD_RESET, now)
+            if user_id is not None:
+                await write_effects(connection, effects, now)
+            return user_id
+
+    async def spend_verification(
+        self, digest: str, now: datetime, effects: Effects = NO_EFFECTS
+    ) -> tuple[str, str] | None:
+        """Spend a verification token while the account's email is the token's (and write ``effects``),
+        without touching the account: its user's id and that address."""
+        async with transaction(self._engine) as connection:
+            if not await _spend_verification(connection, digest, now):
+                return None
+            query = sa.select(account_tokens.c.user_id, account_tokens.c.email).where(account_tokens.c.digest == digest)
+            row = (await connection.execute(query)).one()
+            await write_effects(connection, effects, now)
+            return str(row.user_id), str(row.email)
+
     async def verify_email(self, digest: str, now: datetime, effects: Effects = NO_EFFECTS) -> User | None:
         async with transaction(self._engine) as connection:
-            spent = await connection.execute(
-                account_tokens.update()
-                .where(
-                    _usable(digest, TokenPurpose.EMAIL_VERIFY, now),
-                    account_tokens.c.email
-                    == sa.select(users.c.email).where(users.c.id == account_tokens.c.user_id).scalar_subquery(),
-                )
-                .values(used_at=now)
-            )
-            if spent.rowcount != 1:
+            if not await _spend_verification(connection, digest, now):
                 return None
             user_id = (
                 await connection.execute(sa.select(account_tokens.c.user_id).where(account_tokens.c.digest == digest))
@@ -207,6 +229,20 @@ class SqlAccountTokenStore:
             await write_effects(connection, effects, now)
             row = (await connection.execute(sa.select(users).where(users.c.id == user_id))).mappings().first()
             return user_from_row(row)
+
+
+async def _spend_verification(connection: AsyncConnection, digest: str, now: datetime) -> bool:
+    """Spend a usable verification token while its account's email is still the token's address."""
+    spent = await connection.execute(
+        account_tokens.update()
+        .where(
+            _usable(digest, TokenPurpose.EMAIL_VERIFY, now),
+            account_tokens.c.email
+            == sa.select(users.c.email).where(users.c.id == account_tokens.c.user_id).scalar_subquery(),
+        )
+        .values(used_at=now)
+    )
+    return bool(spent.rowcount == 1)
 
 
 async def end_reset_tokens(connection: AsyncConnection, user_id: str, now: datetime) -> None:
@@ -276,17 +312,27 @@ async def end_user_sessions(
     return live
 
 
-async def _record_login(connection: AsyncConnection, login: LoginWrite) -> bool:
-    values: dict[str, Any] = {"last_login_at": login.now}
-    if login.new_hash is not None:
-        values["password_hash"] = login.new_hash
-    guard = sa.and_(
+def _login_guard(login: LoginWrite) -> sa.ColumnElement[bool]:
+    return sa.and_(
         users.c.id == login.user_id,
         users.c.password_hash == login.verified_hash,
         users.c.status == Status.ACTIVE.value,
     )
-    result = await connection.execute(users.update().where(guard).values(**values))
+
+
+async def record_login(connection: AsyncConnection, login: LoginWrite) -> bool:
+    """Write the login on the account while it is as the login verified it (its hash, active)."""
+    values: dict[str, Any] = {"last_login_at": login.now}
+    if login.new_hash is not None:
+        values["password_hash"] = login.new_hash
+    result = await connection.execute(users.update().where(_login_guard(login)).values(**values))
     return result.rowcount == 1
+
+
+async def _login_holds(connection: AsyncConnection, login: LoginWrite) -> bool:
+    """The login's guard, read with the account row locked (a replica's apply waits for this transaction)."""
+    query = sa.select(users.c.id).where(_login_guard(login)).with_for_update()
+    return (await connection.execute(query)).first() is not None
 
 
 async def _family(connection: AsyncConnection, digest: str) -> _Family | None:

@@ -43,6 +43,9 @@ class OutboxMessage:
     topic: str
     payload: Mapping[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # Seconds before the relay may take it: a message its writer delivers at once (and marks delivered)
+    # is left to the relay only when that delivery fails.
+    not_before: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Run this process's role (ARCANA_ROLE): `edge` (default) serves REST "
         "(ARCANA_HTTP_HOST:ARCANA_HTTP_PORT) and gRPC (ARCANA_GRPC_HOST:ARCANA_GRPC_PORT), `grpc` serves gRPC only, "
         "`worker` runs background jobs; from ARCANA_WORKERS processes. With ARCANA_MODE=layered: `edge`, `service` "
-        "(the use cases over internal gRPC) or `repository` (the store ports over internal gRPC). Run `migrate` first.",
+        "(the use cases over internal gRPC) or `repository` (the store ports over internal gRPC); with "
+        "ARCANA_MODE=microservices: `edge`, `auth` or `users` (each service over internal gRPC, with its own "
+        "database). Run `migrate` first.",
     )
     topology = commands.add_parser(
         "up",
@@ -45,9 +47,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Start every process of a deployment mode (`python -m py_app serve` each, with its ARCANA_MODE, "
         "ARCANA_ROLE and ports), print each with its addresses, wait until all are ready, stop them all on Ctrl-C "
         "or SIGTERM. The first edge listens on ARCANA_HTTP_PORT/ARCANA_GRPC_PORT, the others on free ports, "
-        "unless --base-port is given. Run `migrate` first.",
+        "unless --base-port is given. Run `migrate` first (microservices: `up` migrates each service's database).",
     )
-    topology.add_argument("--mode", choices=("monolithic", "layered"), default="monolithic")
+    topology.add_argument("--mode", choices=("monolithic", "layered", "microservices"), default="monolithic")
     topology.add_argument("--replicas", default="", metavar="ROLE=N,...", help="processes per role, e.g. edge=2")
     topology.add_argument(
         "--base-port", type=int, metavar="PORT", help="give the processes consecutive ports from PORT"
@@ -235,10 +237,10 @@ def _schema_problem(settings: Settings) -> str | None:
 
 
 async def _create_admin_async(settings: Settings, username: str, email: str, password: str) -> User:
-    from py_app.bootstrap import build_edge
+    from py_app.bootstrap import account_cases
 
-    async with build_edge(settings) as container:
-        return await container.users.create_admin(username, email, password)
+    async with account_cases(settings) as users:
+        return await users.create_admin(username, email, password)
 
 
 def _prompt_password() -> str:

@@ -1,4 +1,5 @@
-"""The runner of an internal tier of the layered mode: one process serving its ports over internal gRPC.
+"""The runner of an internal tier (layered mode) or service (microservices mode): one process serving its
+ports over internal gRPC. The microservices mode's ``auth`` and ``users`` services run here too.
 
 ``repository`` serves the store ports and is the only process of the topology that opens the database;
 ``service`` serves the use cases over gRPC clients of the repository tier and runs the background jobs
@@ -31,16 +32,17 @@ Builder = Callable[[Settings], TierContainer]
 HEALTH_REFRESH_SECONDS = 2.0
 
 
-def run(tier: str, build: Builder, settings: Settings) -> int:
-    """Serve the ``Repository`` or ``Services`` tier until SIGINT or SIGTERM."""
+def run(tier: str, build: Builder, settings: Settings, callers: frozenset[str] | None = None) -> int:
+    """Serve the ``Repository`` or ``Services`` tier until SIGINT or SIGTERM; ``callers``: the roles admitted
+    (default: the tier's callers in the layered mode)."""
     prepare_keys(settings)
     logger.info("starting", extra={"grpc": f"{settings.grpc_host}:{settings.grpc_port}", "tier": tier})
     addresses = [("gRPC", settings.grpc_host, settings.grpc_port), *metrics_address(settings)]
     with claimed(addresses), metrics_endpoint(settings), tracing.configured(settings.otel_endpoint):
-        return asyncio.run(serve_until_signalled(tier, build, settings))
+        return asyncio.run(serve_until_signalled(tier, build, settings, callers or CALLERS[tier]))
 
 
-async def serve_until_signalled(tier: str, build: Builder, settings: Settings) -> int:
+async def serve_until_signalled(tier: str, build: Builder, settings: Settings, callers: frozenset[str]) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -50,8 +52,8 @@ async def serve_until_signalled(tier: str, build: Builder, settings: Settings) -
             await warm_up()
         if settings.jobs and container.jobs:
             await running.enter_async_context(jobs.running(container.jobs, settings.shutdown_grace))
-        # Only the tier in front may call (a service token of its role); health stays open for probes.
-        credentials = ServiceCredentialInterceptor(resolve_internal_secret(settings), CALLERS[tier])
+        # Only the callers' roles may call (a service token of one); health stays open for probes.
+        credentials = ServiceCredentialInterceptor(resolve_internal_secret(settings), callers)
         server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=1024, interceptors=[credentials])
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

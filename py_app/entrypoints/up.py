@@ -10,6 +10,11 @@ exit 0 when every process stopped cleanly, 1 when one failed or exited early.
 ``--replicas service=2`` (``repository=2`` on a network database) starts several processes of a tier and
 gives its callers their list, which they balance over (``infra.targets``); a replica that exits while
 others of its role run is reported and the topology goes on with those.
+
+``--mode microservices`` starts the users service, the auth service and the edges. Each service has a
+database of its own, named after ARCANA_DATABASE_URL's (``service_database``: ``arcana_users.db`` and
+``arcana_auth.db`` beside a SQLite file; ``<name>_users`` and ``<name>_auth`` on the same server for a
+network URL, created when missing); ``up`` migrates both before it starts them. The edge gets none.
 """
 
 from __future__ import annotations
@@ -23,23 +28,37 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
+import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from py_app.config import TARGETS as NEEDS
 from py_app.config import Settings
 
 READY_SECONDS = 60.0
 STOP_MARGIN = 10.0  # beyond the shutdown grace, before a process that does not stop is killed
 HOST = "127.0.0.1"
 # What each mode starts, in start order (an edge needs the tier behind it).
-TOPOLOGIES: dict[str, tuple[str, ...]] = {"monolithic": ("edge",), "layered": ("repository", "service", "edge")}
+TOPOLOGIES: dict[str, tuple[str, ...]] = {
+    "monolithic": ("edge",),
+    "layered": ("repository", "service", "edge"),
+    "microservices": ("users", "auth", "edge"),
+}
 # Every role may run several processes. Service processes hold nothing between calls (no session cache
 # without Redis; counters, outbox claims and sessions live behind the repository tier): their callers balance
 # over the list. Repository processes hold nothing either, but on a SQLite file they would only queue for its
 # one writer lock: several of them are for a network database (docs/SPEC.md SDD-215).
-NETWORK_REPLICABLE = frozenset({"repository"})
-TARGETS = {"repository": "ARCANA_REPOSITORY_TARGET", "service": "ARCANA_SERVICE_TARGET"}  # who calls a tier
+# The users and auth services likewise: several of them are for a network database (SDD-226).
+NETWORK_REPLICABLE = frozenset({"repository", "users", "auth"})
+TARGETS = {  # the setting that names a tier's or service's address to its callers
+    "repository": "ARCANA_REPOSITORY_TARGET",
+    "service": "ARCANA_SERVICE_TARGET",
+    "auth": "ARCANA_AUTH_TARGET",
+    "users": "ARCANA_USERS_TARGET",
+}
+OWN_DATABASE = ("users", "auth")  # the microservices mode's services, each with its database
 
 
 class UsageError(ValueError):
@@ -80,9 +99,23 @@ def parse_replicas(text: str, mode: str, network_database: bool = False) -> dict
     return counts
 
 
+def service_database(url: str, service: str) -> str:
+    """The database of a microservices-mode service, named after ``url``'s: ``<stem>_<service>`` beside a
+    SQLite file, ``<name>_<service>`` on a network database's server."""
+    parsed = sa.make_url(url)
+    name = parsed.database or "arcana"
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(name)
+        renamed = str(path.with_name(f"{path.stem}_{service}{path.suffix or '.db'}"))
+    else:
+        renamed = f"{name}_{service}"
+    return parsed.set(database=renamed).render_as_string(hide_password=False)
+
+
 def plan(settings: Settings, mode: str, replicas: dict[str, int], base_port: int | None) -> list[Process]:
     """The processes of the topology with their ports: consecutive from ``base_port``, else the first edge on
-    the configured ports and every other process on free ports."""
+    the configured ports and every other process on free ports. Each process gets the addresses of the tiers
+    or services it calls (every replica of each, as a list), whatever the start order."""
     ports = iter(range(base_port, base_port + 1000)) if base_port else None
 
     def port() -> int:
@@ -102,13 +135,53 @@ def plan(settings: Settings, mode: str, replicas: dict[str, int], base_port: int
                 http_port = settings.http_port if first_edge else port()
                 environ |= {"ARCANA_HTTP_HOST": HOST, "ARCANA_HTTP_PORT": str(http_port)}
                 process.http = f"{HOST}:{http_port}"
-            if mode != "monolithic":
-                environ |= targets  # the tiers started before this one
+            if mode == "microservices" and role in OWN_DATABASE:
+                environ["ARCANA_DATABASE_URL"] = service_database(settings.effective_database_url, role)
+            elif mode == "microservices":
+                environ.pop("ARCANA_DATABASE_URL", None)  # the edge has no database
             if role in TARGETS:  # several replicas: the list their callers balance over (infra.targets)
                 listed = targets.get(TARGETS[role]) if index else None
                 targets[TARGETS[role]] = f"{listed},{process.grpc}" if listed else process.grpc
             processes.append(process)
+    for process in processes:
+        for needed in NEEDS.get((mode, process.role), ()):
+            variable = f"ARCANA_{needed.upper()}"
+            process.environ[variable] = targets[variable]
     return processes
+
+
+def prepare_databases(settings: Settings, mode: str) -> list[str]:
+    """Create (on a network server) and migrate the microservices mode's databases; their URLs."""
+    if mode != "microservices":
+        return []
+    from py_app.infra import migrations
+
+    urls = [service_database(settings.effective_database_url, service) for service in OWN_DATABASE]
+    for url in urls:
+        if not url.startswith("sqlite"):
+            _create_database(url)
+        migrations.upgrade(url, "head")
+    return urls
+
+
+def _create_database(url: str) -> None:
+    import asyncio
+
+    from py_app.infra.db import create_engine
+
+    parsed = sa.make_url(url)
+
+    async def create() -> None:
+        engine = create_engine(parsed.set(database="").render_as_string(hide_password=False))
+        try:
+            async with engine.begin() as connection:
+                await connection.exec_driver_sql(
+                    f"CREATE DATABASE IF NOT EXISTS `{parsed.database}` CHARACTER SET utf8mb4"
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(create())
 
 
 def up(settings: Settings, mode: str, replicas_text: str, base_port: int | None) -> int:
@@ -118,6 +191,12 @@ def up(settings: Settings, mode: str, replicas_text: str, base_port: int | None)
     except UsageError as exc:
         print(f"arcana up: {exc}", file=sys.stderr)
         return 2
+    try:
+        for url in prepare_databases(settings, mode):
+            print(f"database {sa.make_url(url).render_as_string(hide_password=True)} migrated", flush=True)
+    except Exception as exc:  # noqa: BLE001 - any driver or Alembic failure, as one line
+        print(f"arcana up: cannot prepare the databases: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        return 1
     stopping: list[int] = []
 
     def stop(signum: int, _frame: object) -> None:
@@ -137,12 +216,29 @@ def up(settings: Settings, mode: str, replicas_text: str, base_port: int | None)
         failed = _wait_ready(processes, stopping)
         if failed is None:
             print(f"ready: {mode}, {len(processes)} processes", flush=True)
+            if hint := _admin_hint(processes):
+                print(hint, flush=True)
             failed = _watch(processes, stopping)
         if failed is not None:
             print(f"arcana up: {failed}", file=sys.stderr, flush=True)
     finally:
         clean = _stop_all(processes, settings.shutdown_grace + STOP_MARGIN)
     return 0 if failed is None and clean else 1
+
+
+def _admin_hint(processes: list[Process]) -> str:
+    """How to make an account here in the microservices mode: accounts are written by the users service, so
+    `create-admin` runs with its settings (a password in the database URL shows as ***)."""
+    users = next((process for process in processes if process.role == "users"), None)
+    if users is None:
+        return ""
+    url = sa.make_url(users.environ["ARCANA_DATABASE_URL"]).render_as_string(hide_password=True)
+    auth = users.environ["ARCANA_AUTH_TARGET"]
+    return (
+        f"to create an admin (through the users service): ARCANA_MODE=microservices ARCANA_ROLE=users "
+        f"ARCANA_AUTH_TARGET={auth} ARCANA_DATABASE_URL={url} "
+        "python -m py_app create-admin --username NAME --email EMAIL"
+    )
 
 
 def _wait_ready(processes: list[Process], stopping: list[int]) -> str | None:

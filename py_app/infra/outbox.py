@@ -149,6 +149,15 @@ class SqlOutbox:
             )
         return dead
 
+    async def settle(self, message_id: str, now: datetime) -> None:
+        """Mark a pending message delivered by its writer (no relay holds it): the relay skips it."""
+        async with transaction(self._engine, queue=True) as connection:
+            await connection.execute(
+                outbox.update()
+                .where(outbox.c.id == message_id, outbox.c.status == "pending", outbox.c.claim.is_(None))
+                .values(status="done", done_at=now)
+            )
+
     async def waiting(self, topic: str) -> int:
         """How many messages of ``topic`` wait (for a relay that can deliver them)."""
         pending = sa.and_(outbox.c.topic == topic, outbox.c.status == "pending")
@@ -171,7 +180,7 @@ def _message_row(message: OutboxMessage, now: datetime) -> dict[str, Any]:
         "topic": message.topic,
         "payload": dict(message.payload),
         "created_at": now,
-        "available_at": now,
+        "available_at": now + timedelta(seconds=message.not_before),
         "attempts": 0,
         "status": "pending",
         "last_error": "",

@@ -313,9 +313,8 @@ class Target:
 class TierProbe:
     """Readiness of a tier this process calls: this process is not ready while that one is not."""
 
-    critical = True
-
-    def __init__(self, name: str, target: Target, timeout: float = 1.5) -> None:
+    def __init__(self, name: str, target: Target, timeout: float = 1.5, *, critical: bool = True) -> None:
+        self.critical = critical  # False: this process still serves what it can without that tier (degraded)
         self.name = name
         self._target = target
         self._timeout = timeout

@@ -8,14 +8,14 @@ from typing import cast
 
 from py_app.audit.models import AuditQuery
 from py_app.audit.ports import AuditStore
-from py_app.auth.models import AccountToken, Rotation, Session, SessionRules, SessionState, TokenPurpose
-from py_app.auth.ports import AccountTokenStore, SessionStore
+from py_app.auth.models import AccountChange, AccountToken, Rotation, Session, SessionRules, SessionState, TokenPurpose
+from py_app.auth.ports import AccountReplica, AccountTokenStore, SessionStore
 from py_app.core.effects import NO_EFFECTS, AuditEvent, Effects, OutboxMessage
 from py_app.infra.counters import CounterStore
 from py_app.infra.outbox import Claimed, OutboxStore
 from py_app.infra.remote import RemotePort
 from py_app.users.models import LoginWrite, PasswordChange, User, UserChanges, UserQuery
-from py_app.users.ports import UserStore
+from py_app.users.ports import AccountWrites, UserStore
 
 
 class RemoteUserStore(RemotePort):
@@ -157,3 +157,27 @@ class RemoteCounters(RemotePort):
 
     async def prune(self, now: datetime) -> int:
         return cast(int, await self._call("prune", now))
+
+
+class RemoteAccountWrites(RemotePort):
+    """The auth service's client of the users service's account writes (microservices mode)."""
+
+    protocol = AccountWrites
+
+    async def record_login(self, login: LoginWrite) -> bool:
+        return cast(bool, await self._call("record_login", login))
+
+    async def set_password(self, user_id: str, new_hash: str, now: datetime) -> bool:
+        return cast(bool, await self._call("set_password", user_id, new_hash, now))
+
+    async def mark_verified(self, user_id: str, email: str, now: datetime) -> User | None:
+        return cast("User | None", await self._call("mark_verified", user_id, email, now))
+
+
+class RemoteAccountReplica(RemotePort):
+    """The users service's client of the auth service's replica of the accounts (microservices mode)."""
+
+    protocol = AccountReplica
+
+    async def apply(self, change: AccountChange, user: User | None) -> None:
+        await self._call("apply", change, user)

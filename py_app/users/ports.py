@@ -12,7 +12,7 @@ from typing import Protocol
 
 from py_app.core.effects import NO_EFFECTS, Effects
 from py_app.core.identity import Principal
-from py_app.users.models import NewUser, Page, PasswordChange, Role, Status, User, UserChanges, UserQuery
+from py_app.users.models import LoginWrite, NewUser, Page, PasswordChange, Role, Status, User, UserChanges, UserQuery
 
 
 class UserStore(Protocol):
@@ -51,6 +51,21 @@ class UserStore(Protocol):
 
         Raise Conflict when the user is the last active administrator (checked in the same write).
         """
+
+
+class AccountWrites(Protocol):
+    """The account writes that authentication causes, done by whoever owns the accounts (the users service in
+    the microservices mode). Each is one atomic operation, guarded as the monolith guards it."""
+
+    async def record_login(self, login: LoginWrite) -> bool:
+        """Record a login (its time, a rehash) while the account still has ``login.verified_hash`` and is active;
+        False, and nothing written, when it no longer does."""
+
+    async def set_password(self, user_id: str, new_hash: str, now: datetime) -> bool:
+        """A password reset's new hash; every session of the account ends. False when there is no such account."""
+
+    async def mark_verified(self, user_id: str, email: str, now: datetime) -> User | None:
+        """Mark the account's email verified while it is still ``email``; the account after, or None."""
 
 
 class PrincipalCache(Protocol):

@@ -14,13 +14,14 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from py_app.auth.repositories import end_reset_tokens, end_user_sessions
+from py_app.auth.repositories import end_reset_tokens, end_user_sessions, record_login
 from py_app.core.effects import NO_EFFECTS, Effects
 from py_app.core.errors import Conflict
 from py_app.infra.db import Reader, reading, transaction
 from py_app.infra.outbox import write_effects
 from py_app.users.models import (
     LAST_ADMIN,
+    LoginWrite,
     PasswordChange,
     Role,
     Status,
@@ -121,6 +122,40 @@ class SqlUserStore:
                 return False
             await write_effects(connection, effects, now)
             return True
+
+
+class SqlAccountWrites:
+    """The account writes authentication causes, on the ``users`` table, each with its ``effects``: what the
+    users service does for the auth service in the microservices mode (``users.ports.AccountWrites``)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def record_login(self, login: LoginWrite, effects: Effects = NO_EFFECTS) -> bool:
+        async with transaction(self._engine) as connection:
+            if not await record_login(connection, login):
+                return False
+            await write_effects(connection, effects, login.now)
+            return True
+
+    async def set_password(self, user_id: str, new_hash: str, now: datetime, effects: Effects = NO_EFFECTS) -> bool:
+        async with transaction(self._engine) as connection:
+            if not await _write(connection, user_id, {"password_hash": new_hash, "updated_at": now}):
+                return False
+            await end_user_sessions(connection, user_id, now)
+            await end_reset_tokens(connection, user_id, now)
+            await write_effects(connection, effects, now)
+            return True
+
+    async def mark_verified(
+        self, user_id: str, email: str, now: datetime, effects: Effects = NO_EFFECTS
+    ) -> User | None:
+        async with transaction(self._engine) as connection:
+            values = {"is_verified": True, "updated_at": now}
+            if not await _write(connection, user_id, values, expect={"email": email}):
+                return None
+            await write_effects(connection, effects, now)
+            return await _get(connection, user_id)
 
 
 async def _keep_an_admin(connection: AsyncConnection, user_id: str) -> None:

@@ -6,7 +6,9 @@ admin. ``live_server`` is session-scoped and parametrised over SQLite (a file un
 MariaDB (a freshly created database, dropped at the end; with CI=true an unreachable MariaDB fails the tests)
 and the layered topology (``python -m py_app up --mode layered``: a repository-tier process that alone opens
 the SQLite file, a service-tier process calling it and an edge process calling that, over internal gRPC;
-the suite talks to the edge).
+the suite talks to the edge) and the microservices topology (``up --mode microservices``: a users service and
+an auth service, each on its own SQLite file, and an edge calling both; the admin is created through the users
+service, whose propagation puts it in the auth service's replica).
 
 A test decorated with ``@scenario`` takes ``client`` (and optionally ``admin``): it runs once over REST and
 once over gRPC, inside one test, each run through a recording client, and then the two transcripts must be
@@ -20,6 +22,7 @@ import asyncio
 import functools
 import inspect
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -50,10 +53,18 @@ BACKENDS = (
     "sqlite",
     pytest.param("mariadb", marks=pytest.mark.mariadb),
     pytest.param("layered", marks=pytest.mark.req("SRS-192", "SRS-195")),
+    pytest.param("microservices", marks=pytest.mark.req("SRS-220", "SRS-221")),
 )
 # What the server process runs, by backend: one `serve`, or a whole topology under `up` (which stops its
 # processes when it gets SIGTERM).
-COMMANDS = {"sqlite": ["serve"], "mariadb": ["serve"], "layered": ["up", "--mode", "layered"]}
+COMMANDS = {
+    "sqlite": ["serve"],
+    "mariadb": ["serve"],
+    "layered": ["up", "--mode", "layered"],
+    "microservices": ["up", "--mode", "microservices"],
+}
+# Where a process of a topology is, in what `up` prints: "auth-1       pid 123     grpc 127.0.0.1:4567".
+ADDRESS = re.compile(r"^(?P<name>[a-z]+-\d+) +pid \d+ +grpc (?P<grpc>\S+)", re.MULTILINE)
 PER_PROTOCOL = ("client", "admin")  # the arguments a scenario gets afresh for each protocol
 
 
@@ -131,7 +142,7 @@ def _database(backend: str) -> Iterator[str]:
 def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """``python -m py_app serve`` after ``migrate`` and ``create-admin``; stopped with SIGTERM at the end."""
     backend = str(request.param)
-    with _database("sqlite" if backend == "layered" else backend) as database_url:
+    with _database("sqlite" if backend in ("layered", "microservices") else backend) as database_url:
         yield from _serve(backend, database_url, tmp_path_factory.mktemp(f"contract-{backend}"))
 
 
@@ -139,8 +150,10 @@ def _serve(backend: str, database_url: str, base: Path) -> Iterator[LiveServer]:
     http_port, grpc_port = free_port(), free_port()
     mail = start_sink(base / "maildir")
     environ = _environment(base / "var", http_port, grpc_port, database_url) | {"ARCANA_SMTP_URL": mail.url}
-    _run(["migrate"], environ)
-    _run(["create-admin", "--username", ADMIN_USERNAME, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD], environ)
+    create_admin = ["create-admin", "--username", ADMIN_USERNAME, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD]
+    if backend != "microservices":  # that topology's `up` migrates its services' databases
+        _run(["migrate"], environ)
+        _run(create_admin, environ)
     log = base / "server.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
@@ -167,12 +180,34 @@ def _serve(backend: str, database_url: str, base: Path) -> Iterator[LiveServer]:
             if time.monotonic() > deadline:
                 pytest.fail(f"server not ready within {STARTUP_SECONDS}s:\n{server.output()[-3000:]}")
             time.sleep(0.1)
-        sqlite_file = server.data_dir / "arcana.db"
-        assert sqlite_file.exists() == (backend != "mariadb"), f"the {backend} server and {sqlite_file} disagree"
+        names: tuple[str, ...] = ()
+        if backend == "microservices":
+            _run(create_admin, users_service_environment(server, environ))
+            names = ("arcana_users.db", "arcana_auth.db")
+        else:
+            names = ("arcana.db",) if backend != "mariadb" else ()
+        files = sorted(path.name for path in server.data_dir.glob("*.db"))
+        assert files == sorted(names), f"the {backend} server and its database files {files} disagree"
         yield server
     finally:
         _stop(process)
         mail.stop()
+
+
+def addresses(server: LiveServer) -> dict[str, str]:
+    """Each process of a topology and its internal gRPC address, as `up` printed them."""
+    return {match["name"]: match["grpc"] for match in ADDRESS.finditer(server.output())}
+
+
+def users_service_environment(server: LiveServer, environ: Mapping[str, str]) -> dict[str, str]:
+    """The settings of the microservices topology's users service (what `create-admin` runs with there)."""
+    return {
+        **environ,
+        "ARCANA_MODE": "microservices",
+        "ARCANA_ROLE": "users",
+        "ARCANA_AUTH_TARGET": addresses(server)["auth-1"],
+        "ARCANA_DATABASE_URL": f"sqlite+aiosqlite:///{server.data_dir / 'arcana_users.db'}",
+    }
 
 
 def make_client(protocol: str, server: LiveServer) -> Client:

@@ -44,7 +44,11 @@ LISTED = re.compile(r"^(?P<name>[a-z]+-\d+)\s+pid (?P<pid>\d+)\s+grpc (?P<grpc>\
             {"ARCANA_MODE": "layered", "ARCANA_ROLE": "service"},
             "ARCANA_REPOSITORY_TARGET is required for ARCANA_ROLE=service in layered mode",
         ),
-        ({"ARCANA_MODE": "microservices"}, "ARCANA_MODE=microservices is not available yet"),
+        ({"ARCANA_MODE": "microservices"}, "ARCANA_AUTH_TARGET is required for ARCANA_ROLE=edge in microservices mode"),
+        (
+            {"ARCANA_MODE": "microservices", "ARCANA_ROLE": "users"},
+            "ARCANA_AUTH_TARGET is required for ARCANA_ROLE=users in microservices mode",
+        ),
         ({"ARCANA_MODE": "tiered"}, "ARCANA_MODE"),
         (
             {"ARCANA_MODE": "layered", "ARCANA_SERVICE_TARGET": "service-a:50061,service-b:50061"},

@@ -15,7 +15,7 @@ import pytest
 from py_app import bootstrap
 from py_app._proto.arcana.internal.v1 import ports_pb2, ports_pb2_grpc
 from py_app.audit.ports import AuditStore, AuditUseCases
-from py_app.auth.ports import AccountTokenStore, AuthUseCases, RecoveryUseCases, SessionStore
+from py_app.auth.ports import AccountReplica, AccountTokenStore, AuthUseCases, RecoveryUseCases, SessionStore
 from py_app.config import SettingsError, load_settings
 from py_app.core.errors import FieldError, Internal, InvalidInput, NotFound, RateLimited
 from py_app.entrypoints import serve, tier
@@ -24,7 +24,7 @@ from py_app.infra.cache import NoSessionCache, RedisSessionCache
 from py_app.infra.counters import CounterStore
 from py_app.infra.outbox import OutboxStore
 from py_app.infra.service_auth import ServiceCredential
-from py_app.users.ports import UserStore, UserUseCases
+from py_app.users.ports import AccountWrites, UserStore, UserUseCases
 
 CREDENTIAL = ServiceCredential(b"s" * 32, "edge")  # the echo servers here check none
 ADAPTERS = {
@@ -34,6 +34,8 @@ ADAPTERS = {
     remote_stores.RemoteAuditStore: AuditStore,
     remote_stores.RemoteOutbox: OutboxStore,
     remote_stores.RemoteCounters: CounterStore,
+    remote_stores.RemoteAccountWrites: AccountWrites,
+    remote_stores.RemoteAccountReplica: AccountReplica,
     remote_services.RemoteUserUseCases: UserUseCases,
     remote_services.RemoteAuthUseCases: AuthUseCases,
     remote_services.RemoteRecoveryUseCases: RecoveryUseCases,
@@ -62,8 +64,20 @@ def test_the_mode_defaults_to_monolithic_and_each_mode_accepts_only_its_roles() 
     assert load_settings({"ARCANA_MODE": "layered", "ARCANA_ROLE": "repository"}).role == "repository"
     with pytest.raises(SettingsError, match="ARCANA_ROLE=worker is not a role of ARCANA_MODE=layered"):
         load_settings({"ARCANA_MODE": "layered", "ARCANA_ROLE": "worker"})
-    with pytest.raises(SettingsError, match="ARCANA_MODE=microservices is not available yet"):
-        load_settings({"ARCANA_MODE": "microservices"})
+
+    targets = {"ARCANA_AUTH_TARGET": "127.0.0.1:9", "ARCANA_USERS_TARGET": "127.0.0.1:10"}
+    micro = load_settings({"ARCANA_MODE": "microservices", **targets})
+    assert (micro.mode, micro.role, micro.auth_target, micro.users_target) == (
+        "microservices",
+        "edge",
+        "127.0.0.1:9",
+        "127.0.0.1:10",
+    )
+    with pytest.raises(SettingsError, match="ARCANA_ROLE=repository is not a role of ARCANA_MODE=microservices"):
+        load_settings({"ARCANA_MODE": "microservices", "ARCANA_ROLE": "repository", **targets})
+    for role, missing in (("edge", "AUTH"), ("auth", "USERS"), ("users", "AUTH")):
+        with pytest.raises(SettingsError, match=f"ARCANA_{missing}_TARGET is required for ARCANA_ROLE={role}"):
+            load_settings({"ARCANA_MODE": "microservices", "ARCANA_ROLE": role})
 
 
 @pytest.mark.req("SRS-190")
@@ -78,6 +92,27 @@ def test_the_runner_is_chosen_by_mode_and_role() -> None:
     assert (service.func, service.args) == (tier.run, ("Services", bootstrap.build_service))
     assert bootstrap.runner(load_settings({"ARCANA_MODE": "layered", "ARCANA_SERVICE_TARGET": "h:1"})) is serve.serve
     assert bootstrap.runner(load_settings({})) is serve.serve
+
+
+@pytest.mark.req("SRS-220", "SRS-226")
+def test_the_microservices_runners_serve_each_service_to_its_callers_only() -> None:
+    def runner(role: str, **targets: str) -> object:
+        return bootstrap.runner(load_settings({"ARCANA_MODE": "microservices", "ARCANA_ROLE": role, **targets}))
+
+    auth, users = runner("auth", ARCANA_USERS_TARGET="h:1"), runner("users", ARCANA_AUTH_TARGET="h:2")
+    assert isinstance(auth, functools.partial)
+    assert isinstance(users, functools.partial)
+    assert (auth.func, auth.args, auth.keywords) == (
+        tier.run,
+        ("Services", bootstrap.build_auth_service),
+        {"callers": frozenset({"edge", "users"})},
+    )
+    assert (users.func, users.args, users.keywords) == (
+        tier.run,
+        ("Services", bootstrap.build_users_service),
+        {"callers": frozenset({"edge", "auth"})},
+    )
+    assert runner("edge", ARCANA_AUTH_TARGET="h:2", ARCANA_USERS_TARGET="h:1") is serve.serve
 
 
 class Echo(Protocol):

@@ -156,6 +156,16 @@ async def test_what_the_service_tier_answers_the_edge_carries_no_password_hash(s
             {"ARCANA_ENV": "production", "ARCANA_JWT_SECRET": "j" * 32, "ARCANA_MODE": "layered"},
             "ARCANA_INTERNAL_SECRET is required when ARCANA_ENV=production in layered mode",
         ),
+        (
+            {
+                "ARCANA_ENV": "production",
+                "ARCANA_JWT_SECRET": "j" * 32,
+                "ARCANA_MODE": "microservices",
+                "ARCANA_AUTH_TARGET": "127.0.0.1:2",
+                "ARCANA_USERS_TARGET": "127.0.0.1:3",
+            },
+            "ARCANA_INTERNAL_SECRET is required when ARCANA_ENV=production in microservices mode",
+        ),
         ({"ARCANA_INTERNAL_SECRET": "short"}, "ARCANA_INTERNAL_SECRET must be at least 32 bytes"),
     ],
 )
