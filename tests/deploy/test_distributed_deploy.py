@@ -10,6 +10,7 @@ deploy/k8s, and its repository-wide checks (every `ARCANA_` name a setting, no c
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import functools
 import os
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ import yaml
 
 from py_app.config import MODE_ROLES, TARGETS, Settings
 from py_app.entrypoints.drain import KILL_MARGIN
+from py_app.infra.migrations import head_revision
+from tests.conftest import MARIADB_ADMIN_URL, mariadb_admin, unavailable
 from tests.deploy.support import (
     DEPLOY,
     ROOT,
@@ -40,7 +44,7 @@ from tests.deploy.support import (
 )
 from tests.deploy.test_compose import example_env, interpolate
 from tests.deploy.test_k8s import assert_unprivileged, container, documents, selects
-from tests.e2e.support import STOP_SECONDS, migrate, start
+from tests.e2e.support import STOP_SECONDS, command, migrate, start
 
 Doc = dict[str, Any]
 COMPONENT = "app.kubernetes.io/component"
@@ -591,6 +595,38 @@ def test_the_compose_file_commits_no_secret(mode: str) -> None:
         for variable, value in dict(service.get("environment", {})).items():
             if re.search(r"SECRET|PASSWORD", variable) or variable == "ARCANA_DATABASE_URL":
                 assert "${" in str(value), f"{name}: {variable} is written into the compose file"
+
+
+@pytest.mark.parametrize("mode", modes("k8s"))
+@pytest.mark.mariadb
+@pytest.mark.e2e
+@pytest.mark.timeout(300)
+def test_each_migration_job_migrates_a_database_of_its_own_with_its_settings(mode: str, tmp_path: Path) -> None:
+    """The real `python -m py_app migrate`, run with each migration Job's environment as it stands (production,
+    the mode, the role, its targets and secrets) on a database of its own on MariaDB, ends at the head revision.
+    The compose one-shots' environments differ from the Jobs' only in the database URL, checked above."""
+    environments = {name: resolved_environment(mode, template) for name, template in jobs(mode).items()}
+    assert len(environments) == len(LAYOUTS[mode].databases), "a Job per database"
+    created: list[str] = []
+    try:
+        for name, environment in environments.items():
+            database = f"arcana_t_{uuid.uuid4().hex[:12]}"
+            try:
+                asyncio.run(mariadb_admin(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4"))
+            except Exception as exc:  # noqa: BLE001 - any failure to reach it: skipped, or failed in CI
+                unavailable("MariaDB at 127.0.0.1:3306", exc)
+            created.append(database)
+            env = {
+                **environment,
+                "ARCANA_DATABASE_URL": MARIADB_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}",
+                "ARCANA_DATA_DIR": str(tmp_path / name),  # the image's /var/lib/arcana is not this machine's
+            }
+            migrated = command(tmp_path, "migrate", **env)
+            assert migrated.returncode == 0, f"{name}: {migrated.stderr}"
+            assert f"database at revision {head_revision()}" in migrated.stdout, f"{name}: {migrated.stdout}"
+    finally:
+        for database in created:
+            asyncio.run(mariadb_admin(f"DROP DATABASE IF EXISTS `{database}`"))
 
 
 def _grpc_health(argv: list[str], port: int) -> subprocess.CompletedProcess[str]:
