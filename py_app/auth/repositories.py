@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from py_app.auth.models import (
     AccountToken,
@@ -27,7 +27,7 @@ from py_app.auth.models import (
 )
 from py_app.auth.tables import account_tokens, refresh_tokens, sessions
 from py_app.core.effects import NO_EFFECTS, Effects, audited
-from py_app.infra.db import reading, transaction
+from py_app.infra.db import Writer, reading, transaction
 from py_app.infra.outbox import write_effects
 from py_app.users.models import LoginWrite, Role, Status, User
 from py_app.users.tables import user_from_row, users
@@ -52,6 +52,37 @@ _STATE = (
     .where(sessions.c.id == sa.bindparam("session_id"), sessions.c.user_id == sa.bindparam("user_id"))
 )
 _FAMILY_OF = sa.select(refresh_tokens.c.session_id).where(refresh_tokens.c.digest == sa.bindparam("digest"))
+
+# A rotation's statements and a session's opening, built once for the same reason (a refresh is all writes:
+# building its statements per call cost more than running them).
+_SPEND = (
+    refresh_tokens.update()
+    .where(refresh_tokens.c.digest == sa.bindparam("token"), refresh_tokens.c.used_at.is_(None))
+    .values(used_at=sa.bindparam("spent_at"))
+)
+_FAMILY_ROW = (
+    sa.select(*_FAMILY)
+    .select_from(refresh_tokens.join(sessions).join(users, users.c.id == sessions.c.user_id))
+    .where(refresh_tokens.c.digest == sa.bindparam("token"))
+)
+_SPENT_AT = sa.select(refresh_tokens.c.used_at).where(refresh_tokens.c.digest == sa.bindparam("token"))
+_TOUCH = sessions.update().where(sessions.c.id == sa.bindparam("session")).values(last_used_at=sa.bindparam("at"))
+_END_SESSION = (
+    sessions.update()
+    .where(sessions.c.id == sa.bindparam("session"), sessions.c.revoked_at.is_(None))
+    .values(revoked_at=sa.bindparam("at"))
+)
+_NEW_SESSION = sessions.insert()
+_NEW_TOKEN = refresh_tokens.insert()
+_LOGIN_GUARD = sa.and_(
+    users.c.id == sa.bindparam("user"),
+    users.c.password_hash == sa.bindparam("verified_hash"),
+    users.c.status == Status.ACTIVE.value,
+)
+_LOGIN = users.update().where(_LOGIN_GUARD).values(last_login_at=sa.bindparam("at"))
+_LOGIN_REHASHED = (
+    users.update().where(_LOGIN_GUARD).values(last_login_at=sa.bindparam("at"), password_hash=sa.bindparam("new_hash"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +111,12 @@ class SqlSessionStore:
             if login is not None and not await self._login(connection, login):
                 return False  # nothing was written
             try:
-                await connection.execute(sessions.insert().values(**_session_row(session)))
+                await connection.execute(_NEW_SESSION, _session_row(session))
             except IntegrityError:  # the account was deleted meanwhile (the foreign key): no session for it
                 await connection.rollback()
                 return False
             first = {"digest": refresh_digest, "session_id": session.id, "created_at": session.created_at}
-            await connection.execute(refresh_tokens.insert().values(**first))
+            await connection.execute(_NEW_TOKEN, first)
             await write_effects(connection, effects, session.created_at)
             return True
 
@@ -93,11 +124,7 @@ class SqlSessionStore:
         self, digest: str, child_digest: str, now: datetime, rules: SessionRules, ip: str = ""
     ) -> Rotation:
         async with transaction(self._engine) as connection:
-            spent = await connection.execute(
-                refresh_tokens.update()
-                .where(refresh_tokens.c.digest == digest, refresh_tokens.c.used_at.is_(None))
-                .values(used_at=now)
-            )
+            spent = await connection.execute(_SPEND, {"token": digest, "spent_at": now})
             if spent.rowcount == 1:
                 family = await _family(connection, digest)
                 if family is None or not family.state.usable(now, rules):
@@ -105,9 +132,9 @@ class SqlSessionStore:
                     return Rotation(RotationOutcome.INVALID)
                 session = family.state.session
                 await connection.execute(
-                    refresh_tokens.insert().values(digest=child_digest, session_id=session.id, created_at=now)
+                    _NEW_TOKEN, {"digest": child_digest, "session_id": session.id, "created_at": now}
                 )
-                await connection.execute(sessions.update().where(sessions.c.id == session.id).values(last_used_at=now))
+                await connection.execute(_TOUCH, {"session": session.id, "at": now})
                 return Rotation(RotationOutcome.ROTATED, replace(session, last_used_at=now), family.user)
             rotation = await _spent_again(connection, digest, child_digest, now, rules)
             if rotation.outcome is RotationOutcome.REUSED and rotation.session is not None:
@@ -231,7 +258,7 @@ class SqlAccountTokenStore:
             return user_from_row(row)
 
 
-async def _spend_verification(connection: AsyncConnection, digest: str, now: datetime) -> bool:
+async def _spend_verification(connection: Writer, digest: str, now: datetime) -> bool:
     """Spend a usable verification token while its account's email is still the token's address."""
     spent = await connection.execute(
         account_tokens.update()
@@ -245,12 +272,12 @@ async def _spend_verification(connection: AsyncConnection, digest: str, now: dat
     return bool(spent.rowcount == 1)
 
 
-async def end_reset_tokens(connection: AsyncConnection, user_id: str, now: datetime) -> None:
+async def end_reset_tokens(connection: Writer, user_id: str, now: datetime) -> None:
     """Every unused password-reset token of the user dies (a password change or a newer reset)."""
     await _end_tokens(connection, user_id, TokenPurpose.PASSWORD_RESET, now)
 
 
-async def _end_tokens(connection: AsyncConnection, user_id: str, purpose: TokenPurpose, now: datetime) -> None:
+async def _end_tokens(connection: Writer, user_id: str, purpose: TokenPurpose, now: datetime) -> None:
     """End the account's unused tokens of ``purpose``, taking no gap lock.
 
     An UPDATE by (user_id, purpose) locks the index gap where the account's tokens would be, even when it
@@ -279,7 +306,7 @@ def _usable(digest: str, purpose: TokenPurpose, now: datetime) -> sa.ColumnEleme
     )
 
 
-async def _spend(connection: AsyncConnection, digest: str, purpose: TokenPurpose, now: datetime) -> str | None:
+async def _spend(connection: Writer, digest: str, purpose: TokenPurpose, now: datetime) -> str | None:
     """Spend a usable token (compare-and-set, the transaction's first write); its user's id, or None."""
     spent = await connection.execute(account_tokens.update().where(_usable(digest, purpose, now)).values(used_at=now))
     if spent.rowcount != 1:
@@ -298,9 +325,7 @@ def _token(row: Any) -> AccountToken:
     )
 
 
-async def end_user_sessions(
-    connection: AsyncConnection, user_id: str, now: datetime, keep: str | None = None
-) -> list[str]:
+async def end_user_sessions(connection: Writer, user_id: str, now: datetime, keep: str | None = None) -> list[str]:
     """End every live session of a user but ``keep``, inside the caller's transaction; the ended ids."""
     condition = sa.and_(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
     if keep is not None:
@@ -320,29 +345,25 @@ def _login_guard(login: LoginWrite) -> sa.ColumnElement[bool]:
     )
 
 
-async def record_login(connection: AsyncConnection, login: LoginWrite) -> bool:
+async def record_login(connection: Writer, login: LoginWrite) -> bool:
     """Write the login on the account while it is as the login verified it (its hash, active)."""
-    values: dict[str, Any] = {"last_login_at": login.now}
-    if login.new_hash is not None:
-        values["password_hash"] = login.new_hash
-    result = await connection.execute(users.update().where(_login_guard(login)).values(**values))
+    values = {"user": login.user_id, "verified_hash": login.verified_hash, "at": login.now}
+    if login.new_hash is None:
+        result = await connection.execute(_LOGIN, values)
+    else:
+        result = await connection.execute(_LOGIN_REHASHED, values | {"new_hash": login.new_hash})
     return result.rowcount == 1
 
 
-async def _login_holds(connection: AsyncConnection, login: LoginWrite) -> bool:
+async def _login_holds(connection: Writer, login: LoginWrite) -> bool:
     """The login's guard, read with the account row locked (a replica's apply waits for this transaction)."""
     query = sa.select(users.c.id).where(_login_guard(login)).with_for_update()
     return (await connection.execute(query)).first() is not None
 
 
-async def _family(connection: AsyncConnection, digest: str) -> _Family | None:
+async def _family(connection: Writer, digest: str) -> _Family | None:
     """The session a refresh token belongs to, with its account, in one query."""
-    query = (
-        sa.select(*_FAMILY)
-        .select_from(refresh_tokens.join(sessions).join(users, users.c.id == sessions.c.user_id))
-        .where(refresh_tokens.c.digest == digest)
-    )
-    row = (await connection.execute(query)).mappings().first()
+    row = (await connection.execute(_FAMILY_ROW, {"token": digest})).mappings().first()
     if row is None:
         return None
     user = user_from_row({column.name: row[f"u_{column.name}"] for column in users.c})
@@ -352,23 +373,19 @@ async def _family(connection: AsyncConnection, digest: str) -> _Family | None:
 
 
 async def _spent_again(
-    connection: AsyncConnection, digest: str, child_digest: str, now: datetime, rules: SessionRules
+    connection: Writer, digest: str, child_digest: str, now: datetime, rules: SessionRules
 ) -> Rotation:
     """A token that was already spent (or never existed): a race within the grace, or reuse."""
     family = await _family(connection, digest)
     if family is None or family.used_at is None:
         return Rotation(RotationOutcome.INVALID)
     session = family.state.session
-    child = (
-        await connection.execute(sa.select(refresh_tokens.c.used_at).where(refresh_tokens.c.digest == child_digest))
-    ).first()
+    child = (await connection.execute(_SPENT_AT, {"token": child_digest})).first()
     if rules.within_grace(family.used_at, now) and child is not None and child.used_at is None:
         if not family.state.usable(now, rules):
             return Rotation(RotationOutcome.INVALID)
         return Rotation(RotationOutcome.REPLAYED, session, family.user)
-    await connection.execute(
-        sessions.update().where(sessions.c.id == session.id, sessions.c.revoked_at.is_(None)).values(revoked_at=now)
-    )
+    await connection.execute(_END_SESSION, {"session": session.id, "at": now})
     return Rotation(RotationOutcome.REUSED, session)
 
 

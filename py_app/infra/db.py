@@ -8,7 +8,7 @@ import logging
 import math
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -179,6 +179,8 @@ def create_engine(raw_url: str, *, timeout: float | None = DEFAULT_TIMEOUT, echo
         if timeout is not None and _file_database(url):
             _LOOP_READS[engine] = _loop_reads(url)
             tracing.instrument_engine(_LOOP_READS[engine])
+            _LOOP_WRITES[engine] = _loop_writes(url)
+            tracing.instrument_engine(_LOOP_WRITES[engine])
         return engine
     _quiet_pool_resets()
     connect: dict[str, Any] = {"connect_timeout": wait}
@@ -217,22 +219,39 @@ def _sqlite_begin(connection: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def transaction(engine: AsyncEngine, *, queue: bool = False) -> AsyncIterator[AsyncConnection]:
+async def transaction(engine: AsyncEngine, *, queue: bool = False) -> AsyncIterator[Writer]:
     """One writing transaction: committed when the block ends normally, rolled back otherwise.
 
     A store method is one of these, never more: no transaction is held across a service's calls. The
     whole block is bounded by the engine's timeout; a database failure leaves it as a DomainError.
     ``queue`` is for work-queue tables claimed with ``SKIP LOCKED`` (the outbox): on MySQL/MariaDB it
     reads committed, so claims take no gap locks and concurrent relays do not deadlock.
+
+    On a SQLite file the transaction runs on the caller's thread through the stdlib driver (``LoopWrite``)
+    when SQLite's write lock is free at once: no hand-off to an aiosqlite thread per statement, and no two
+    writers of this process ever wait for each other's lock. When another process holds it, the
+    transaction moves to a pooled async connection, which waits within the deadline as before.
     """
     options: dict[str, object] = {WRITE: True}
     if queue and engine.dialect.name == "mysql":
         options["isolation_level"] = "READ COMMITTED"
+    writes = _LOOP_WRITES.get(engine)
     try:
-        async with asyncio.timeout(_deadline(engine)), engine.connect() as connection:
-            await connection.execution_options(**options)
-            async with connection.begin():
-                yield connection
+        async with asyncio.timeout(_deadline(engine)):
+            on_loop = _begin_on_loop(writes) if writes is not None else None
+            if on_loop is not None:
+                with on_loop:  # closing it rolls back whatever is not committed
+                    yield LoopWrite(on_loop)
+                    if on_loop.in_transaction():  # not when the store rolled back early
+                        on_loop.commit()
+                # What follows a commit runs in a later iteration of the loop, as after an aiosqlite commit: a
+                # commit counter kept for one iteration (ChangeCounter) is read afresh after this one.
+                await asyncio.sleep(0)
+            else:
+                async with engine.connect() as connection:
+                    await connection.execution_options(**options)
+                    async with connection.begin():
+                        yield connection
     except DATABASE_FAILURES as exc:  # integrity errors the store expects are mapped inside the block
         raise database_error(exc) from exc
 
@@ -243,6 +262,20 @@ class Reader(Protocol):
     async def execute(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None, /
     ) -> CursorResult[Any]: ...
+
+
+class Writer(Protocol):
+    """What a writing transaction needs of its connection: statements (one or many rows), the backend's
+    dialect, and an early rollback (the block then ends without committing)."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    async def execute(
+        self, statement: Executable, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None, /
+    ) -> CursorResult[Any]: ...
+
+    async def rollback(self) -> None: ...
 
 
 @contextlib.asynccontextmanager
@@ -315,6 +348,57 @@ class LoopRead:
         self._fallback = contextlib.AsyncExitStack()
         self._async = await self._fallback.enter_async_context(self._engine.connect())
         return await self._async.execute(statement, parameters)
+
+
+# The loop-thread writers of SQLite engines, dropped with their engine.
+_LOOP_WRITES: weakref.WeakKeyDictionary[AsyncEngine, Engine] = weakref.WeakKeyDictionary()
+
+
+class LoopWrite:
+    """One writing transaction on a stdlib sqlite3 connection, executed on the event loop's thread.
+
+    ``_begin_on_loop`` took SQLite's write lock (``BEGIN IMMEDIATE``) without waiting for it
+    (``busy_timeout=0``), so no statement of the transaction can wait for a lock either: each runs in
+    microseconds and the loop never blocks. Nothing here awaits, so a store's transaction runs from
+    BEGIN to COMMIT within one step of the loop and no other writer of the process comes in between;
+    the commit or rollback is the block's end in ``transaction``.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._connection.dialect
+
+    async def execute(
+        self, statement: Executable, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None, /
+    ) -> CursorResult[Any]:
+        return self._connection.execute(statement, parameters)
+
+    async def rollback(self) -> None:
+        self._connection.rollback()
+
+
+def _begin_on_loop(writes: Engine) -> Connection | None:
+    """A loop-thread connection holding SQLite's write lock, or None when another connection holds it."""
+    connection: Connection | None = None
+    try:
+        connection = writes.connect()
+        connection.begin()  # BEGIN IMMEDIATE, run by the begin event straight on the driver (not wrapped)
+    except (DBAPIError, sqlite3.Error) as exc:
+        if connection is not None:
+            connection.close()
+        if _busy(exc):
+            return None
+        if isinstance(exc, DBAPIError):
+            raise
+        raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+    except BaseException:
+        if connection is not None:
+            connection.close()
+        raise
+    return connection
 
 
 class ChangeCounter:
@@ -392,6 +476,36 @@ def _loop_reads(url: URL) -> Engine:
     return reads
 
 
+def _loop_writes(url: URL) -> Engine:
+    # One transaction at a time takes the write lock, so one connection is used at a time; a second
+    # is opened only while a block that awaited something else holds the first (it then finds the lock
+    # taken and moves to the async pool).
+    writes = sa.create_engine(
+        url.set(drivername="sqlite+pysqlite"),
+        hide_parameters=True,
+        poolclass=sa.pool.QueuePool,
+        pool_size=1,
+        max_overflow=-1,
+        connect_args={"check_same_thread": False},
+    )
+    event.listen(writes, "connect", _sqlite_writer_connect)
+    event.listen(writes, "begin", _sqlite_writer_begin)
+    return writes
+
+
+def _sqlite_writer_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # BEGIN is ours, as on the async connections
+    cursor = dbapi_connection.cursor()
+    for pragma in ("busy_timeout=0", "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_writer_begin(connection: Connection) -> None:
+    # Straight to the driver, as for the readers; the write lock up front, as on the async path.
+    connection.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+
+
 def _sqlite_reader_begin(connection: Connection) -> None:
     # Straight to the driver: through SQLAlchemy's execution path, the BEGIN cost as much as the read.
     connection.connection.driver_connection.execute("BEGIN")  # type: ignore[union-attr]
@@ -405,8 +519,9 @@ def _sqlite_reader_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _busy(exc: DBAPIError) -> bool:
-    number = getattr(exc.orig, "sqlite_errorcode", None)
+def _busy(exc: DBAPIError | sqlite3.Error) -> bool:
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
+    number = getattr(error, "sqlite_errorcode", None)
     return number is not None and number & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 

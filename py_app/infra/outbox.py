@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from py_app.audit.tables import audit_events, audit_row
 from py_app.core.effects import Effects, OutboxMessage
-from py_app.infra.db import MYSQL_TABLE_ARGS, UTCDateTime, metadata, reading, transaction
+from py_app.infra.db import MYSQL_TABLE_ARGS, UTCDateTime, Writer, metadata, reading, transaction
 
 MAX_ATTEMPTS = 8
 FIRST_RETRY_SECONDS, LAST_RETRY_SECONDS = 5, 3600
@@ -73,7 +73,7 @@ class OutboxStore(Protocol):
     async def prune(self, before: datetime) -> int: ...
 
 
-async def write_effects(connection: AsyncConnection, effects: Effects, now: datetime) -> None:
+async def write_effects(connection: Writer, effects: Effects, now: datetime) -> None:
     """Write ``effects`` inside the caller's transaction (so they commit or roll back with it)."""
     if effects.messages:
         await connection.execute(outbox.insert(), [_message_row(message, now) for message in effects.messages])

@@ -12,12 +12,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from py_app.auth.repositories import end_reset_tokens, end_user_sessions, record_login
 from py_app.core.effects import NO_EFFECTS, Effects
 from py_app.core.errors import Conflict
-from py_app.infra.db import Reader, reading, transaction
+from py_app.infra.db import Reader, Writer, reading, transaction
 from py_app.infra.outbox import write_effects
 from py_app.users.models import (
     LAST_ADMIN,
@@ -36,6 +36,11 @@ from py_app.users.tables import user_from_row, user_row, users
 TAKEN = "A user with this username or email already exists."
 # Built once: constructing a statement and its cache key costs several times what executing it does.
 _BY_ID = sa.select(users).where(users.c.id == sa.bindparam("user_id"))
+
+
+# Every login's read, built once (building a statement costs more than running it on SQLite).
+_BY_EMAIL = sa.select(users).where(users.c.email == sa.bindparam("login"))
+_BY_USERNAME = sa.select(users).where(users.c.username_key == sa.bindparam("login"))
 
 
 class SqlUserStore:
@@ -58,14 +63,14 @@ class SqlUserStore:
 
     async def find_by_login(self, username_or_email: str) -> User | None:
         if "@" in username_or_email:
-            column, value = users.c.email, normalize_email(username_or_email)
+            query, value = _BY_EMAIL, normalize_email(username_or_email)
         else:
             key = username_key(username_or_email)
             if key is None:
                 return None
-            column, value = users.c.username_key, key
+            query, value = _BY_USERNAME, key
         async with reading(self._engine) as connection:
-            result = await connection.execute(sa.select(users).where(column == value))
+            result = await connection.execute(query, {"login": value})
             return user_from_row(result.mappings().first())
 
     async def search(self, query: UserQuery) -> tuple[list[User], int]:
@@ -158,7 +163,7 @@ class SqlAccountWrites:
             return await _get(connection, user_id)
 
 
-async def _keep_an_admin(connection: AsyncConnection, user_id: str) -> None:
+async def _keep_an_admin(connection: Writer, user_id: str) -> None:
     """Refuse to remove the only active administrator. The active admins' rows stay locked until the
     write commits (SQLite's write lock is already held), so a concurrent demotion waits, then sees this one."""
     active = sa.and_(users.c.role == Role.ADMIN.value, users.c.status == Status.ACTIVE.value)
@@ -173,7 +178,7 @@ async def _get(connection: Reader, user_id: str) -> User | None:
 
 
 async def _write(
-    connection: AsyncConnection, user_id: str, values: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    connection: Writer, user_id: str, values: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
 ) -> bool:
     """UPDATE only ``values``, only while every ``expect`` column still holds its value."""
     condition = sa.and_(users.c.id == user_id, *(users.c[name] == value for name, value in (expect or {}).items()))
