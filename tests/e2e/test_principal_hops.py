@@ -26,9 +26,9 @@ READY_SECONDS = 90
 LISTED = re.compile(r"^(?P<name>[a-z]+-\d+)\s+pid \d+\s+grpc (?P<grpc>\S+)(?:\s+http (?P<http>\S+))?$", re.M)
 
 
-def _listed(up: Server) -> dict[str, dict[str, str]]:
+def _listed(up: Server, mode: str = "layered") -> dict[str, dict[str, str]]:
     deadline = time.monotonic() + READY_SECONDS
-    while "ready: layered" not in up.output():
+    while f"ready: {mode}" not in up.output():
         if up.process.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"`up` not ready (exit {up.process.poll()}):\n{up.output()[-3000:]}")
         time.sleep(0.2)
@@ -129,6 +129,41 @@ def test_an_authenticated_call_names_its_user_at_every_tier_and_a_public_call_na
             untagged += [line for line in lines if line["msg"] == "request"]
             assert not [line for line in untagged if "user_id" in line], untagged
         assert token not in up.output()
+        up.process.send_signal(signal.SIGTERM)
+        assert up.process.wait(STOP_SECONDS * 2) == 0, up.output()[-3000:]
+    finally:
+        up.stop()
+    assert "Traceback" not in up.output()
+
+
+@pytest.mark.req("SRS-231", "SRS-228")
+def test_in_microservices_mode_the_principal_crosses_edge_users_and_auth(tmp_path: Path) -> None:
+    up = start([sys.executable, "-m", "py_app", "up", "--mode", "microservices"], tmp_path, ARCANA_LOG_LEVEL="debug")
+    try:
+        edge = _listed(up, "microservices")["edge-1"]
+        tag = uuid.uuid4().hex[:10]
+        name, rid = f"svc{tag}", f"patch-{tag}"
+        made = httpx.post(
+            f"{edge['http']}/api/v1/auth/register",
+            json={"username": name, "email": f"{name}@example.com", "password": PASSWORD},
+            timeout=30,
+        )
+        assert made.status_code == 201, made.text
+        token = made.json()["access_token"]
+        me = httpx.get(f"{edge['http']}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        user_id = me.json()["id"]
+        changed = httpx.patch(
+            f"{edge['http']}/api/v1/users/{user_id}",
+            json={"first_name": "Hop"},
+            headers={"Authorization": f"Bearer {token}", "x-request-id": rid},
+            timeout=30,
+        )
+        assert changed.status_code == 200, changed.text
+        # edge -> users (the use case) -> auth (the users service propagates the write to the auth replica)
+        lines = _wait_for(up, rid, "arcana.internal.v1.Services/AccountReplica.apply")
+        served = {str(line["rpc"]).rsplit("/", 1)[1]: line.get("user_id") for line in _served(lines, "Services")}
+        assert served["UserUseCases.update"] == user_id, served
+        assert served["AccountReplica.apply"] == user_id, served
         up.process.send_signal(signal.SIGTERM)
         assert up.process.wait(STOP_SECONDS * 2) == 0, up.output()[-3000:]
     finally:
