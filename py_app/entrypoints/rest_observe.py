@@ -115,6 +115,8 @@ class RequestObserver:
             with span as active:
                 await self._app(scope, receive, send_with_id)
                 tracing.name_rest(active, scope["method"], scope.get("path_template"), status)
+                if (who := caller.current()) is not None:
+                    tracing.name_user(active, who.user_id)
         finally:
             self._log(scope, status, (time.perf_counter() - started) * 1000)
             caller.leave(for_whom)

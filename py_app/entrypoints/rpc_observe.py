@@ -98,6 +98,8 @@ async def observed(
             finally:
                 code = "CANCELLED" if undelivered else _code(context)
                 tracing.finish_grpc(span, code)
+                if (who := on_behalf.current()) is not None:
+                    tracing.name_user(span, who.user_id)
                 logger.log(
                     logging.WARNING if code in SERVER_FAULTS else logging.INFO,
                     "request",

@@ -178,6 +178,8 @@ class PortServicer:
         code = "OK"
         try:
             with span as active:
+                if (who := caller.current()) is not None:
+                    tracing.name_user(active, who.user_id)
                 try:
                     reply = await self._answer(port, method, request, context)
                 except BaseException:
