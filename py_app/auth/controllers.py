@@ -33,6 +33,7 @@ from py_app.core.errors import Unauthenticated
 from py_app.core.identity import Principal
 from py_app.entrypoints.problems import problem_responses
 from py_app.entrypoints.rest_support import Injected, OptionalBodyOperation, client_info
+from py_app.infra import caller as on_behalf
 from py_app.users.models import NewUser
 from py_app.users.schemas import UserOut
 
@@ -52,7 +53,9 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
         raise Unauthenticated("A Bearer access token is required.")
     auth: AuthUseCases = state.container.auth
     unverified_ok = bool(request.route_handler.opt.get("unverified_ok"))  # me and logout
-    return await auth.authenticate(token.strip(), client_info(request), unverified_ok=unverified_ok)
+    principal = await auth.authenticate(token.strip(), client_info(request), unverified_ok=unverified_ok)
+    on_behalf.identify(principal.user_id, principal.session_id)  # for the log lines and internal calls that follow
+    return principal
 
 
 class AuthController(Controller):

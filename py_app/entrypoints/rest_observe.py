@@ -14,7 +14,7 @@ from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from py_app.entrypoints.addresses import Network, client_address
-from py_app.infra import request_id, tracing
+from py_app.infra import caller, request_id, tracing
 from py_app.infra.logs import LineLogger
 
 logger = LineLogger("arcana.request")
@@ -99,6 +99,7 @@ class RequestObserver:
         api = scope["path"].startswith("/api/")
         status = SERVER_ERROR  # what the caller sees when the handler dies before answering
         token = request_id.bind(rid)
+        for_whom = caller.enter()  # filled in by the dependency that authenticates (provide_principal)
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
@@ -114,8 +115,11 @@ class RequestObserver:
             with span as active:
                 await self._app(scope, receive, send_with_id)
                 tracing.name_rest(active, scope["method"], scope.get("path_template"), status)
+                if (who := caller.current()) is not None:
+                    tracing.name_user(active, who.user_id)
         finally:
             self._log(scope, status, (time.perf_counter() - started) * 1000)
+            caller.leave(for_whom)
             request_id.unbind(token)
 
     def _log(self, scope: HTTPScope, status: int, duration_ms: float) -> None:

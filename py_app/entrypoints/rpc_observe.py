@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import grpc
 
 from py_app.auth.models import ClientInfo
+from py_app.infra import caller as on_behalf
 from py_app.infra import request_id, tracing
 from py_app.infra.logs import LineLogger
 
@@ -75,6 +76,7 @@ async def observed(
     A plain coroutine rather than a context manager: on a path taken by every call, an async generator's
     enter and exit cost more than the line they bracket."""
     token = request_id.bind(request_id.accept(offered.request_id))
+    for_whom = on_behalf.enter()  # filled in once the interceptor authenticates (rpc_support)
     started = time.perf_counter()
     try:
         try:
@@ -96,6 +98,8 @@ async def observed(
             finally:
                 code = "CANCELLED" if undelivered else _code(context)
                 tracing.finish_grpc(span, code)
+                if (who := on_behalf.current()) is not None:
+                    tracing.name_user(span, who.user_id)
                 logger.log(
                     logging.WARNING if code in SERVER_FAULTS else logging.INFO,
                     "request",
@@ -107,4 +111,5 @@ async def observed(
                     },
                 )
     finally:
+        on_behalf.leave(for_whom)
         request_id.unbind(token)

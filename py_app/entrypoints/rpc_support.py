@@ -24,6 +24,7 @@ from py_app.core.identity import Principal
 from py_app.core.ports import Metrics, NoMetrics
 from py_app.entrypoints.addresses import Network, client_address
 from py_app.entrypoints.rpc_observe import Offered, observed, with_request_id
+from py_app.infra import caller as on_behalf
 from py_app.infra import remote
 from py_app.infra.rpc_errors import to_status
 
@@ -143,7 +144,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
                     raise MALFORMED
                 _client.set(caller)
                 if needs_auth:
-                    _principal.set(await self._authenticate(_bearer(context), caller, unverified_ok=unverified_ok))
+                    verified = await self._authenticate(_bearer(context), caller, unverified_ok=unverified_ok)
+                    _principal.set(verified)
+                    on_behalf.identify(verified.user_id, verified.session_id)  # for logs and internal calls
                 response = await behaviour(request, context)
             except DomainError as error:
                 status = to_status(error)

@@ -1,8 +1,10 @@
 """Logs on stderr, one line per record: JSON objects (production) or readable lines (development).
 
 Each line carries a UTC timestamp, the level, the logger, the message, the request id of the request being
-handled (``infra.request_id``) and the record's extra fields. Secrets never reach a log call; an email
-address, should one arrive as a field, is masked (``a***@example.com``) on the way out.
+handled (``infra.request_id``), the ``user_id`` it is for once the edge verified one (``infra.caller``; a
+record's own ``user_id``, the subject of a security event, takes its place) and the record's extra fields.
+Secrets never reach a log call; an email address, should one arrive as a field, is masked
+(``a***@example.com``) on the way out.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from py_app.infra import request_id
+from py_app.infra import caller, request_id
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 _EMAIL = re.compile(r"([^\s@\"'<>,;:]{1,64})@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
@@ -72,6 +74,9 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     current = request_id.current()
     if current is not None:
         entry["request_id"] = current
+    who = caller.current()
+    if who is not None:
+        entry["user_id"] = who.user_id
     for key, value in record.__dict__.items():
         if key not in _STANDARD:
             entry[key] = mask_email(value) if isinstance(value, str) and "@" in value else value

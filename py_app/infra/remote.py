@@ -10,7 +10,8 @@ a NotFound raised behind the boundary is the same NotFound in front of it.
 
 Known simplification: one envelope instead of a typed proto message per method (docs/ARCHITECTURE.md).
 
-Each call carries the request id (``RequestIdClientInterceptor``) and a deadline: the remaining time of
+Each call carries the request id and the principal the edge verified (``RequestIdClientInterceptor``,
+``infra.caller``: for logs and traces, never authorized on) and a deadline: the remaining time of
 the internal call being served, when there is one, else the configured ``ARCANA_INTERNAL_TIMEOUT``.
 A tier that is down or too slow is ``Unavailable`` (503 / UNAVAILABLE at the edge, with a retry hint).
 
@@ -43,7 +44,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from py_app._proto.arcana.internal.v1 import ports_pb2, ports_pb2_grpc
 from py_app.core.errors import DomainError, Internal, Unavailable
 from py_app.health.ports import CheckFailed
-from py_app.infra import request_id, tracing
+from py_app.infra import caller, request_id, tracing
 from py_app.infra.rpc_errors import from_rpc_error, to_status
 from py_app.infra.service_auth import ServiceCredential
 from py_app.infra.targets import channel_target
@@ -163,6 +164,10 @@ class PortServicer:
             raise AssertionError  # abort raises
         offered = dict(context.invocation_metadata() or ())
         token = request_id.bind(request_id.accept(str(offered.get(request_id.HEADER) or "") or None))
+        # Who the call is for, as the edge verified it: for this call's log lines and its own internal calls.
+        # Never re-verified and never authorized on here: the adapter's typed actor argument is (infra.caller).
+        for_whom = caller.enter(caller.accept(offered))
+        started = time.perf_counter()
         deadline = _deadline.get()
         inherit_deadline(context.time_remaining())
         name = f"{self._service}/{request.port}.{request.method}"
@@ -170,17 +175,24 @@ class PortServicer:
         # background job's call (outbox polling, pruning) carries none and makes no trace of its own.
         parent = str(offered.get("traceparent") or "") or None
         span = tracing.server_span(name, lambda: parent) if parent else contextlib.nullcontext()
+        code = "OK"
         try:
             with span as active:
+                if (who := caller.current()) is not None:
+                    tracing.name_user(active, who.user_id)
                 try:
                     reply = await self._answer(port, method, request, context)
                 except BaseException:
-                    tracing.finish_grpc(active, _code(context))
+                    code = _code(context)
+                    tracing.finish_grpc(active, code)
                     raise
-                tracing.finish_grpc(active, "OK")
+                tracing.finish_grpc(active, code)
                 return reply
         finally:
+            # One line per call served, at debug (the edge's request line is the one kept at info).
+            logger.debug("internal call", extra={"rpc": name, "code": code, "duration_ms": _since(started)})
             _deadline.set(deadline)
+            caller.leave(for_whom)
             request_id.unbind(token)
 
     async def _answer(
@@ -202,6 +214,10 @@ class PortServicer:
             await context.abort_with_status(to_status(Internal()))
             raise AssertionError from None
         return ports_pb2.CallReply(result=self._encode(result))
+
+
+def _since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
 
 
 def _code(context: grpc.aio.ServicerContext) -> str:

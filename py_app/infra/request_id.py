@@ -1,7 +1,8 @@
 """The request id: one per REST request or gRPC call, taken from the caller when it is safe, else made.
 
 It lives in a context variable for the time the request is handled, so every log line written meanwhile
-carries it (``infra.logs``) and outgoing gRPC calls pass it on (``RequestIdClientInterceptor``).
+carries it (``infra.logs``) and outgoing gRPC calls pass it on (``RequestIdClientInterceptor``), with the
+principal the edge verified (``infra.caller``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from py_app.infra import tracing
+from py_app.infra import caller, tracing
 
 HEADER = "x-request-id"  # the REST header (any case) and the gRPC metadata key
 MAX_LENGTH = 128
@@ -50,12 +51,14 @@ Continuation = Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]]
 
 class RequestIdClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]  # grpc ships no types
     """For internal gRPC clients: each call made while a request is handled carries that request's id
-    (and, when tracing is on, its W3C trace context), so the next hop logs and traces under the same ids."""
+    (and, when tracing is on, its W3C trace context, and once the edge verified a caller, their user and
+    session ids), so the next hop logs and traces under the same ids and for the same user."""
 
     async def intercept_unary_unary(
         self, continuation: Continuation, client_call_details: grpc.aio.ClientCallDetails, request: Any
     ) -> Any:
         extra = outgoing_metadata()
+        extra.extend(caller.outgoing_metadata())
         extra.extend(tracing.outgoing_metadata())
         if extra:
             metadata = list(client_call_details.metadata or ())

@@ -62,6 +62,12 @@ def name_rest(span: Any, method: str, route: str | None, status: int) -> None:
         _otel.finish_rest(span, method, route, status)
 
 
+def name_user(span: Any, user_id: str) -> None:
+    """The verified user a server span is for (OpenTelemetry's ``user.id``), when tracing is on."""
+    if span is not None:
+        span.set_attribute("user.id", user_id)
+
+
 def finish_grpc(span: Any, code: str) -> None:
     if span is not None:
         _otel.finish_grpc(span, code)

@@ -117,7 +117,7 @@ def _chain(spans: list[Span], trace_id: str, top: Span) -> list[str]:
         names.append(current.name)
 
 
-@pytest.mark.req("SRS-196")
+@pytest.mark.req("SRS-196", "SRS-232")
 def test_the_callers_trace_crosses_every_tier_of_the_layered_mode_down_to_the_database(tmp_path: Path) -> None:
     suffix = uuid.uuid4().hex[:8]
     name, password = f"hops{suffix}", f"trace passphrase {suffix}"
@@ -145,10 +145,19 @@ def test_the_callers_trace_crosses_every_tier_of_the_layered_mode_down_to_the_da
                 timeout=30,
             )
             assert made.status_code == 201, made.text
+            me_header, me_trace, _ = traceparent()
+            me = httpx.get(
+                f"{edge[1]}/api/v1/auth/me",
+                headers={"traceparent": me_header, "Authorization": f"Bearer {made.json()['access_token']}"},
+                timeout=30,
+            )
+            assert me.status_code == 200, me.text
             spans = sink.wait_for(
                 lambda seen: (
                     (top := server_span(seen, "POST /api/v1/auth/register", trace_id)) is not None
                     and any(name.startswith("db ") for name in _chain(seen, trace_id, top)[5:])
+                    and server_span(seen, "GET /api/v1/auth/me", me_trace) is not None
+                    and server_span(seen, "arcana.internal.v1.Services/AuthUseCases.me", me_trace) is not None
                 )
             )
             up.process.send_signal(signal.SIGTERM)
@@ -167,6 +176,14 @@ def test_the_callers_trace_crosses_every_tier_of_the_layered_mode_down_to_the_da
     assert hops[3].startswith("arcana.internal.v1.Repository/"), hops
     assert hops[4] == hops[3], hops
     assert any(name.startswith("db ") for name in hops[5:]), hops
+    # The verified caller names the spans of its request (issue 13.4); the call that verifies names nobody yet,
+    # and a public call's spans no one at all.
+    user_id = me.json()["id"]
+    named = {s.name for s in in_trace(spans, me_trace) if s.attributes.get("user.id") == user_id}
+    assert {"GET /api/v1/auth/me", "arcana.internal.v1.Services/AuthUseCases.me"} <= named, named
+    assert any(name.startswith("arcana.internal.v1.Repository/") for name in named), named
+    assert "arcana.internal.v1.Services/AuthUseCases.authenticate" not in named, named
+    assert not [s.name for s in in_trace(spans, trace_id) if "user.id" in s.attributes]
     untraced = [s.name for s in spans if not s.parent_span_id and s.name.startswith(("arcana.internal.", "db "))]
     assert not untraced, "background jobs' internal calls or statements made traces of their own"
     assert password not in str(spans)
