@@ -275,15 +275,7 @@ def build_auth_service(settings: Settings, **overrides: Unpack[Overrides]) -> Ti
             served(AccountReplica, SqlAccountReplica(engines[0], services.cache)),
         ]
     )
-    return TierContainer(
-        settings=settings,
-        ports=ports,
-        health=services.health,
-        jobs=services.jobs,
-        warm_up=(services.auth.prepare,),
-        lifecycle=services.lifecycle,
-        stack=services.stack,
-    )
+    return _serving(settings, services, ports)
 
 
 def build_service(settings: Settings, **overrides: Unpack[Overrides]) -> TierContainer:
@@ -298,6 +290,11 @@ def build_service(settings: Settings, **overrides: Unpack[Overrides]) -> TierCon
             served(AuditUseCases, services.audit),
         ]
     )
+    return _serving(settings, services, ports)
+
+
+def _serving(settings: Settings, services: Container, ports: dict[str, Served]) -> TierContainer:
+    """The services of ``services`` served over internal gRPC as ``ports``, with their jobs and the hasher's warm-up."""
     return TierContainer(
         settings=settings,
         ports=ports,

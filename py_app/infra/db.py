@@ -463,34 +463,31 @@ def _file_database(url: URL) -> bool:
 def _loop_reads(url: URL) -> Engine:
     # Checked out and returned on one thread with nothing awaited in between, so connections are only
     # opened when the pool is empty; an unbounded overflow means a checkout never waits on the loop.
-    reads = sa.create_engine(
-        url.set(drivername="sqlite+pysqlite"),
-        hide_parameters=True,
-        poolclass=sa.pool.QueuePool,
-        pool_size=2,
-        max_overflow=-1,
-        connect_args={"check_same_thread": False},
-    )
-    event.listen(reads, "connect", _sqlite_reader_connect)
-    event.listen(reads, "begin", _sqlite_reader_begin)
-    return reads
+    return _loop_engine(url, 2, _sqlite_reader_connect, _sqlite_reader_begin)
 
 
 def _loop_writes(url: URL) -> Engine:
     # One transaction at a time takes the write lock, so one connection is used at a time; a second
     # is opened only while a block that awaited something else holds the first (it then finds the lock
     # taken and moves to the async pool).
-    writes = sa.create_engine(
+    return _loop_engine(url, 1, _sqlite_writer_connect, _sqlite_writer_begin)
+
+
+def _loop_engine(
+    url: URL, pool_size: int, connect: Callable[[Any, Any], None], begin: Callable[[Connection], None]
+) -> Engine:
+    """A sync stdlib-sqlite3 engine beside the async one, used on the event loop's thread."""
+    engine = sa.create_engine(
         url.set(drivername="sqlite+pysqlite"),
         hide_parameters=True,
         poolclass=sa.pool.QueuePool,
-        pool_size=1,
+        pool_size=pool_size,
         max_overflow=-1,
         connect_args={"check_same_thread": False},
     )
-    event.listen(writes, "connect", _sqlite_writer_connect)
-    event.listen(writes, "begin", _sqlite_writer_begin)
-    return writes
+    event.listen(engine, "connect", connect)
+    event.listen(engine, "begin", begin)
+    return engine
 
 
 def _sqlite_writer_connect(dbapi_connection: Any, _record: Any) -> None:
