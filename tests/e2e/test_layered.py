@@ -154,12 +154,7 @@ def test_up_starts_the_layered_topology_whose_edges_share_one_service_tier_and_s
             for name, p in processes.items()
         }
         assert holders == {"repository-1": True, "service-1": False, "edge-1": False, "edge-2": False}
-        pids = {int(p["pid"]) for p in processes.values()}
-        up.process.send_signal(signal.SIGTERM)
-        assert up.process.wait(STOP_SECONDS * 2) == 0, up.output()[-3000:]
-        assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
-        for name in processes:
-            assert f"{name:<12} stopped (0)" in up.output()
+        stops_cleanly(up, processes)
     finally:
         up.stop()
     assert "Traceback" not in up.output()
@@ -308,3 +303,13 @@ def test_a_tier_that_is_down_is_a_503_with_retry_after_and_unavailable_at_the_ed
         for server in started:
             server.stop()
     assert "Traceback" not in edge.output()
+
+
+def stops_cleanly(up: Server, processes: dict[str, dict[str, str]]) -> None:
+    """SIGTERM to ``up`` (Ctrl-C's signal in a terminal) stops every process it started, each reported stopped (0)."""
+    pids = {int(p["pid"]) for p in processes.values()}
+    up.process.send_signal(signal.SIGTERM)
+    assert up.process.wait(STOP_SECONDS * 2) == 0, up.output()[-3000:]
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    for name in processes:
+        assert f"{name:<12} stopped (0)" in up.output()

@@ -31,7 +31,7 @@ from py_app.users.models import Status
 from py_app.users.ports import UserUseCases
 from tests.conftest import free_port
 from tests.e2e.support import STOP_SECONDS, Server, command, start
-from tests.e2e.test_layered import LISTED, READY_SECONDS, _descendants, _open_files
+from tests.e2e.test_layered import LISTED, READY_SECONDS, _descendants, _open_files, stops_cleanly
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 PASSWORD = "violet-harbour-lantern-42"
@@ -201,12 +201,7 @@ def test_up_starts_the_services_each_owning_its_data_and_changes_apply_from_the_
         assert answer["id"] == changer_id
         assert answer["password_hash"] == ""
 
-        pids = {int(p["pid"]) for p in processes.values()}
-        up.process.send_signal(signal.SIGTERM)
-        assert up.process.wait(STOP_SECONDS * 2) == 0, up.output()[-3000:]
-        assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
-        for name in processes:
-            assert f"{name:<12} stopped (0)" in up.output()
+        stops_cleanly(up, processes)
     finally:
         _stop(up, processes)
     assert "Traceback" not in up.output()
