@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import signal
 import sys
 import time
@@ -19,20 +18,10 @@ import pytest
 
 from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc
 from tests.e2e.support import STOP_SECONDS, Server, migrate, start
+from tests.e2e.test_layered import _listed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 PASSWORD = "amber-quarry-whistle-77"
-READY_SECONDS = 90
-LISTED = re.compile(r"^(?P<name>[a-z]+-\d+)\s+pid \d+\s+grpc (?P<grpc>\S+)(?:\s+http (?P<http>\S+))?$", re.M)
-
-
-def _listed(up: Server, mode: str = "layered") -> dict[str, dict[str, str]]:
-    deadline = time.monotonic() + READY_SECONDS
-    while f"ready: {mode}" not in up.output():
-        if up.process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"`up` not ready (exit {up.process.poll()}):\n{up.output()[-3000:]}")
-        time.sleep(0.2)
-    return {match["name"]: match.groupdict() for match in LISTED.finditer(up.output())}
 
 
 def _lines(up: Server, rid: str) -> list[dict[str, object]]:
