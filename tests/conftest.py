@@ -33,6 +33,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The suite runs on pytest-xdist workers (`make test`, `--dist loadgroup`). A group runs on one worker: each
+# module is one, so a module-scoped server starts once; tests/contract and tests/ports are one each, as their
+# session-scoped servers and migrated databases serve every module there.
+_SHARED_SESSIONS = ("tests/contract/", "tests/ports/")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        group = next((shared for shared in _SHARED_SESSIONS if path.startswith(shared)), path)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(autouse=True)
 def _clean_arcana_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the developer's own ARCANA_ variables."""

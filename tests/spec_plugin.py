@@ -2,6 +2,10 @@
 
 Every run prints which requirements were exercised. With ``--spec-check`` (what `make test` passes) the run
 fails when a listed SRS requirement has no test, or when a test names an id the spec does not list.
+
+Under pytest-xdist the workers collect and the controller reports: each worker sends the ids it collected
+back in ``workeroutput`` and the controller adds them up (every worker collects the whole suite, so any one
+of them would do; the union also covers a run given only part of it).
 """
 
 from __future__ import annotations
@@ -36,8 +40,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 if requirement not in listed:
                     unknown.append(f"{item.nodeid}: {requirement}")
                 _tests_by_id[requirement].append(item.nodeid)
+    if hasattr(config, "workeroutput"):  # an xdist worker: the controller prints and checks
+        config.workeroutput["spec_tests"] = dict(_tests_by_id)
     if unknown:
         raise pytest.UsageError("tests name requirements that docs/SPEC.md does not list:\n  " + "\n  ".join(unknown))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """xdist's controller: a worker finished; its collected requirement ids join the report."""
+    for requirement, nodeids in getattr(node, "workeroutput", {}).get("spec_tests", {}).items():
+        known = _tests_by_id[requirement]
+        known.extend(nodeid for nodeid in nodeids if nodeid not in known)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

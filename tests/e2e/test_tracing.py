@@ -33,7 +33,9 @@ def in_trace(spans: list[Span], trace_id: str) -> list[Span]:
 
 
 def server_span(spans: list[Span], name: str, trace_id: str) -> Span | None:
-    return next((span for span in in_trace(spans, trace_id) if span.name == name), None)
+    # Only a server span: the caller's client span of an internal call has the callee's name, and waiting for
+    # the name alone let a test read the spans before the callee's process had exported its own.
+    return next((span for span in in_trace(spans, trace_id) if span.name == name and span.server), None)
 
 
 async def grpc_login(target: str, header: str, name: str, password: str) -> None:

@@ -25,6 +25,7 @@ class Span:
     span_id: str
     parent_span_id: str
     attributes: dict[str, object]
+    server: bool  # kind SERVER; a client span of an internal call has the same name as its callee's server span
 
 
 class Collector:
@@ -60,6 +61,7 @@ def _span(span: object) -> Span:
         span_id=span.span_id.hex(),  # type: ignore[attr-defined]
         parent_span_id=span.parent_span_id.hex(),  # type: ignore[attr-defined]
         attributes=attributes,
+        server=span.kind == span.SPAN_KIND_SERVER,  # type: ignore[attr-defined]
     )
 
 
