@@ -45,9 +45,13 @@ run: setup ## set up, migrate the database (SQLite under ./var by default) and s
 	@$(PY) -m py_app migrate
 	@exec $(PY) -m py_app serve
 
+# The suite mostly waits on the server processes it starts: three workers keep both cores busy (TEST_WORKERS=0
+# runs it in this process, one test at a time). tests/conftest.py puts each module in a group of its own.
+TEST_WORKERS ?= 3
+
 test: dev ## set up (with the test tools), then run cargo test and the whole pytest suite with coverage and spec coverage
 	cargo test --quiet
-	$(PY) -m pytest --spec-check --cov=py_app --cov-report=term:skip-covered
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --spec-check --cov=py_app --cov-report=term:skip-covered
 
 soak: dev ## the soak for 2 minutes (64 clients, REST + gRPC, private MariaDB; the suite runs it 25 s) -> var/soak.json
 	ARCANA_TEST_SOAK_SECONDS=$${ARCANA_TEST_SOAK_SECONDS:-120} $(PY) -m pytest tests/faults/test_soak.py -q -s -p no:cacheprovider

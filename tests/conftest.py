@@ -35,8 +35,9 @@ def free_port() -> int:
 
 # The suite runs on pytest-xdist workers (`make test`, `--dist loadgroup`). A group runs on one worker: each
 # module is one, so a module-scoped server starts once; tests/contract and tests/ports are one each, as their
-# session-scoped servers and migrated databases serve every module there.
-_SHARED_SESSIONS = ("tests/contract/", "tests/ports/")
+# session-scoped servers and migrated databases serve every module there, and tests/security too, for its
+# package-scoped servers.
+_SHARED_SESSIONS = ("tests/contract/", "tests/ports/", "tests/security/")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
