@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -91,6 +94,26 @@ def command(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProce
     )
 
 
+_TEMPLATE: list[Path] = []  # the SQLite file one `migrate` of this test process made, for the next ones
+
+
 def migrate(tmp_path: Path, **env: str) -> None:
-    result = command(tmp_path, "migrate", **env)
-    assert result.returncode == 0, result.stderr
+    """`python -m py_app migrate` for the test's data directory.
+
+    On the default database (SQLite under the data directory, no other setting) the file one real run of
+    `migrate` in this test process produced is copied instead: the same bytes, without a Python process start
+    per test. Tests of `migrate` itself run the command (tests/integration/test_cli.py)."""
+    target = tmp_path / "var" / "arcana.db"
+    if env or target.exists():
+        result = command(tmp_path, "migrate", **env)
+        assert result.returncode == 0, result.stderr
+        return
+    if not _TEMPLATE:
+        made = Path(tempfile.mkdtemp(prefix="arcana-migrated-"))
+        atexit.register(shutil.rmtree, made, ignore_errors=True)
+        result = command(made, "migrate")
+        assert result.returncode == 0, result.stderr
+        assert sorted(path.name for path in (made / "var").iterdir()) == ["arcana.db"]  # nothing else to copy
+        _TEMPLATE.append(made / "var" / "arcana.db")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_TEMPLATE[0], target)
