@@ -160,6 +160,11 @@ def test_the_callers_trace_crosses_every_tier_of_the_layered_mode_down_to_the_da
                     and any(name.startswith("db ") for name in _chain(seen, trace_id, top)[5:])
                     and server_span(seen, "GET /api/v1/auth/me", me_trace) is not None
                     and server_span(seen, "arcana.internal.v1.Services/AuthUseCases.me", me_trace) is not None
+                    # each tier's process exports on its own: wait for the repository tier's span of `me` too
+                    and any(
+                        s.server and s.name.startswith("arcana.internal.v1.Repository/")
+                        for s in in_trace(seen, me_trace)
+                    )
                 )
             )
             up.process.send_signal(signal.SIGTERM)
