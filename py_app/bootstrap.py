@@ -53,7 +53,14 @@ from py_app.health.models import Lifecycle
 from py_app.health.ports import Probe
 from py_app.health.services import HealthService
 from py_app.infra import migrations
-from py_app.infra.cache import CachedUserStore, InProcessSessionCache, NoSessionCache, RedisSessionCache
+from py_app.infra.cache import (
+    CachedUserStore,
+    InProcessSessionCache,
+    NoSessionCache,
+    RecordedLogins,
+    RedisSessionCache,
+    RedisUserStore,
+)
 from py_app.infra.counters import CounterStore, FailoverCounters, InProcessCounters, RedisCounters, SqlCounters
 from py_app.infra.db import ChangeCounter, change_counter, create_engine
 from py_app.infra.jobs import Every, Job
@@ -508,11 +515,17 @@ def _build_services(
     tokens, keys = _access_tokens(settings, secret, stack, overrides)
     changes = _changes(settings, engine, stack)
     cache = overrides.get("cache") or _session_cache(settings, engine, stack, changes)
+    user_store, sessions = stores.users, stores.sessions
+    if "user_store" not in overrides:
+        if changes is not None:
+            user_store = CachedUserStore(user_store, settings.session_cache_ttl, changes, metrics)
+        elif isinstance(cache, RedisSessionCache):
+            # Beside the shared session cache, on its versions: every write of an account's row drops the
+            # record (this store's writes, a login's record, and every forget_user of the session cache).
+            user_store = RedisUserStore(user_store, cache.link, metrics)
+            sessions = RecordedLogins(sessions, user_store)
     if not isinstance(cache, NoSessionCache):
         cache = MeteredSessionCache(cache, metrics)
-    user_store = stores.users
-    if changes is not None and "user_store" not in overrides:
-        user_store = CachedUserStore(user_store, settings.session_cache_ttl, changes, metrics)
     audit_store = stores.audit
     outbox = stores.outbox
     account_key = derive_key(secret, "account-token")
@@ -538,7 +551,7 @@ def _build_services(
     )
     audit = AuditService(audit_store, clock, settings.audit_retention_days)
     auth = AuthService(
-        sessions=stores.sessions,
+        sessions=sessions,
         accounts=user_store,
         users=users,
         recovery=recovery,
