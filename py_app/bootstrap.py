@@ -98,7 +98,7 @@ from py_app.infra.replication import (
 from py_app.infra.security import Argon2Hasher, JwtAccessTokens, NoPublishedKeys, derive_key
 from py_app.infra.service_auth import ServiceCredential
 from py_app.users.models import Role, Status, UserQuery
-from py_app.users.ports import AccountWrites, UserStore, UserUseCases
+from py_app.users.ports import AccountWrites, PrincipalCache, UserStore, UserUseCases
 from py_app.users.repositories import SqlAccountWrites, SqlUserStore
 from py_app.users.services import UserService
 
@@ -516,6 +516,7 @@ def _build_services(
     changes = _changes(settings, engine, stack)
     cache = overrides.get("cache") or _session_cache(settings, engine, stack, changes)
     user_store, sessions = stores.users, stores.sessions
+    principals: PrincipalCache | None = None  # what UserService forgets accounts in: the session cache
     if "user_store" not in overrides:
         if changes is not None:
             user_store = CachedUserStore(user_store, settings.session_cache_ttl, changes, metrics)
@@ -524,12 +525,15 @@ def _build_services(
             # record (this store's writes, a login's record, and every forget_user of the session cache).
             user_store = RedisUserStore(user_store, cache.link, metrics)
             sessions = RecordedLogins(sessions, user_store)
+            # Its writes forget the whole account (sessions too) before they return: the service's own
+            # forget_user would only repeat it, and during a Redis outage wait a second hold.
+            principals = NoSessionCache()
     if not isinstance(cache, NoSessionCache):
         cache = MeteredSessionCache(cache, metrics)
     audit_store = stores.audit
     outbox = stores.outbox
     account_key = derive_key(secret, "account-token")
-    users = stores.owner or UserService(user_store, hasher, clock, cache)
+    users = stores.owner or UserService(user_store, hasher, clock, principals or cache)
     counters = overrides.get("counters") or stores.counters or _counters(settings, engine, stack, metrics)
     limiter = Limiter(counters, clock, enabled=settings.rate_limits, metrics=metrics)
     policy = functools.partial(_policy, settings)

@@ -7,6 +7,7 @@ acknowledged by replica A, and B's very next read is what the database holds.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -26,6 +27,7 @@ from py_app.infra import migrations
 from py_app.infra.db import create_engine
 from py_app.users.models import NewUser, Role, Status, User, UserChanges
 from py_app.users.repositories import SqlUserStore
+from tests.conftest import free_port
 from tests.fakes import PlainHasher, RecordingMetrics
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.redis, pytest.mark.req("SRS-260", "SRS-263", "SDD-261", "SDD-263")]
@@ -185,3 +187,23 @@ async def test_me_is_served_from_the_shared_records_and_sees_a_change_made_on_th
     assert pair.b.hits() == before + 1
     await rename(pair, user)
     assert (await pair.b.container.auth.me(own)).first_name == "Renamed"
+
+
+@pytest.mark.req("SRS-261")
+async def test_with_redis_unreachable_a_role_change_is_held_once_and_every_read_goes_to_the_database(
+    make_settings: Callable[..., Settings], mariadb_url: str
+) -> None:
+    await asyncio.to_thread(migrations.upgrade, mariadb_url)
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    settings = make_settings(database_url=mariadb_url, redis_url=dead, session_cache_ttl=0.3, db_timeout=0.1)
+    hold = 0.3 + 0.1 + 1.0 + 0.5
+    metrics = RecordingMetrics()
+    async with build_edge(settings, hasher=PlainHasher(), metrics=metrics) as container:
+        user = await container.users.create(NewUser("held", "held@example.com", PASSWORD))
+        assert (await container.users.get(ADMIN, user.id)).role is Role.USER
+        began = time.monotonic()
+        await container.users.set_role(ADMIN, user.id, Role.GUEST)
+        took = time.monotonic() - began
+        assert (await container.users.get(ADMIN, user.id)).role is Role.GUEST
+    assert hold <= took < 2 * hold  # one hold: the store forgot the account, the service did not again
+    assert (metrics.counts["cache", "user", "miss"], metrics.counts["cache", "user", "hit"]) == (2, 0)

@@ -113,6 +113,7 @@ class RedisCacheLink:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stamp = client.register_script(_STAMP)
         self._forget = client.register_script(_FORGET)
+        self._forget_user = client.register_script(_FORGET_USER)
 
     @property
     def usable(self) -> bool:
@@ -157,6 +158,11 @@ class RedisCacheLink:
         """Advance each version and delete its entry (``keys``: version, entry, version, entry ...)."""
         if keys:
             await self.until_taken(lambda: self._forget(keys=keys, args=[self.version_ms]))
+
+    async def forget_user(self, user_id: str) -> None:
+        """Advance the user's version and delete every cached session of the user and the user's record."""
+        keys = [self.key("uv:", user_id), self.key("u:", user_id), self.key("ur:", user_id)]
+        await self.until_taken(lambda: self._forget_user(keys=keys, args=[self.version_ms, self.prefix + "s:"]))
 
     async def until_taken(self, invalidate: Callable[[], Awaitable[object]]) -> None:
         """Return once Redis took the invalidation, or once every copy it should have removed has expired.
@@ -216,7 +222,6 @@ class RedisSessionCache:
     def __init__(self, client: Redis, prefix: str, ttl: float, db_timeout: float, retry_after: float = 1.0) -> None:
         self.link = RedisCacheLink(client, prefix, ttl, db_timeout, retry_after)
         self._put = client.register_script(_PUT)
-        self._forget_user = client.register_script(_FORGET_USER)
 
     @property
     def hold(self) -> float:
@@ -257,9 +262,7 @@ class RedisSessionCache:
         )
 
     async def forget_user(self, user_id: str) -> None:
-        link = self.link
-        keys = [link.key("uv:", user_id), link.key("u:", user_id), link.key("ur:", user_id)]
-        await link.until_taken(lambda: self._forget_user(keys=keys, args=[link.version_ms, link.prefix + "s:"]))
+        await self.link.forget_user(user_id)
 
 
 _RECORD_ENCODER = msgspec.json.Encoder()
@@ -273,8 +276,10 @@ class RedisUserStore:
     A record is versioned by its user's version, the one the session cache keeps: the stamp is taken before
     the database read and the put refused in Redis when it moved (or the generation changed) since, so a
     read that raced a write is not kept. Every write of the row advances the version and drops the record
-    before it is acknowledged: this store's own writes, a login's record (``RecordedLogins``), and whatever
-    calls the session cache's ``forget_user`` (a reset, a verification, a replica's update). The record is
+    before it is acknowledged: this store's own writes, which forget the whole user (its cached sessions
+    too, so ``UserService`` needs no ``forget_user`` of its own after them), a login's record
+    (``RecordedLogins``), and whatever calls the session cache's ``forget_user`` (a reset, a verification,
+    a replica's update). The record is
     kept and served without its password hash (``password_hash`` is ""): ``credentials`` reads the database
     for the password checks, so no hash is ever at rest in Redis.
     """
@@ -307,7 +312,8 @@ class RedisUserStore:
         return record
 
     async def forget(self, user_id: str) -> None:
-        """Advance the user's version and drop the record; returns once no old copy can be served."""
+        """Advance the user's version and drop the record (the sessions stay); returns once no old copy can be
+        served."""
         await self._link.forget([self._link.key("uv:", user_id), self._link.key("ur:", user_id)])
 
     async def credentials(self, user_id: str) -> User | None:
@@ -328,19 +334,19 @@ class RedisUserStore:
         try:
             return await self._store.update(user_id, changes, now, effects)
         finally:  # also when it failed: a write whose answer was lost may have committed
-            await self.forget(user_id)
+            await self._link.forget_user(user_id)
 
     async def change_password(self, change: PasswordChange, effects: Effects = NO_EFFECTS) -> bool:
         try:
             return await self._store.change_password(change, effects)
         finally:
-            await self.forget(change.user_id)
+            await self._link.forget_user(change.user_id)
 
     async def delete(self, user_id: str, now: datetime, effects: Effects = NO_EFFECTS) -> bool:
         try:
             return await self._store.delete(user_id, now, effects)
         finally:
-            await self.forget(user_id)
+            await self._link.forget_user(user_id)
 
     @staticmethod
     def _decoded(raw: bytes | None) -> User | None:
