@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -339,3 +339,30 @@ def test_with_two_workers_a_logout_acknowledged_by_one_is_refused_by_every_worke
     refused = asyncio.run(in_every_process(two_workers, get_user(token, user_id)))
     assert set(refused.values()) == {"UNAUTHENTICATED"}
     assert replica.rest(token, user_id) == (401, 401)
+
+
+def first_names(token: str, user_id: str) -> Callable[[grpc.aio.Channel], Awaitable[str]]:
+    """What ``GetUser`` and ``Me`` say the account's first name is, as one worker answers them."""
+
+    async def call(channel: grpc.aio.Channel) -> str:
+        bearer = (("authorization", f"Bearer {token}"),)
+        user = await users_pb2_grpc.UserServiceStub(channel).GetUser(
+            users_pb2.GetUserRequest(id=user_id), metadata=bearer, timeout=5
+        )
+        me = await auth_pb2_grpc.AuthServiceStub(channel).Me(auth_pb2.MeRequest(), metadata=bearer, timeout=5)
+        return f"{user.first_name}|{me.first_name}"
+
+    return call
+
+
+@pytest.mark.req("SRS-260")
+def test_with_two_workers_a_profile_change_acknowledged_by_one_is_read_by_every_worker_at_once(
+    two_workers: Server,
+) -> None:
+    replica = Replica(two_workers, "")
+    token, user_id, _ = replica.register()
+    assert set(asyncio.run(in_every_process(two_workers, first_names(token, user_id))).values()) == {"|"}  # cached
+    response = replica.call("PATCH", f"/users/{user_id}", token, json={"first_name": "Renamed"})
+    assert response.status_code == 200, response.text
+    after = asyncio.run(in_every_process(two_workers, first_names(token, user_id)))
+    assert set(after.values()) == {"Renamed|Renamed"}
