@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
 
 from py_app.auth.ports import Stamp
-from py_app.core.effects import NO_EFFECTS, Effects
 from py_app.core.identity import Principal
 from py_app.core.ports import Metrics, NoMetrics
-from py_app.users.models import PasswordChange, User, UserChanges, UserQuery
+from py_app.infra.cache._records import UserRecordsCache
+from py_app.users.models import User
 from py_app.users.ports import UserStore
 
 
@@ -96,7 +95,7 @@ class NoSessionCache:
         return None
 
 
-class CachedUserStore:
+class CachedUserStore(UserRecordsCache):
     """A ``UserStore`` whose ``get`` (a point query's read, and ``me``'s) is served from memory while the
     database has not changed since the record was read; everything else goes to ``store``.
 
@@ -117,7 +116,7 @@ class CachedUserStore:
         metrics: Metrics | None = None,
         max_entries: int = 100_000,
     ) -> None:
-        self._store = store
+        super().__init__(store)
         self._ttl = ttl
         self._changes = changes
         self._metrics = metrics or NoMetrics()
@@ -141,34 +140,5 @@ class CachedUserStore:
             self._entries[user_id] = (found, time.monotonic() + self._ttl, before)
         return found
 
-    async def credentials(self, user_id: str) -> User | None:
-        return await self._store.credentials(user_id)
-
-    async def add(self, user: User, effects: Effects = NO_EFFECTS) -> None:
-        await self._store.add(user, effects)
-
-    async def find_by_login(self, username_or_email: str) -> User | None:
-        return await self._store.find_by_login(username_or_email)
-
-    async def search(self, query: UserQuery) -> tuple[list[User], int]:
-        return await self._store.search(query)
-
-    async def update(
-        self, user_id: str, changes: UserChanges, now: datetime, effects: Effects = NO_EFFECTS
-    ) -> User | None:
-        try:
-            return await self._store.update(user_id, changes, now, effects)
-        finally:
-            self._entries.pop(user_id, None)
-
-    async def change_password(self, change: PasswordChange, effects: Effects = NO_EFFECTS) -> bool:
-        try:
-            return await self._store.change_password(change, effects)
-        finally:
-            self._entries.pop(change.user_id, None)
-
-    async def delete(self, user_id: str, now: datetime, effects: Effects = NO_EFFECTS) -> bool:
-        try:
-            return await self._store.delete(user_id, now, effects)
-        finally:
-            self._entries.pop(user_id, None)
+    async def _forgotten(self, user_id: str) -> None:
+        self._entries.pop(user_id, None)

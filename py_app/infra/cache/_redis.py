@@ -26,7 +26,8 @@ from py_app.auth.ports import SessionStore, Stamp
 from py_app.core.effects import NO_EFFECTS, Effects
 from py_app.core.identity import Principal
 from py_app.core.ports import Metrics, NoMetrics
-from py_app.users.models import LoginWrite, PasswordChange, User, UserChanges, UserQuery
+from py_app.infra.cache._records import UserRecordsCache
+from py_app.users.models import LoginWrite, User
 from py_app.users.ports import UserStore
 
 logger = logging.getLogger("arcana.cache")
@@ -269,7 +270,7 @@ _RECORD_ENCODER = msgspec.json.Encoder()
 _RECORD_DECODER = msgspec.json.Decoder(User)
 
 
-class RedisUserStore:
+class RedisUserStore(UserRecordsCache):
     """A ``UserStore`` whose ``get`` (a point query's read, and ``me``'s) is shared in Redis by every process and
     replica on ``link``; everything else goes to ``store``.
 
@@ -285,7 +286,7 @@ class RedisUserStore:
     """
 
     def __init__(self, store: UserStore, link: RedisCacheLink, metrics: Metrics | None = None) -> None:
-        self._store = store
+        super().__init__(store)
         self._link = link
         self._metrics = metrics or NoMetrics()
         self._put = link.client.register_script(_PUT_RECORD)
@@ -316,37 +317,8 @@ class RedisUserStore:
         served."""
         await self._link.forget([self._link.key("uv:", user_id), self._link.key("ur:", user_id)])
 
-    async def credentials(self, user_id: str) -> User | None:
-        return await self._store.credentials(user_id)
-
-    async def add(self, user: User, effects: Effects = NO_EFFECTS) -> None:
-        await self._store.add(user, effects)  # a new id: nothing of it can be cached (misses are not kept)
-
-    async def find_by_login(self, username_or_email: str) -> User | None:
-        return await self._store.find_by_login(username_or_email)
-
-    async def search(self, query: UserQuery) -> tuple[list[User], int]:
-        return await self._store.search(query)
-
-    async def update(
-        self, user_id: str, changes: UserChanges, now: datetime, effects: Effects = NO_EFFECTS
-    ) -> User | None:
-        try:
-            return await self._store.update(user_id, changes, now, effects)
-        finally:  # also when it failed: a write whose answer was lost may have committed
-            await self._link.forget_user(user_id)
-
-    async def change_password(self, change: PasswordChange, effects: Effects = NO_EFFECTS) -> bool:
-        try:
-            return await self._store.change_password(change, effects)
-        finally:
-            await self._link.forget_user(change.user_id)
-
-    async def delete(self, user_id: str, now: datetime, effects: Effects = NO_EFFECTS) -> bool:
-        try:
-            return await self._store.delete(user_id, now, effects)
-        finally:
-            await self._link.forget_user(user_id)
+    async def _forgotten(self, user_id: str) -> None:
+        await self._link.forget_user(user_id)  # the whole account: see the class's docstring
 
     @staticmethod
     def _decoded(raw: bytes | None) -> User | None:
