@@ -280,9 +280,8 @@ class RedisUserStore(UserRecordsCache):
     before it is acknowledged: this store's own writes, which forget the whole user (its cached sessions
     too, so ``UserService`` needs no ``forget_user`` of its own after them), a login's record
     (``RecordedLogins``), and whatever calls the session cache's ``forget_user`` (a reset, a verification,
-    a replica's update). The record is
-    kept and served without its password hash (``password_hash`` is ""): ``credentials`` reads the database
-    for the password checks, so no hash is ever at rest in Redis.
+    a replica's update). The record is kept and served without its password hash (``password_hash`` is ""):
+    ``credentials`` reads the database for the password checks, so no hash is ever at rest in Redis.
     """
 
     def __init__(self, store: UserStore, link: RedisCacheLink, metrics: Metrics | None = None) -> None:
