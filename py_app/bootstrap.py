@@ -53,7 +53,14 @@ from py_app.health.models import Lifecycle
 from py_app.health.ports import Probe
 from py_app.health.services import HealthService
 from py_app.infra import migrations
-from py_app.infra.cache import CachedUserStore, InProcessSessionCache, NoSessionCache, RedisSessionCache
+from py_app.infra.cache import (
+    CachedUserStore,
+    InProcessSessionCache,
+    NoSessionCache,
+    RecordedLogins,
+    RedisSessionCache,
+    RedisUserStore,
+)
 from py_app.infra.counters import CounterStore, FailoverCounters, InProcessCounters, RedisCounters, SqlCounters
 from py_app.infra.db import ChangeCounter, change_counter, create_engine
 from py_app.infra.jobs import Every, Job
@@ -91,7 +98,7 @@ from py_app.infra.replication import (
 from py_app.infra.security import Argon2Hasher, JwtAccessTokens, NoPublishedKeys, derive_key
 from py_app.infra.service_auth import ServiceCredential
 from py_app.users.models import Role, Status, UserQuery
-from py_app.users.ports import AccountWrites, UserStore, UserUseCases
+from py_app.users.ports import AccountWrites, PrincipalCache, UserStore, UserUseCases
 from py_app.users.repositories import SqlAccountWrites, SqlUserStore
 from py_app.users.services import UserService
 
@@ -508,15 +515,25 @@ def _build_services(
     tokens, keys = _access_tokens(settings, secret, stack, overrides)
     changes = _changes(settings, engine, stack)
     cache = overrides.get("cache") or _session_cache(settings, engine, stack, changes)
+    user_store, sessions = stores.users, stores.sessions
+    principals: PrincipalCache | None = None  # what UserService forgets accounts in: the session cache
+    if "user_store" not in overrides:
+        if changes is not None:
+            user_store = CachedUserStore(user_store, settings.session_cache_ttl, changes, metrics)
+        elif isinstance(cache, RedisSessionCache):
+            # Beside the shared session cache, on its versions: every write of an account's row drops the
+            # record (this store's writes, a login's record, and every forget_user of the session cache).
+            user_store = RedisUserStore(user_store, cache.link, metrics)
+            sessions = RecordedLogins(sessions, user_store)
+            # Its writes forget the whole account (sessions too) before they return: the service's own
+            # forget_user would only repeat it, and during a Redis outage wait a second hold.
+            principals = NoSessionCache()
     if not isinstance(cache, NoSessionCache):
         cache = MeteredSessionCache(cache, metrics)
-    user_store = stores.users
-    if changes is not None and "user_store" not in overrides:
-        user_store = CachedUserStore(user_store, settings.session_cache_ttl, changes, metrics)
     audit_store = stores.audit
     outbox = stores.outbox
     account_key = derive_key(secret, "account-token")
-    users = stores.owner or UserService(user_store, hasher, clock, cache)
+    users = stores.owner or UserService(user_store, hasher, clock, principals or cache)
     counters = overrides.get("counters") or stores.counters or _counters(settings, engine, stack, metrics)
     limiter = Limiter(counters, clock, enabled=settings.rate_limits, metrics=metrics)
     policy = functools.partial(_policy, settings)
@@ -538,7 +555,7 @@ def _build_services(
     )
     audit = AuditService(audit_store, clock, settings.audit_retention_days)
     auth = AuthService(
-        sessions=stores.sessions,
+        sessions=sessions,
         accounts=user_store,
         users=users,
         recovery=recovery,

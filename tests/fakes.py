@@ -125,6 +125,9 @@ class InMemoryUserStore:
     async def get(self, user_id: str) -> User | None:
         return self.db.users.get(user_id)
 
+    async def credentials(self, user_id: str) -> User | None:
+        return self.db.users.get(user_id)
+
     async def find_by_login(self, username_or_email: str) -> User | None:
         if "@" in username_or_email:
             return next((u for u in self.db.users.values() if u.email == normalize_email(username_or_email)), None)

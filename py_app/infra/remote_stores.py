@@ -20,13 +20,16 @@ from py_app.users.ports import AccountWrites, UserStore
 
 class RemoteUserStore(RemotePort):
     protocol = UserStore
-    reads = frozenset({"get", "find_by_login", "search"})
+    reads = frozenset({"get", "credentials", "find_by_login", "search"})
 
     async def add(self, user: User, effects: Effects = NO_EFFECTS) -> None:
         await self._call("add", user, effects)
 
     async def get(self, user_id: str) -> User | None:
         return cast("User | None", await self._call("get", user_id))
+
+    async def credentials(self, user_id: str) -> User | None:
+        return cast("User | None", await self._call("credentials", user_id))
 
     async def find_by_login(self, username_or_email: str) -> User | None:
         return cast("User | None", await self._call("find_by_login", username_or_email))

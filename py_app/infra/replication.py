@@ -98,6 +98,9 @@ class ReplicatedUserStore:
     async def get(self, user_id: str) -> User | None:
         return await self._store.get(user_id)
 
+    async def credentials(self, user_id: str) -> User | None:
+        return await self._store.credentials(user_id)
+
     async def find_by_login(self, username_or_email: str) -> User | None:
         return await self._store.find_by_login(username_or_email)
 

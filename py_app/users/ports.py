@@ -21,7 +21,12 @@ class UserStore(Protocol):
     async def add(self, user: User, effects: Effects = NO_EFFECTS) -> None:
         """Insert a new user and ``effects`` in one transaction; Conflict when the username or email is taken."""
 
-    async def get(self, user_id: str) -> User | None: ...
+    async def get(self, user_id: str) -> User | None:
+        """The user by id, for reading. A cache may serve it without the password hash (``password_hash``
+        is then ""): a password check starts from ``credentials``."""
+
+    async def credentials(self, user_id: str) -> User | None:
+        """The user by id as the database has it now, password hash included (never served from a cache)."""
 
     async def find_by_login(self, username_or_email: str) -> User | None:
         """The user whose username or (normalised) email matches."""

@@ -61,6 +61,9 @@ class SqlUserStore:
         async with reading(self._engine) as connection:
             return await _get(connection, user_id)
 
+    async def credentials(self, user_id: str) -> User | None:
+        return await self.get(user_id)
+
     async def find_by_login(self, username_or_email: str) -> User | None:
         if "@" in username_or_email:
             query, value = _BY_EMAIL, normalize_email(username_or_email)

@@ -159,7 +159,9 @@ class UserService:
         if actor.user_id != user_id:
             raise PermissionDenied("You may only change your own password.")
         raise_if(check_length("current_password", current, MAX_SECRET))  # never hashed past it
-        user = await self._load(user_id)
+        user = await self._store.credentials(user_id) if _is_uuid(user_id) else None
+        if user is None:
+            raise NotFound("No such user.")
         current_ok, _ = await verify_password(self._hasher, user.password_hash, current)
         raise_if(
             None if current_ok else FieldError("current_password", "is wrong"),

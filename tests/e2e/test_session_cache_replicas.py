@@ -1,7 +1,9 @@
 """Two replicas (two server processes) on one MariaDB database, sharing one Redis session cache (the test's own
 prefix): whatever one acknowledges (a logout, revoke-all, suspension, role change, password change, delete),
-the other refuses on its very next request, over REST and gRPC, with no pause in between. And one server with
-two workers on the same topology: a logout acknowledged by one worker is refused by both.
+the other refuses on its very next request, over REST and gRPC, with no pause in between. The user records are
+shared there too: an update, suspension, role change or delete acknowledged by one replica is what the other's
+next read shows (SRS-260). And one server with two workers on the same topology: a logout acknowledged by one
+worker is refused by both.
 
 Each scenario first makes the other replica serve the session from the shared cache (its hit counter moves),
 so a refusal is the cache's invalidation at work and not a cache that was never used. The pair is started once
@@ -25,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc, users_pb2, users_pb2_grpc
 from tests.conftest import REDIS_TEST_URL, free_port
 from tests.e2e.support import Server, command, migrate, start
-from tests.e2e.test_session_cache_workers import get_user, in_every_process
+from tests.e2e.test_session_cache_workers import first_name, get_user, in_every_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mariadb, pytest.mark.redis, pytest.mark.timeout(300)]
 PASSWORD = "correct horse battery"
@@ -38,12 +40,12 @@ class Replica:
         self.server = server
         self.metrics = metrics
 
-    def hits(self) -> float:
+    def hits(self, cache: str = "session") -> float:
         text = httpx.get(self.metrics, timeout=10).text
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name == "arcana_cache_requests_total" and sample.labels == {
-                    "cache": "session",
+                    "cache": cache,
                     "result": "hit",
                 }:
                     return float(sample.value)
@@ -235,6 +237,80 @@ def test_a_demotion_on_one_replica_takes_the_role_away_on_the_other_at_once(repl
     assert b.rest(token, user_id) == (200, 200)  # still signed in, as a user
 
 
+def read_user(replica: Replica, token: str, user_id: str) -> tuple[dict[str, object] | int, dict[str, object] | str]:
+    """``GET /users/{id}`` and ``UserService/GetUser`` on ``replica``: the record's fields, or the refusal."""
+    response = replica.call("GET", f"/users/{user_id}", token)
+    rest: dict[str, object] | int = response.json() if response.status_code == 200 else response.status_code
+
+    async def call() -> dict[str, object] | str:
+        async with grpc.aio.insecure_channel(replica.server.grpc) as channel:
+            try:
+                user = await users_pb2_grpc.UserServiceStub(channel).GetUser(
+                    users_pb2.GetUserRequest(id=user_id), metadata=(("authorization", f"Bearer {token}"),), timeout=10
+                )
+            except grpc.aio.AioRpcError as error:
+                return str(error.code().name)
+            return {"first_name": user.first_name, "role": user.role, "status": user.status}
+
+    return rest, asyncio.run(call())
+
+
+def rename(a: Replica, token: str, user_id: str, admin: str) -> None:
+    response = a.call("PATCH", f"/users/{user_id}", admin, json={"first_name": "Renamed"})
+    assert response.status_code == 200, response.text
+
+
+def promote(a: Replica, token: str, user_id: str, admin: str) -> None:
+    response = a.call("PUT", f"/users/{user_id}/role", admin, json={"role": "admin"})
+    assert response.status_code == 200, response.text
+
+
+SEEN_AFTER: dict[str, tuple[str, object]] = {
+    "rename": ("first_name", "Renamed"),
+    "suspend": ("status", "suspended"),
+    "promote": ("role", "admin"),
+}
+
+
+def cached_record_on(b: Replica, admin: str, user_id: str) -> None:
+    """``user_id``'s record is served to ``admin`` from Redis by ``b`` over both protocols (its hit counter moves)."""
+    before = b.hits("user")
+    first = read_user(b, admin, user_id)
+    assert isinstance(first[0], dict)
+    assert isinstance(first[1], dict)
+    assert read_user(b, admin, user_id) == first
+    assert b.hits("user") >= before + 2  # at most the first of the four reads missed
+
+
+@pytest.mark.req("SRS-260")
+@pytest.mark.parametrize("action", [rename, suspend, promote], ids=lambda f: f.__name__)
+def test_a_user_record_changed_through_one_replica_is_what_the_other_reads_next(
+    replicas: tuple[Replica, Replica], action: Action
+) -> None:
+    a, b = replicas
+    admin, _ = a.login("root")
+    token, user_id, _ = a.register()
+    cached_record_on(b, admin, user_id)
+    action(a, token, user_id, admin)
+    field, value = SEEN_AFTER[action.__name__]
+    rest, rpc = read_user(b, admin, user_id)
+    assert isinstance(rest, dict)
+    assert isinstance(rpc, dict)
+    assert (rest[field], rpc[field]) == (value, value)
+
+
+@pytest.mark.req("SRS-260")
+def test_a_user_deleted_through_one_replica_is_not_found_by_the_other_at_once(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    a, b = replicas
+    admin, _ = a.login("root")
+    token, user_id, _ = a.register()
+    cached_record_on(b, admin, user_id)
+    delete(a, token, user_id, admin)
+    assert read_user(b, admin, user_id) == (404, "NOT_FOUND")
+
+
 @pytest.fixture
 def two_workers(tmp_path: Path, mariadb_url: str) -> Iterator[Server]:
     shared = {
@@ -263,3 +339,16 @@ def test_with_two_workers_a_logout_acknowledged_by_one_is_refused_by_every_worke
     refused = asyncio.run(in_every_process(two_workers, get_user(token, user_id)))
     assert set(refused.values()) == {"UNAUTHENTICATED"}
     assert replica.rest(token, user_id) == (401, 401)
+
+
+@pytest.mark.req("SRS-260")
+def test_with_two_workers_a_profile_change_acknowledged_by_one_is_read_by_every_worker_at_once(
+    two_workers: Server,
+) -> None:
+    replica = Replica(two_workers, "")
+    token, user_id, _ = replica.register()
+    assert set(asyncio.run(in_every_process(two_workers, first_name(token, user_id))).values()) == {"/"}  # cached
+    response = replica.call("PATCH", f"/users/{user_id}", token, json={"first_name": "Renamed"})
+    assert response.status_code == 200, response.text
+    after = asyncio.run(in_every_process(two_workers, first_name(token, user_id)))
+    assert set(after.values()) == {"Renamed/Renamed"}

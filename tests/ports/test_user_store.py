@@ -218,3 +218,16 @@ async def test_usernames_match_ascii_case_insensitively_and_nothing_more(store: 
         await store.users.add(make_user(f"aLiCe{tag}"))
     found, total = await store.users.search(UserQuery(prefix=f"ålice{tag}"))
     assert (found, total) == ([], 0)
+
+
+@pytest.mark.req("SRS-262")
+async def test_credentials_are_the_stored_record_with_its_hash_as_it_is_now(store: Stores) -> None:
+    user = make_user(password_hash="$argon2id$before")
+    await store.users.add(user)
+    assert await store.users.credentials(user.id) == user
+    change = PasswordChange(user_id=user.id, expected_hash="$argon2id$before", new_hash="$argon2id$after", now=LATER)
+    assert await store.users.change_password(change)
+    after = await store.users.credentials(user.id)
+    assert after is not None
+    assert after.password_hash == "$argon2id$after"
+    assert await store.users.credentials("00000000-0000-4000-8000-000000000000") is None

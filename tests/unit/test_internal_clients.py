@@ -231,7 +231,7 @@ async def test_the_back_off_stays_within_the_calls_deadline(servers: list[Ledger
 def test_only_named_reads_are_retried_and_nothing_that_counts_or_writes() -> None:
     assert RemoteCounters.reads == {"held"}  # hit counts an attempt: never sent twice
     assert RemoteOutbox.reads == {"waiting"}
-    assert RemoteUserStore.reads == {"get", "find_by_login", "search"}
+    assert RemoteUserStore.reads == {"get", "credentials", "find_by_login", "search"}
     assert RemoteSessionStore.reads == {"state", "family", "list_for_user"}
     assert RemoteAuthUseCases.reads == {"authenticate", "validate", "me", "sessions"}
     assert RemoteUserUseCases.reads == {"get", "search", "public_page", "public_get"}
