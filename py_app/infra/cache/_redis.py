@@ -155,18 +155,21 @@ class RedisCacheLink:
         except _FAILURES as exc:
             self.failed(exc)
 
-    async def forget(self, keys: list[str]) -> None:
-        """Advance each version and delete its entry (``keys``: version, entry, version, entry ...)."""
+    async def forget(self, keys: list[str], within: float | None = None) -> None:
+        """Advance each version and delete its entry (``keys``: version, entry, version, entry ...); ``within``
+        as in ``until_taken``."""
         if keys:
-            await self.until_taken(lambda: self._forget(keys=keys, args=[self.version_ms]))
+            await self.until_taken(lambda: self._forget(keys=keys, args=[self.version_ms]), within)
 
     async def forget_user(self, user_id: str) -> None:
         """Advance the user's version and delete every cached session of the user and the user's record."""
         keys = [self.key("uv:", user_id), self.key("u:", user_id), self.key("ur:", user_id)]
         await self.until_taken(lambda: self._forget_user(keys=keys, args=[self.version_ms, self.prefix + "s:"]))
 
-    async def until_taken(self, invalidate: Callable[[], Awaitable[object]]) -> None:
-        """Return once Redis took the invalidation, or once every copy it should have removed has expired.
+    async def until_taken(self, invalidate: Callable[[], Awaitable[object]], within: float | None = None) -> None:
+        """Return once Redis took the invalidation, or once every copy it should have removed has expired;
+        with ``within``, after at most that many seconds, the invalidation going on without the caller (for a
+        change no one must see at once: a login's last-login time).
 
         Runs as a task of its own: a caller cancelled meanwhile (its client went away) leaves it running,
         so this process serves no cached answer until it is done.
@@ -174,7 +177,10 @@ class RedisCacheLink:
         task = asyncio.get_running_loop().create_task(self._retry(invalidate))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        await asyncio.shield(task)
+        if within is None:
+            await asyncio.shield(task)
+        else:
+            await asyncio.wait({task}, timeout=within)  # neither a timeout nor a cancelled caller stops it
 
     async def _retry(self, invalidate: Callable[[], Awaitable[object]]) -> None:
         self._pending += 1
@@ -192,7 +198,7 @@ class RedisCacheLink:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     logger.warning(
-                        "cache invalidation did not reach redis; answered once every cached copy had expired",
+                        "cache invalidation did not reach redis; every cached copy made before it has expired",
                         extra={"hold_seconds": self.hold},
                     )
                     return
@@ -311,10 +317,10 @@ class RedisUserStore(UserRecordsCache):
             await link.fill(lambda: self._put(keys=keys, args=args))
         return record
 
-    async def forget(self, user_id: str) -> None:
+    async def forget(self, user_id: str, within: float | None = None) -> None:
         """Advance the user's version and drop the record (the sessions stay); returns once no old copy can be
-        served."""
-        await self._link.forget([self._link.key("uv:", user_id), self._link.key("ur:", user_id)])
+        served, or after ``within`` seconds at most (``RedisCacheLink.until_taken``)."""
+        await self._link.forget([self._link.key("uv:", user_id), self._link.key("ur:", user_id)], within)
 
     async def _forgotten(self, user_id: str) -> None:
         await self._link.forget_user(user_id)  # the whole account: see the class's docstring
@@ -329,9 +335,16 @@ class RedisUserStore(UserRecordsCache):
             return None  # not a record of ours (something else wrote under the prefix): read the database
 
 
+# How long a login waits for Redis to take its record's invalidation: with Redis answering, it is taken in
+# a round trip; during an outage the login does not wait the hold, only its last-login time may be read
+# stale by another replica until it has passed (a rehash changes nothing cached: no hash is stored).
+LOGIN_FORGET_WAIT = 1.0
+
+
 class RecordedLogins:
     """A ``SessionStore`` whose logins (a session opened with a ``LoginWrite``: the account's last login, a
-    rehash) drop the account's cached record before the login is answered; everything else is ``store``'s."""
+    rehash) drop the account's cached record; everything else is ``store``'s. The login waits for it at most
+    ``LOGIN_FORGET_WAIT``: a last-login time is not worth a login held for the whole hold in a Redis outage."""
 
     def __init__(self, store: SessionStore, records: RedisUserStore) -> None:
         self._store = store
@@ -345,7 +358,7 @@ class RecordedLogins:
         try:
             return await self._store.open(session, refresh_digest, login, effects)
         finally:
-            await self._records.forget(login.user_id)
+            await self._records.forget(login.user_id, within=LOGIN_FORGET_WAIT)
 
     async def rotate(
         self, digest: str, child_digest: str, now: datetime, rules: SessionRules, ip: str = ""
