@@ -2,8 +2,8 @@
 
 Only ratios within one run are compared (a service figure over the trivial handler measured in the
 same run), never absolute times, so a slower or busier machine does not fail the check; a ratio that
-drops by more than 25% does. Quick runs (folders ending in -quick or -custom) are ignored unless
-asked for with --include-quick.
+drops by more than 25% does. Quick runs (folders ending in -quick or -custom) and scale runs (-scale: another
+profile, the generator sharing the server's cores) are ignored unless asked for with --include-quick.
 
     python -m benchmarks.check [--latest DIR] [--previous DIR] [--threshold 0.25]
 """
@@ -26,7 +26,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 def _full_runs(include_quick: bool) -> list[Path]:
     runs = [path for path in RESULTS.iterdir() if (path / "results.json").exists()] if RESULTS.exists() else []
     if not include_quick:
-        runs = [path for path in runs if not path.name.endswith(("-quick", "-custom"))]
+        runs = [path for path in runs if not path.name.endswith(("-quick", "-custom", "-scale"))]
     return sorted(runs)
 
 
