@@ -154,17 +154,19 @@ def test_the_callers_trace_crosses_every_tier_of_the_layered_mode_down_to_the_da
                 timeout=30,
             )
             assert me.status_code == 200, me.text
+            user_id = me.json()["id"]
+
+            def named(seen: list[Span]) -> set[str]:
+                return {s.name for s in in_trace(seen, me_trace) if s.attributes.get("user.id") == user_id}
+
+            # Each tier's process exports its spans on its own, in batches: wait for every span the assertions
+            # read (the repository tier's span of `me` can come a batch after its span of `authenticate`).
             spans = sink.wait_for(
                 lambda seen: (
                     (top := server_span(seen, "POST /api/v1/auth/register", trace_id)) is not None
                     and any(name.startswith("db ") for name in _chain(seen, trace_id, top)[5:])
-                    and server_span(seen, "GET /api/v1/auth/me", me_trace) is not None
-                    and server_span(seen, "arcana.internal.v1.Services/AuthUseCases.me", me_trace) is not None
-                    # each tier's process exports on its own: wait for the repository tier's span of `me` too
-                    and any(
-                        s.server and s.name.startswith("arcana.internal.v1.Repository/")
-                        for s in in_trace(seen, me_trace)
-                    )
+                    and {"GET /api/v1/auth/me", "arcana.internal.v1.Services/AuthUseCases.me"} <= named(seen)
+                    and any(name.startswith("arcana.internal.v1.Repository/") for name in named(seen))
                 )
             )
             up.process.send_signal(signal.SIGTERM)
@@ -185,11 +187,10 @@ def test_the_callers_trace_crosses_every_tier_of_the_layered_mode_down_to_the_da
     assert any(name.startswith("db ") for name in hops[5:]), hops
     # The verified caller names the spans of its request (issue 13.4); the call that verifies names nobody yet,
     # and a public call's spans no one at all.
-    user_id = me.json()["id"]
-    named = {s.name for s in in_trace(spans, me_trace) if s.attributes.get("user.id") == user_id}
-    assert {"GET /api/v1/auth/me", "arcana.internal.v1.Services/AuthUseCases.me"} <= named, named
-    assert any(name.startswith("arcana.internal.v1.Repository/") for name in named), named
-    assert "arcana.internal.v1.Services/AuthUseCases.authenticate" not in named, named
+    spans_named = named(spans)
+    assert {"GET /api/v1/auth/me", "arcana.internal.v1.Services/AuthUseCases.me"} <= spans_named, spans_named
+    assert any(name.startswith("arcana.internal.v1.Repository/") for name in spans_named), spans_named
+    assert "arcana.internal.v1.Services/AuthUseCases.authenticate" not in spans_named, spans_named
     assert not [s.name for s in in_trace(spans, trace_id) if "user.id" in s.attributes]
     untraced = [s.name for s in spans if not s.parent_span_id and s.name.startswith(("arcana.internal.", "db "))]
     assert not untraced, "background jobs' internal calls or statements made traces of their own"
