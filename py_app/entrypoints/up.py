@@ -19,6 +19,7 @@ network URL, created when missing); ``up`` migrates both before it starts them. 
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -292,7 +293,9 @@ def _ready(process: Process) -> bool:
         try:
             with urllib.request.urlopen(f"http://{process.http}/health/ready", timeout=1) as answer:
                 return bool(answer.status == 200)
-        except (urllib.error.URLError, OSError):
+        except (urllib.error.URLError, OSError, http.client.HTTPException):
+            # HTTPException: something else answers on the port (seen in CI: another test's gRPC server had
+            # taken it between the port's choice and the bind): not ready, and `up` reports it, never a traceback
             return False
     with grpc.insecure_channel(process.grpc) as channel:
         try:
