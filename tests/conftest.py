@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
+import random
 import socket
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,10 +29,27 @@ def unavailable(what: str, error: BaseException) -> None:
     pytest.skip(message)
 
 
+# Ports for the servers tests start: each xdist worker (gw0, gw1, ...) counts through its own block below the
+# ports `up` picks (py_app.entrypoints.up.FREE_PORTS) and below the kernel's ephemeral range, so neither
+# another worker's server nor any outgoing connection can be given a port between the check and the bind.
+# The count starts at a random place in the block, for two checkouts testing on one machine at once.
+_PORT_BLOCK = 1250
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % 8
+_next_ports = itertools.cycle(range(10000 + _WORKER * _PORT_BLOCK, 10000 + (_WORKER + 1) * _PORT_BLOCK))
+for _ in range(random.randrange(_PORT_BLOCK)):
+    next(_next_ports)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    for _ in range(_PORT_BLOCK):
+        candidate = next(_next_ports)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return candidate
+    raise RuntimeError(f"no free port in this worker's block of {_PORT_BLOCK}")
 
 
 # The suite runs on pytest-xdist workers (`make test`, `--dist loadgroup`). A group runs on one worker: each

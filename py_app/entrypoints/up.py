@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -325,7 +326,30 @@ def _stop_all(processes: list[Process], patience: float) -> bool:
     return clean
 
 
+# Free ports come from below the kernel's ephemeral range. A port taken there by bind(0) is only free until
+# the child binds it, seconds later, and in between any outgoing connection on the machine may be given it as
+# its local port; below the range only another listener can take it.
+FREE_PORTS = range(20000, 32768)
+
+
 def _free_port() -> int:
-    with socket.socket() as probe:
+    floor = _ephemeral_floor()
+    low = min(FREE_PORTS.stop, floor) if floor > FREE_PORTS.start + 100 else FREE_PORTS.stop
+    for _ in range(200):
+        candidate = random.randrange(FREE_PORTS.start, low)  # noqa: S311 - a port, not a secret
+        with socket.socket() as probe:
+            try:
+                probe.bind((HOST, candidate))
+            except OSError:
+                continue
+            return candidate
+    with socket.socket() as probe:  # the range is crowded: let the kernel choose
         probe.bind((HOST, 0))
         return int(probe.getsockname()[1])
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return FREE_PORTS.stop
