@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from py_app._proto.arcana.v1 import (
     audit_pb2,
@@ -25,7 +25,7 @@ from py_app.audit.servicers import AuditServicer
 from py_app.auth.servicers import AuthServicer
 from py_app.bootstrap import Container
 from py_app.entrypoints import drain
-from py_app.entrypoints.rpc_support import ServiceInterceptor
+from py_app.entrypoints.rpc_support import GuardedRegistration, ServiceGuard
 from py_app.health.models import Readiness
 from py_app.health.servicers import HealthServicer, InfoServicer
 from py_app.infra.security import core_version
@@ -56,13 +56,13 @@ class RpcServer:
         self,
         server: grpc.aio.Server,
         health_servicer: health.aio.HealthServicer,
-        interceptor: ServiceInterceptor,
+        guard: ServiceGuard,
         port: int,
     ) -> None:
         self.server = server
         self.port = port
         self._health = health_servicer
-        self._interceptor = interceptor
+        self._guard = guard
         self._watch: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.abandoned = 0  # calls cut short by the last stop
@@ -108,7 +108,7 @@ class RpcServer:
         await self.server.stop(grace)
         # The work of calls whose callers left (or that the server just cancelled) runs on, shielded:
         # the same deadline covers it, before the pools close.
-        self.abandoned = await self._interceptor.drain(max(0.0, deadline - loop.time()))
+        self.abandoned = await self._guard.drain(max(0.0, deadline - loop.time()))
         if self.abandoned:
             drain.log_forced([drain.unfinished_calls(self.abandoned)], grace)
         return self.abandoned
@@ -116,16 +116,15 @@ class RpcServer:
 
 async def start_server(container: Container, host: str, port: int) -> RpcServer:
     """Build, bind and start the server; raise OSError when the address cannot be bound."""
-    interceptor = ServiceInterceptor(
-        container.auth.authenticate, container.settings.trusted_networks, metrics=container.metrics
-    )
-    server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=1024, interceptors=[interceptor])
+    guard = ServiceGuard(container.auth.authenticate, container.settings.trusted_networks, metrics=container.metrics)
+    server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=1024)
+    registration = GuardedRegistration(server, guard)
     health_servicer = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    info_pb2_grpc.add_InfoServiceServicer_to_server(InfoServicer(core_version()), server)  # type: ignore[no-untyped-call]
-    auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(container.auth, container.recovery), server)  # type: ignore[no-untyped-call]
-    audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(container.audit), server)  # type: ignore[no-untyped-call]
-    users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(container.users), server)  # type: ignore[no-untyped-call]
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registration)
+    info_pb2_grpc.add_InfoServiceServicer_to_server(InfoServicer(core_version()), registration)  # type: ignore[no-untyped-call]
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(container.auth, container.recovery), registration)  # type: ignore[no-untyped-call]
+    audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(container.audit), registration)  # type: ignore[no-untyped-call]
+    users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(container.users), registration)  # type: ignore[no-untyped-call]
     if container.settings.reflection_enabled:
         names = (
             auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
@@ -135,7 +134,9 @@ async def start_server(container: Container, host: str, port: int) -> RpcServer:
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         )
-        reflection.enable_server_reflection(names, server)
+        # What enable_server_reflection does for a grpc.aio server, registered through the guard.
+        servicer = reflection.aio.ReflectionServicer(names)
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, registration)
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError as exc:  # grpcio raises instead of returning 0 in recent versions
@@ -143,7 +144,7 @@ async def start_server(container: Container, host: str, port: int) -> RpcServer:
     if bound == 0:
         raise OSError(f"cannot bind gRPC to {host}:{port}")
     await server.start()
-    rpc = RpcServer(server, health_servicer, interceptor, bound)
+    rpc = RpcServer(server, health_servicer, guard, bound)
     await rpc.follow_readiness(container)  # never SERVING before the first readiness check has passed
     logger.info("grpc serving", extra={"address": f"{host}:{bound}"})
     return rpc

@@ -76,7 +76,7 @@ async def observed(
     A plain coroutine rather than a context manager: on a path taken by every call, an async generator's
     enter and exit cost more than the line they bracket."""
     token = request_id.bind(request_id.accept(offered.request_id))
-    for_whom = on_behalf.enter()  # filled in once the interceptor authenticates (rpc_support)
+    for_whom = on_behalf.enter()  # filled in once the guard authenticates (rpc_support)
     started = time.perf_counter()
     try:
         try:

@@ -1,4 +1,4 @@
-"""gRPC plumbing shared by the servicers: one interceptor authenticates and maps domain errors, once.
+"""gRPC plumbing shared by the servicers: one guard around every method authenticates and maps errors, once.
 
 Authentication: metadata ``authorization: Bearer <access token>``, checked with the same service and
 revocation rules as REST for every method not listed as public. The caller is handed to the servicer
@@ -53,12 +53,12 @@ _client: contextvars.ContextVar[ClientInfo] = contextvars.ContextVar("arcana_cli
 
 
 def principal() -> Principal:
-    """The authenticated caller of the current RPC (set by the interceptor)."""
+    """The authenticated caller of the current RPC (set by the guard)."""
     return _principal.get()
 
 
 def client() -> ClientInfo:
-    """Who is calling from where, for the current RPC (set by the interceptor)."""
+    """Who is calling from where, for the current RPC (set by the guard)."""
     return _client.get()
 
 
@@ -79,10 +79,14 @@ MALFORMED = InvalidInput("The request message could not be parsed.")
 _UNPARSED = object()  # what a guarded deserializer hands on for bytes that are not the request message
 
 
-class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no types
+class ServiceGuard:
     """Around every method of every service: bytes that do not parse as the request message get
     INVALID_ARGUMENT (never UNKNOWN with a Python class name and a logged traceback). Around every
-    unary method of the Arcana services, also: authentication, then error mapping."""
+    unary method of the Arcana services, also: authentication, then error mapping.
+
+    Applied once per method when the servicers are registered (``GuardedRegistration``), not as a
+    grpc.aio interceptor: an interceptor runs per call, as two more coroutines and a new handler each
+    time, before the method is even looked up."""
 
     def __init__(
         self, authenticate: Authenticator, trusted: Sequence[Network] = (), metrics: Metrics | None = None
@@ -107,15 +111,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
             await asyncio.wait(abandoned, timeout=CANCEL_SECONDS)
         return len(abandoned)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = handler_call_details.method
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """``handler`` of the full method name ``method`` ("/package.Service/Method"), guarded."""
         if handler.unary_unary is not None and method.startswith("/arcana."):
             return self._arcana_unary(handler, method)
         return _parsed_or_rejected(handler)
@@ -184,6 +181,42 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
             request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
+
+
+class GuardedRegistration:
+    """What the generated ``add_*Servicer_to_server`` functions (and health, reflection) register with:
+    the server's two registration calls, each method handler wrapped by the guard on its way in."""
+
+    def __init__(self, server: grpc.aio.Server, guard: ServiceGuard) -> None:
+        self._server = server
+        self._guard = guard
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self._server.add_generic_rpc_handlers(tuple(_GuardedGeneric(handler, self._guard) for handler in handlers))
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        guarded = {name: self._guard.wrap(f"/{service}/{name}", handler) for name, handler in handlers.items()}
+        self._server.add_registered_method_handlers(service, guarded)
+
+
+class _GuardedGeneric(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc ships no types
+    """A generic handler whose answers are guarded, each method wrapped once and then remembered (only
+    methods it serves are remembered: unknown names come from callers)."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler, guard: ServiceGuard) -> None:
+        self._inner = inner
+        self._guard = guard
+        self._guarded: dict[str, grpc.RpcMethodHandler] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method
+        guarded = self._guarded.get(method)
+        if guarded is None:
+            handler = self._inner.service(handler_call_details)
+            if handler is None:
+                return None
+            guarded = self._guarded[method] = self._guard.wrap(method, handler)
+        return guarded
 
 
 def _settled(task: asyncio.Task[Any]) -> None:
