@@ -12,7 +12,7 @@ from py_app.audit.ports import AuditUseCases
 from py_app.audit.schemas import AuditPageOut
 from py_app.core.identity import Principal
 from py_app.entrypoints.problems import problem_responses
-from py_app.entrypoints.rest_support import Injected
+from py_app.entrypoints.rest_support import Injected, after_principal
 from py_app.users.models import MAX_PAGE
 
 PageNumber = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="1-based page")]
@@ -23,6 +23,7 @@ class AuditController(Controller):
     path = "/api/v1/audit"
     tags = ("audit",)
     security = ({"BearerAuth": []},)
+    dependencies = {"audit": after_principal("audit")}  # noqa: RUF012 - Litestar's own attribute
 
     @get(
         "/",

@@ -32,7 +32,7 @@ from py_app.auth.schemas import (
 from py_app.core.errors import Unauthenticated
 from py_app.core.identity import Principal
 from py_app.entrypoints.problems import problem_responses
-from py_app.entrypoints.rest_support import Injected, OptionalBodyOperation, client_info
+from py_app.entrypoints.rest_support import Injected, OptionalBodyOperation, after_principal, client_info
 from py_app.infra import caller as on_behalf
 from py_app.users.models import NewUser
 from py_app.users.schemas import UserOut
@@ -44,6 +44,7 @@ BAD_CREDENTIALS = (
 )
 BAD_REFRESH = "The refresh token is unknown, spent or expired, or its session has ended"
 BAD_ACCESS = "The access token is invalid or expired, or its session has ended"
+AUTHENTICATED = {"auth": after_principal("auth")}  # the handlers that take the caller
 
 
 async def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
@@ -121,6 +122,7 @@ class AuthController(Controller):
         status_code=HTTP_204_NO_CONTENT,
         security=BEARER,
         responses=problem_responses(401),
+        dependencies=AUTHENTICATED,
     )
     async def logout(self, principal: Injected[Principal], auth: Injected[AuthUseCases]) -> None:
         await auth.logout(principal)
@@ -132,6 +134,7 @@ class AuthController(Controller):
         summary="The current user",
         security=BEARER,
         responses=problem_responses(401),
+        dependencies=AUTHENTICATED,
     )
     async def me(self, principal: Injected[Principal], auth: Injected[AuthUseCases]) -> UserOut:
         return UserOut.of(await auth.me(principal))
@@ -142,6 +145,7 @@ class AuthController(Controller):
         summary="The current user's active sessions",
         security=BEARER,
         responses=problem_responses(401),
+        dependencies=AUTHENTICATED,
     )
     async def sessions(self, principal: Injected[Principal], auth: Injected[AuthUseCases]) -> SessionsOut:
         found = await auth.sessions(principal)
@@ -153,6 +157,7 @@ class AuthController(Controller):
         summary="End one of the current user's sessions",
         security=BEARER,
         responses=problem_responses(400, 401, 404),
+        dependencies=AUTHENTICATED,
     )
     async def revoke_session(
         self, session_id: FromPath[str], principal: Injected[Principal], auth: Injected[AuthUseCases]
@@ -167,6 +172,7 @@ class AuthController(Controller):
         security=BEARER,
         responses=problem_responses(401, body=True),
         operation_class=OptionalBodyOperation,  # no body: keep_current is false
+        dependencies=AUTHENTICATED,
     )
     async def revoke_all(
         self,

@@ -9,7 +9,6 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import State
 from litestar.di import Provide
 
 from py_app.audit.controllers import AuditController
@@ -22,6 +21,7 @@ from py_app.entrypoints.rest_docs import StructSchemaPlugin, docs_route_handlers
 from py_app.entrypoints.rest_guards import JsonBodyRequest
 from py_app.entrypoints.rest_metrics import RequestMetrics
 from py_app.entrypoints.rest_observe import RequestObserver, route_methods
+from py_app.entrypoints.rest_support import provide
 from py_app.health.controllers import HealthController
 from py_app.infra import jobs, tracing
 from py_app.infra.logs import configure_logging
@@ -30,15 +30,6 @@ from py_app.users.controllers import PublicUsersController, UsersController
 logger = logging.getLogger("arcana.rest")
 
 MAX_BODY_BYTES = 64 * 1024
-
-
-def _provide(name: str) -> Provide:
-    """Inject one service from the process's container (built in the lifespan)."""
-
-    def provider(state: State) -> Any:
-        return getattr(state.container, name)
-
-    return Provide(provider, sync_to_thread=False)
 
 
 def create_app(
@@ -78,12 +69,12 @@ def create_app(
     app = Litestar(
         route_handlers=handlers,
         dependencies={
-            "health": _provide("health"),
-            "auth": _provide("auth"),
-            "recovery": _provide("recovery"),
-            "audit": _provide("audit"),
-            "keys": _provide("keys"),
-            "users": _provide("users"),
+            "health": provide("health"),
+            "auth": provide("auth"),
+            "recovery": provide("recovery"),
+            "audit": provide("audit"),
+            "keys": provide("keys"),
+            "users": provide("users"),
             "principal": Provide(provide_principal),
         },
         exception_handlers=EXCEPTION_HANDLERS,

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeAlias, TypeVar
 
 from litestar import Request
-from litestar.di import Dependency
+from litestar.datastructures import State
+from litestar.di import Dependency, Provide
 from litestar.openapi.spec import Operation, RequestBody
 from litestar.params import SkipValidationMarker
 
 from py_app.auth.models import ClientInfo
+from py_app.core.identity import Principal
 from py_app.entrypoints.addresses import client_address
 
 T = TypeVar("T")
@@ -18,6 +20,28 @@ T = TypeVar("T")
 # A dependency injected by name and trusted as built: services are typed by their Protocols, which
 # Litestar cannot (and per request should not) check with isinstance.
 Injected: TypeAlias = Annotated[T, Dependency(kind="named"), SkipValidationMarker()]
+
+
+def provide(name: str) -> Provide:
+    """Inject one service from the process's container (built in the lifespan)."""
+
+    def provider(state: State) -> Any:
+        return getattr(state.container, name)
+
+    return Provide(provider, sync_to_thread=False)
+
+
+def after_principal(name: str) -> Provide:
+    """The same service, for a handler that also takes the caller (``principal``): resolved once the
+    caller is, not beside it. Litestar resolves two dependencies of one level concurrently, in an anyio
+    task group of two tasks with their cancel scopes, and one alone by awaiting it; on the authenticated
+    point query that group cost more than a quarter of the throughput (4,128-4,923 req/s without it
+    against 2,819-3,518 for `me` with it, one run, c=16)."""
+
+    def provider(state: State, principal: Injected[Principal]) -> Any:
+        return getattr(state.container, name)
+
+    return Provide(provider, sync_to_thread=False)
 
 
 def client_info(request: Request[Any, Any, Any]) -> ClientInfo:

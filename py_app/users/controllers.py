@@ -10,7 +10,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from py_app.core.identity import Principal
 from py_app.entrypoints.problems import problem_responses
-from py_app.entrypoints.rest_support import Injected
+from py_app.entrypoints.rest_support import Injected, after_principal
 from py_app.users.models import MAX_PAGE, MAX_QUERY, NewUser, Role, Status, UserQuery
 from py_app.users.ports import UserUseCases
 from py_app.users.schemas import (
@@ -34,6 +34,7 @@ class UsersController(Controller):
     path = "/api/v1/users"
     tags = ("users",)
     security = ({"BearerAuth": []},)
+    dependencies = {"users": after_principal("users")}  # noqa: RUF012 - Litestar's own attribute
 
     @get("/", operation_id="users.list", summary="List users (admin)", responses=problem_responses(400, 401, 403))
     async def search(

@@ -13,6 +13,7 @@ from py_app._proto.arcana.v1 import info_pb2, info_pb2_grpc
 from py_app.bootstrap import Container, build_edge
 from py_app.config import Settings
 from py_app.entrypoints import rpc
+from py_app.entrypoints.rpc_support import ServiceGuard
 from py_app.infra import migrations
 from py_app.infra.security import core_version
 
@@ -186,3 +187,30 @@ async def test_oversized_messages_are_refused_and_deadlines_end_calls(container:
             await auth.Login(auth_pb2.LoginRequest(username_or_email="a", password="b"), timeout=0.000001)
     assert oversized.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+@pytest.mark.req("SDD-265")
+async def test_the_guard_wraps_each_method_once_not_on_every_call(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrapped: list[str] = []
+    wrap = ServiceGuard.wrap
+
+    def counting(self: ServiceGuard, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        wrapped.append(method)
+        return wrap(self, method, handler)
+
+    monkeypatch.setattr(ServiceGuard, "wrap", counting)
+    async with (
+        rpc.serving(container, "127.0.0.1", 0) as server,
+        grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
+    ):
+        at_start = len(wrapped)
+        stub = info_pb2_grpc.InfoServiceStub(channel)
+        answers = [await stub.GetInfo(info_pb2.GetInfoRequest(), timeout=5) for _ in range(5)]
+        checked = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert [answer.version for answer in answers] == [__version__] * 5
+    assert checked.status == SERVING
+    assert "/arcana.v1.InfoService/GetInfo" in wrapped[:at_start]
+    assert "/grpc.health.v1.Health/Check" in wrapped[:at_start]
+    assert wrapped[at_start:] == []  # six calls, no wrapping: the handlers were guarded as they registered
