@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
@@ -32,7 +31,13 @@ from py_app.auth.schemas import (
 from py_app.core.errors import Unauthenticated
 from py_app.core.identity import Principal
 from py_app.entrypoints.problems import problem_responses
-from py_app.entrypoints.rest_support import Injected, OptionalBodyOperation, after_principal, client_info
+from py_app.entrypoints.rest_support import (
+    Injected,
+    OptionalBodyOperation,
+    after_principal,
+    client_info,
+    scope_header,
+)
 from py_app.infra import caller as on_behalf
 from py_app.users.models import NewUser
 from py_app.users.schemas import UserOut
@@ -47,12 +52,12 @@ BAD_ACCESS = "The access token is invalid or expired, or its session has ended"
 AUTHENTICATED = {"auth": after_principal("auth")}  # the handlers that take the caller
 
 
-async def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
+async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     """The caller behind ``Authorization: Bearer <token>`` (never a query parameter)."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    scheme, _, token = (scope_header(request.scope, b"authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("A Bearer access token is required.")
-    auth: AuthUseCases = state.container.auth
+    auth: AuthUseCases = request.app.state.container.auth
     unverified_ok = bool(request.route_handler.opt.get("unverified_ok"))  # me and logout
     principal = await auth.authenticate(token.strip(), client_info(request), unverified_ok=unverified_ok)
     on_behalf.identify(principal.user_id, principal.session_id)  # for the log lines and internal calls that follow

@@ -14,6 +14,7 @@ from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from py_app.entrypoints.addresses import Network, client_address
+from py_app.entrypoints.rest_support import scope_header
 from py_app.infra import caller, request_id, tracing
 from py_app.infra.logs import LineLogger
 
@@ -72,13 +73,6 @@ def _answer_headers(
     return out
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
 class RequestObserver:
     """ASGI wrapper for the application's handler (outside routing, so a 404 passes through it too)."""
 
@@ -94,7 +88,7 @@ class RequestObserver:
         await self._observed(scope, receive, send)
 
     async def _observed(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
-        rid = request_id.accept(_header(scope, b"x-request-id"))
+        rid = request_id.accept(scope_header(scope, b"x-request-id"))
         header = (b"x-request-id", rid.encode())
         api = scope["path"].startswith("/api/")
         status = SERVER_ERROR  # what the caller sees when the handler dies before answering
@@ -110,7 +104,7 @@ class RequestObserver:
                 message["headers"] = _answer_headers(message.get("headers", ()), api, header, allow)
             await send(message)
 
-        span = tracing.server_span(scope["method"], lambda: _header(scope, b"traceparent"))
+        span = tracing.server_span(scope["method"], lambda: scope_header(scope, b"traceparent"))
         try:
             with span as active:
                 await self._app(scope, receive, send_with_id)
@@ -133,6 +127,6 @@ class RequestObserver:
                 "route": scope.get("path_template") or UNMATCHED,
                 "status": status,
                 "duration_ms": round(duration_ms, 2),
-                "client_ip": client_address(peer, _header(scope, b"x-forwarded-for"), self._trusted),
+                "client_ip": client_address(peer, scope_header(scope, b"x-forwarded-for"), self._trusted),
             },
         )
