@@ -99,12 +99,32 @@ def test_the_report_prints_the_measured_ratios_beside_the_claims() -> None:
 
 def test_bench_check_fails_a_ratio_to_its_ceiling_that_fell_by_more_than_a_quarter() -> None:
     previous = results()
-    _, slight = check.compare(results(scale_service=0.9), previous, 0.25)
-    _, large = check.compare(results(scale_service=0.7), previous, 0.25)
+    hashes = (0.01, 0.01)
+    _, slight = check.compare(results(scale_service=0.9), previous, 0.25, hashes)
+    _, large = check.compare(results(scale_service=0.7), previous, 0.25, hashes)
 
     assert slight == []
     assert len(large) == 4  # point query and login, each protocol: every service figure fell 30%
     assert large[0].startswith("sqlite login grpc: ")
+
+
+def test_bench_check_measures_logins_against_the_hash_limit_not_the_stack_ceiling() -> None:
+    previous = results()
+    faster_stack = results()
+    for entry in faster_stack["points"]:
+        if entry["target"] == "ceiling":
+            entry["rps"] *= 2.5  # a CPU whose stack runs 2.5x faster but hashes as fast as before
+
+    lines, unchanged = check.compare(faster_stack, previous, 0.25, (0.01, 0.01))
+    _, slower_hash = check.compare(results(scale_service=0.6), previous, 0.25, (0.01, 0.01))
+    _, without = check.compare(faster_stack, previous, 0.25)
+
+    assert [line for line in unchanged if " login " in line] == []
+    assert len([line for line in unchanged if line.startswith("sqlite point_query")]) == 2  # 40% of before
+    assert any(line.startswith("sqlite login rest") and line.split()[-2] == "0.5000" for line in lines)
+    failed = [line.split(":")[0] for line in slower_hash if " login " in line]
+    assert failed == ["sqlite login grpc", "sqlite login rest"]
+    assert [line for line in without if " login " in line] == []  # no hash time: logins not compared
 
 
 def soak_figures(growth: float = 0.04) -> dict[str, Any]:
