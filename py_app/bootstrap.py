@@ -232,8 +232,14 @@ def build_users_service(settings: Settings, **overrides: Unpack[Overrides]) -> T
     outbox = SqlOutbox(engine)
     replica: AccountReplica = RemoteAccountReplica(auth)
     store = ReplicatedUserStore(SqlUserStore(engine), SqlAccountWrites(engine), outbox, replica, clock)
+    # On a SQLite file the records are cached as in the monolith, under the file's commit counter, which also
+    # moves on the writes the auth service asks for (AccountWrites) and every other process's.
+    changes = _changes(settings, engine, stack)
+    reads: UserStore = (
+        store if changes is None else CachedUserStore(store, settings.session_cache_ttl, changes, metrics)
+    )
     # No session cache here: the auth service forgets an account when it applies its change (SqlAccountReplica).
-    users = UserService(store, hasher, clock, NoSessionCache())
+    users = UserService(reads, hasher, clock, NoSessionCache())
 
     async def housekeeping() -> None:
         await outbox.prune(clock.now() - DELIVERED_KEPT)
