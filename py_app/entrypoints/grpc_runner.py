@@ -17,7 +17,7 @@ import time
 
 from py_app.bootstrap import build_grpc, prepare_keys
 from py_app.config import Settings
-from py_app.entrypoints import drain, rpc
+from py_app.entrypoints import drain, heap, rpc
 from py_app.entrypoints.drain import KILL_MARGIN
 from py_app.entrypoints.listeners import claimed, metrics_address, metrics_endpoint
 from py_app.infra import jobs, tracing
@@ -95,6 +95,7 @@ async def serve_until_signalled(settings: Settings) -> int:
         if settings.jobs:
             await serving.enter_async_context(jobs.running(container.jobs, settings.shutdown_grace))
         server = await serving.enter_async_context(rpc.serving(container, settings.grpc_host, settings.grpc_port))
+        heap.freeze_startup()
         await stop.wait()
         container.lifecycle.draining = True
     logger.info("stopped")

@@ -15,7 +15,7 @@ from py_app.audit.controllers import AuditController
 from py_app.auth.controllers import AuthController, KeysController, provide_principal
 from py_app.bootstrap import Container, build_edge
 from py_app.config import Settings, load_settings
-from py_app.entrypoints import drain, rpc
+from py_app.entrypoints import drain, heap, rpc
 from py_app.entrypoints.problems import EXCEPTION_HANDLERS
 from py_app.entrypoints.rest_docs import StructSchemaPlugin, docs_route_handlers, openapi_config
 from py_app.entrypoints.rest_guards import JsonBodyRequest
@@ -49,9 +49,11 @@ def create_app(
                     await serving.enter_async_context(jobs.running(built.jobs, settings.shutdown_grace))
                 if with_grpc:
                     await serving.enter_async_context(_serving_grpc(built, settings))
+                heap.freeze_startup()
                 yield
                 built.lifecycle.draining = True
         finally:
+            heap.thaw()
             built.lifecycle.draining = True
             await built.aclose()
             tracing.shutdown()

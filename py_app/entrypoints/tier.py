@@ -22,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from py_app.bootstrap import TierContainer, prepare_keys
 from py_app.config import Settings, resolve_internal_secret
+from py_app.entrypoints import heap
 from py_app.entrypoints.listeners import claimed, metrics_address, metrics_endpoint
 from py_app.entrypoints.rpc import SERVER_OPTIONS
 from py_app.infra import jobs, remote, tracing
@@ -66,6 +67,7 @@ async def serve_until_signalled(tier: str, build: Builder, settings: Settings, c
         await server.start()
         logger.info("tier serving", extra={"address": address, "tier": tier})
         follow = asyncio.create_task(_follow_readiness(container, health_servicer, stop))
+        heap.freeze_startup()
         await stop.wait()
         container.lifecycle.draining = True
         await follow
