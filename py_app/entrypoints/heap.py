@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 
+FREEZE_AFTER = 1.0  # seconds after a REST worker's start-up, outside it
+
 
 def freeze_startup() -> None:
     """Collect once, then move everything start-up allocated (modules, the container, its compiled statements

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -43,16 +44,21 @@ def create_app(
         app.state.container = built = container or build_edge(settings)
         app.state.trusted_networks = settings.trusted_networks
         await built.auth.prepare()
+        freezing: asyncio.TimerHandle | None = None
         try:
             async with contextlib.AsyncExitStack() as serving:
                 if with_jobs:
                     await serving.enter_async_context(jobs.running(built.jobs, settings.shutdown_grace))
                 if with_grpc:
                     await serving.enter_async_context(_serving_grpc(built, settings))
-                heap.freeze_startup()
+                # Off the start-up Granian waits on, kept as short as it can be: Granian loses a Ctrl-C that
+                # reaches a worker still starting, and kills that worker after the grace.
+                freezing = asyncio.get_running_loop().call_later(heap.FREEZE_AFTER, heap.freeze_startup)
                 yield
                 built.lifecycle.draining = True
         finally:
+            if freezing is not None:
+                freezing.cancel()
             heap.thaw()
             built.lifecycle.draining = True
             await built.aclose()

@@ -272,8 +272,9 @@ async def transaction(engine: AsyncEngine, *, queue: bool = False) -> AsyncItera
 
     On a SQLite file the transaction runs on the caller's thread through the stdlib driver (``LoopWrite``)
     when SQLite's write lock is free at once: no hand-off to an aiosqlite thread per statement, and no two
-    writers of this process ever wait for each other's lock. When another process holds it, the
-    transaction moves to a pooled async connection, which waits within the deadline as before.
+    writers of this process ever wait for each other's lock. When another process holds it, the loop tries
+    again after short pauses (``LOCK_PAUSES``, 100 ms in all); only then does the transaction move to a pooled
+    async connection, which waits within the deadline as before.
     """
     options: dict[str, object] = {WRITE: True}
     if queue and engine.dialect.name == "mysql":
@@ -282,6 +283,8 @@ async def transaction(engine: AsyncEngine, *, queue: bool = False) -> AsyncItera
     try:
         async with asyncio.timeout(_deadline(engine)):
             on_loop = _begin_on_loop(writes) if writes is not None else None
+            if writes is not None and on_loop is None:
+                on_loop = await _lock_on_loop(writes)
             if on_loop is not None:
                 with on_loop:  # closing it rolls back whatever is not committed
                     yield LoopWrite(on_loop)
@@ -421,6 +424,31 @@ class LoopWrite:
 
     async def rollback(self) -> None:
         self._connection.rollback()
+
+
+# Tries for SQLite's write lock while another process holds it, on the loop, before the transaction moves to
+# the async pool: pauses growing to 2 ms, for 100 ms in all. A writer holds the lock for a few hundred
+# microseconds; the pool's connection waits in SQLite's busy handler, which sleeps 1, 2, 5, 10 ms... between
+# its own tries, in a thread. Two workers refreshing on one file served a third of what one did that way
+# (368 against 1,185 req/s at c=16). One waiter per process tries (``_GATES``); the others queue behind it.
+LOCK_PAUSES = (0.0002, 0.0005, 0.001) + (0.002,) * 49
+_GATES: weakref.WeakKeyDictionary[Engine, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = weakref.WeakKeyDictionary()
+
+
+async def _lock_on_loop(writes: Engine) -> Connection | None:
+    """The write lock on the loop's connection after short pauses (the loop serves others meanwhile), or None
+    when it stayed taken throughout."""
+    loop = asyncio.get_running_loop()
+    bound = _GATES.get(writes)
+    if bound is None or bound[0] is not loop:
+        bound = _GATES[writes] = (loop, asyncio.Lock())
+    async with bound[1]:
+        for pause in LOCK_PAUSES:
+            connection = _begin_on_loop(writes)
+            if connection is not None:
+                return connection  # the body runs before the next waiter does: nothing awaits in between
+            await asyncio.sleep(pause)
+    return None
 
 
 def _begin_on_loop(writes: Engine) -> Connection | None:

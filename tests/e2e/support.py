@@ -45,6 +45,16 @@ class Server:
             time.sleep(0.2)
         pytest.fail(f"server not ready within {STARTUP_SECONDS}s:\n{self.output()[-3000:]}")
 
+    def wait_started(self, workers: int) -> None:
+        """Ready, and every one of ``workers`` Granian workers through its start-up (Granian loses a signal
+        that reaches a worker still starting: it kills that worker after the grace)."""
+        self.wait_ready()
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while self.output().count("Started worker-") < workers:
+            if time.monotonic() > deadline:
+                pytest.fail(f"not all {workers} workers started within {STARTUP_SECONDS}s:\n{self.output()[-3000:]}")
+            time.sleep(0.1)
+
     def serve_pid(self) -> int:
         """The `python -m py_app serve` process that make runs (make execs it from the recipe shell)."""
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()

@@ -86,7 +86,7 @@ def test_ctrl_c_stops_the_server_cleanly(tmp_path: Path) -> None:
     migrate(tmp_path)
     server = start([sys.executable, "-m", "py_app", "serve"], tmp_path, ARCANA_WORKERS="2")
     try:
-        server.wait_ready()
+        server.wait_started(workers=2)
         os.killpg(server.process.pid, signal.SIGINT)
         assert server.process.wait(STOP_SECONDS) == 0, server.output()[-3000:]
         assert "Traceback" not in server.output()

@@ -11,6 +11,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from py_app.config import Settings
+from py_app.entrypoints import heap
 from py_app.entrypoints.rest import create_app
 from py_app.infra import migrations
 
@@ -24,8 +25,11 @@ async def test_the_started_app_is_frozen_out_of_full_collections_and_thawed_at_s
     await asyncio.to_thread(migrations.upgrade, settings.effective_database_url)
     gc.unfreeze()
     async with AsyncTestClient(create_app(settings)) as client:
+        at_start = gc.get_freeze_count()
+        await asyncio.sleep(heap.FREEZE_AFTER + 0.3)
         frozen = gc.get_freeze_count()
         answer = await client.get("/health/ready")
     assert answer.status_code == 200
+    assert at_start == 0  # not during the start-up itself
     assert frozen > 10_000  # the modules, the container, the app: everything start-up made
     assert gc.get_freeze_count() == 0

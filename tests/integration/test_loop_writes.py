@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from py_app.auth.models import RotationOutcome, SessionRules, new_refresh_token, token_digest
 from py_app.auth.repositories import SqlSessionStore
-from py_app.infra import migrations
+from py_app.infra import db, migrations
 from py_app.infra.db import create_engine, transaction
 from py_app.users.repositories import SqlUserStore
 from tests.integration.test_loop_reads import held, make_table
@@ -98,6 +98,40 @@ async def test_a_write_that_meets_another_clients_lock_waits_for_it_off_the_loop
         assert committed(path) == "theirs, then mine"
         assert len(checkouts) == 1  # the wait was on a pooled connection
         assert ticks >= 10  # and the loop went on meanwhile
+
+
+@pytest.mark.req("SRS-126", "SDD-269")
+async def test_writes_meeting_a_short_lock_wait_for_it_on_the_loop_one_trying_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holds the write lock for 30 ms: ten writes of this process get it on the loop's own
+    connection after short pauses (no pooled connection, no busy handler sleeping in a thread), and while
+    it is held only one of them keeps trying."""
+    path = tmp_path / "writes.db"
+    attempts = 0
+    begin = db._begin_on_loop  # noqa: SLF001 - counting the tries is the point
+
+    def counted(writes: sa.Engine) -> sa.Connection | None:
+        nonlocal attempts
+        attempts += 1
+        return begin(writes)
+
+    monkeypatch.setattr(db, "_begin_on_loop", counted)
+    async with engine_on(path) as (engine, checkouts):
+        await make_table(engine)
+        attempts = 0
+
+        async def append(index: int) -> None:
+            async with transaction(engine) as connection:
+                await connection.execute(sa.text(f"UPDATE t SET v = v || ',{index}' WHERE id = 1"))
+
+        with held(path, "BEGIN IMMEDIATE") as holder:
+            asyncio.get_running_loop().call_later(0.03, holder.execute, "COMMIT")
+            await asyncio.gather(*(append(index) for index in range(10)))
+            holder.execute("BEGIN")  # for the context's own ROLLBACK
+        assert sorted(committed(path).split(",")[1:]) == sorted(str(index) for index in range(10))
+        assert checkouts == []  # every write ran on the loop's connection
+        assert attempts < 40  # ten first tries, one waiter's polls (about 15 in 30 ms), one try per other write
 
 
 @pytest.mark.req("SRS-126", "SRS-127", "SDD-126")
