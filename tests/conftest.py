@@ -160,9 +160,7 @@ def make_settings(data_dir: Path, sqlite_url: str) -> Callable[..., Settings]:
     """Settings for a test: SQLite in the test's own folder, free ports, development mode."""
 
     def factory(**overrides: object) -> Settings:
-        http_port, grpc_port = free_port(), free_port()
-        while grpc_port == http_port:  # the kernel may hand the same free port out twice in a row
-            grpc_port = free_port()
+        http_port, grpc_port = free_port(), free_port()  # two in a row are never the same: free_port counts
         values: dict[str, object] = {
             "data_dir": str(data_dir),
             "database_url": sqlite_url,
