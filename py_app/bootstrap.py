@@ -60,6 +60,7 @@ from py_app.infra.cache import (
     RecordedLogins,
     RedisSessionCache,
     RedisUserStore,
+    RequestAccounts,
 )
 from py_app.infra.counters import CounterStore, FailoverCounters, InProcessCounters, RedisCounters, SqlCounters
 from py_app.infra.db import ChangeCounter, change_counter, create_engine
@@ -534,6 +535,9 @@ def _build_services(
             # Its writes forget the whole account (sessions too) before they return: the service's own
             # forget_user would only repeat it, and during a Redis outage wait a second hold.
             principals = NoSessionCache()
+        if engine is not None:
+            # Outermost, outside every cache: a request's read of the account its session check read.
+            user_store = RequestAccounts(user_store)
     if not isinstance(cache, NoSessionCache):
         cache = MeteredSessionCache(cache, metrics)
     audit_store = stores.audit

@@ -15,7 +15,7 @@ from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from py_app.entrypoints.addresses import Network, client_address
 from py_app.entrypoints.rest_support import scope_header
-from py_app.infra import caller, request_id, tracing
+from py_app.infra import caller, request_id, request_reads, tracing
 from py_app.infra.logs import LineLogger
 
 logger = LineLogger("arcana.request")
@@ -94,6 +94,7 @@ class RequestObserver:
         status = SERVER_ERROR  # what the caller sees when the handler dies before answering
         token = request_id.bind(rid)
         for_whom = caller.enter()  # filled in by the dependency that authenticates (provide_principal)
+        reads = request_reads.enter()
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
@@ -113,6 +114,7 @@ class RequestObserver:
                     tracing.name_user(active, who.user_id)
         finally:
             self._log(scope, status, (time.perf_counter() - started) * 1000)
+            request_reads.leave(reads)
             caller.leave(for_whom)
             request_id.unbind(token)
 

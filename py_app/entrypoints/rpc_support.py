@@ -25,7 +25,7 @@ from py_app.core.ports import Metrics, NoMetrics
 from py_app.entrypoints.addresses import Network, client_address
 from py_app.entrypoints.rpc_observe import Offered, observed, with_request_id
 from py_app.infra import caller as on_behalf
-from py_app.infra import remote
+from py_app.infra import remote, request_reads
 from py_app.infra.rpc_errors import to_status
 
 logger = logging.getLogger("arcana.rpc")
@@ -132,7 +132,11 @@ class ServiceGuard:
             offered = Offered(context)
             caller = client_info(context, self._trusted, offered)
             remote.inherit_deadline(context.time_remaining())  # a layered edge's calls to its tiers end with it
-            return await observed(span_name, method, context, caller, offered, answer(request, context, caller))
+            reads = request_reads.enter()  # this call's own task (the guard runs each call in one)
+            try:
+                return await observed(span_name, method, context, caller, offered, answer(request, context, caller))
+            finally:
+                request_reads.leave(reads)
 
         async def answer(request: Any, context: grpc.aio.ServicerContext[Any, Any], caller: ClientInfo) -> Any:
             started = time.perf_counter()

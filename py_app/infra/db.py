@@ -25,7 +25,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.sql import Executable
 
 from py_app.core.errors import DomainError, Internal, Unavailable
-from py_app.infra import tracing
+from py_app.infra import request_reads, tracing
 
 logger = logging.getLogger("arcana.db")
 T = TypeVar("T")
@@ -276,6 +276,7 @@ async def transaction(engine: AsyncEngine, *, queue: bool = False) -> AsyncItera
     again after short pauses (``LOCK_PAUSES``, 100 ms in all); only then does the transaction move to a pooled
     async connection, which waits within the deadline as before.
     """
+    request_reads.forget()  # this request's later reads see what it wrote
     options: dict[str, object] = {WRITE: True}
     if queue and engine.dialect.name == "mysql":
         options["isolation_level"] = "READ COMMITTED"

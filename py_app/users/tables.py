@@ -52,11 +52,11 @@ def user_row(user: User) -> dict[str, Any]:
     return {**{name: getattr(user, name) for name in User.__slots__}, "username_key": key}
 
 
-def user_from_row(row: Any) -> User | None:
-    """A ``users`` row (any mapping with its columns) as a User; None for no row."""
+def user_from_row(row: Any, prefix: str = "") -> User | None:
+    """A ``users`` row (any mapping with its columns, each named ``prefix`` + column) as a User; None for no row."""
     if row is None:
         return None
-    values = {name: row[name] for name in User.__slots__}
+    values = {name: row[prefix + name] for name in User.__slots__}
     values["role"] = Role(values["role"])
     values["status"] = Status(values["status"])
     values["is_verified"] = bool(values["is_verified"])

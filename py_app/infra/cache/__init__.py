@@ -1,6 +1,7 @@
 """Session caches: in-process (when every change reaches it), shared in Redis (replicas), or none; and the
 user records' caches: in-process where the database counts its commits (``CachedUserStore``), shared in
-Redis beside the session cache otherwise (``RedisUserStore``).
+Redis beside the session cache otherwise (``RedisUserStore``); and outside them all, the account a
+request's session check already read (``RequestAccounts``, ``infra.request_reads``).
 
 Invalidation is versioned per session and per user: ``stamp`` reads both versions before the
 database read, every ``forget`` advances them, and ``put`` refuses a result stamped before an
@@ -17,6 +18,7 @@ session cache", "User records in Redis").
 
 from py_app.infra.cache._memory import CachedUserStore, InProcessSessionCache, NoSessionCache
 from py_app.infra.cache._redis import RecordedLogins, RedisCacheLink, RedisSessionCache, RedisUserStore
+from py_app.infra.cache._request import RequestAccounts
 
 __all__ = [
     "CachedUserStore",
@@ -26,4 +28,5 @@ __all__ = [
     "RedisCacheLink",
     "RedisSessionCache",
     "RedisUserStore",
+    "RequestAccounts",
 ]
