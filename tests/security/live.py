@@ -21,6 +21,7 @@ import pytest
 
 from tests.contract.clients import PASSWORD, Client, GrpcClient, RestClient
 from tests.e2e.support import ROOT, STOP_SECONDS, Server, start
+from tests.support.logs import at_levels
 from tests.support.smtp import Sink, start_sink
 
 ADMIN = "root"
@@ -103,7 +104,7 @@ def serve(base: Path, **settings: str) -> Iterator[Live]:
 
 def assert_quiet(log: str) -> None:
     """After every attack: nothing logged as an error or with a traceback, and no password in the log."""
-    loud = [line for line in log.splitlines() if '"level": "error"' in line or '"level": "critical"' in line]
+    loud = at_levels(log, "error", "critical")
     assert not loud, loud[:5]
     assert "Traceback" not in log, log[-3000:]
     for password in (PASSWORD, ADMIN_PASSWORD):

@@ -51,6 +51,19 @@ def test_a_json_line_has_utc_time_level_logger_request_id_and_masked_fields() ->
     assert "carol" not in line
 
 
+@pytest.mark.req("SRS-135", "SDD-123")
+def test_a_json_line_holds_any_value_it_is_given_as_its_text_a_lone_surrogate_included() -> None:
+    class Opaque:
+        def __str__(self) -> str:
+            return "opaque-7"
+
+    when = datetime(2026, 12, 2, 13, 45, 1, tzinfo=UTC)
+    entry = json.loads(JsonFormatter().format(record(thing=Opaque(), at=when, ids={3})))
+    assert (entry["thing"], entry["at"], entry["ids"]) == ("opaque-7", "2026-12-02T13:45:01Z", [3])
+    odd = json.loads(JsonFormatter().format(record(path="/x\udc80y")))  # UTF-8 cannot hold it; JSON escapes it
+    assert (odd["msg"], odd["path"]) == ("authn_login_fail", "/x\udc80y")
+
+
 @pytest.mark.req("SRS-136")
 def test_outside_a_request_a_line_has_no_request_id() -> None:
     assert "request_id" not in json.loads(JsonFormatter().format(record()))
