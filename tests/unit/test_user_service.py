@@ -8,7 +8,7 @@ from py_app.core.errors import Conflict, InvalidInput
 from py_app.infra.cache import NoSessionCache
 from py_app.users.models import NewUser, Role, Status
 from py_app.users.passwords import common_passwords
-from py_app.users.services import UserService
+from py_app.users.services import UserService, _is_uuid
 from tests.fakes import FixedClock, InMemoryUserStore, PlainHasher
 
 
@@ -151,3 +151,22 @@ async def test_a_mebibyte_email_or_password_is_refused_by_its_length_before_any_
         ("password", "must be at most 128 characters"),
     ]
     assert store.db.users == {}
+
+
+ID = "cc7e7e6b-67c5-4c8b-bd4e-0123456789ab"
+
+
+@pytest.mark.req("SRS-012")
+@pytest.mark.parametrize(
+    "value",
+    [ID, ID.upper(), "{" + ID + "}", ID.replace("-", ""), "urn:uuid:" + ID, ID + "\n", ID[:-1] + "g", ID[:-1], "", "x"],
+)
+def test_what_counts_as_a_user_id_is_what_uuid_reads(value: str) -> None:
+    def reads(text: str) -> bool:
+        try:
+            uuid.UUID(text)
+        except ValueError:
+            return False
+        return True
+
+    assert _is_uuid(value) is reads(value)
