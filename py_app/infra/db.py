@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
@@ -192,6 +193,7 @@ def create_engine(raw_url: str, *, timeout: float | None = DEFAULT_TIMEOUT, echo
         tracing.instrument_engine(engine)
         if timeout is not None and _file_database(url):
             _LOOP_READS[engine] = _loop_reads(url)
+            _IDLE_READS[engine] = collections.deque()
             tracing.instrument_engine(_LOOP_READS[engine])
             _LOOP_WRITES[engine] = _loop_writes(url)
             tracing.instrument_engine(_LOOP_WRITES[engine])
@@ -341,14 +343,20 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[Reader]:
                 async with engine.connect() as connection:
                     yield connection
             else:
-                async with LoopRead(engine, reads) as connection:
+                async with LoopRead(engine, reads, _IDLE_READS[engine]) as connection:
                     yield connection
     except DATABASE_FAILURES as exc:
         raise database_error(exc) from exc
 
 
-# The loop-thread readers of SQLite engines, dropped with their engine.
+# The loop-thread readers of SQLite engines, dropped with their engine, and the connections each keeps
+# between reads (KEPT_READS at most). A read that ended cleanly leaves its connection, rolled back, for the
+# next: taking one from the deque costs 1 µs, where checking one out of the pool and back (its events, the
+# Connection object, the reset on return) cost 15-28 µs of a 70 µs read on the benchmark machine. Deque
+# operations are atomic, so loops on other threads (a CLI's, a test's) never share one.
 _LOOP_READS: weakref.WeakKeyDictionary[AsyncEngine, Engine] = weakref.WeakKeyDictionary()
+_IDLE_READS: weakref.WeakKeyDictionary[AsyncEngine, collections.deque[Connection]] = weakref.WeakKeyDictionary()
+KEPT_READS = 4
 
 
 class LoopRead:
@@ -361,24 +369,42 @@ class LoopRead:
     within the deadline like any other.
     """
 
-    def __init__(self, engine: AsyncEngine, reads: Engine) -> None:
+    def __init__(self, engine: AsyncEngine, reads: Engine, idle: collections.deque[Connection]) -> None:
         self._engine = engine
         self._reads = reads
+        self._idle = idle
         self._sync: Connection | None = None
         self._fallback: contextlib.AsyncExitStack | None = None
         self._async: AsyncConnection | None = None
         self._executed = False
 
     async def __aenter__(self) -> LoopRead:
-        self._sync = self._reads.connect()
+        try:
+            self._sync = self._idle.pop()
+        except IndexError:
+            self._sync = self._reads.connect()
         return self
 
-    async def __aexit__(self, *_exc: object) -> None:
-        if self._sync is not None:
-            self._sync.close()
-            self._sync = None
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
+        sync, self._sync = self._sync, None
+        if sync is not None:
+            self._leave(sync, clean=exc_type is None)
         if self._fallback is not None:
             await self._fallback.aclose()
+
+    def _leave(self, sync: Connection, clean: bool) -> None:
+        """Keep the connection for the next read when this one ended cleanly and fewer than KEPT_READS wait;
+        else close it (back to the pool, rolled back there), as after any failure."""
+        if clean and not sync.invalidated and len(self._idle) < KEPT_READS:
+            try:
+                if sync.in_transaction():
+                    sync.rollback()
+            except DBAPIError:  # the read itself succeeded: only this connection is lost
+                sync.invalidate()
+            else:
+                self._idle.append(sync)
+                return
+        sync.close()
 
     async def execute(self, statement: Executable, parameters: Mapping[str, Any] | None = None, /) -> CursorResult[Any]:
         if self._async is not None:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from py_app.core.errors import Unavailable
-from py_app.infra.db import create_engine, reading, transaction
+from py_app.core.errors import Internal, Unavailable
+from py_app.infra.db import _LOOP_READS, create_engine, reading, transaction
 
 TIMEOUT = 2.0
 
@@ -107,3 +108,34 @@ async def test_a_read_that_meets_a_lock_waits_off_the_loop(path: Path) -> None:
             holder.execute("UPDATE t SET v = 'rolled back' WHERE id = 1")
             assert await value(engine) == "committed"
             holder.execute("BEGIN")  # for the context's own ROLLBACK
+
+
+@pytest.mark.req("SDD-120")
+async def test_a_read_leaves_its_connection_to_the_next_unless_it_failed(path: Path) -> None:
+    async with engine_on(path) as engine:
+        await make_table(engine)
+        checkouts: list[object] = []
+        event.listen(_LOOP_READS[engine], "checkout", lambda *_: checkouts.append(True))
+        for _ in range(10):
+            assert await value(engine) == "committed"
+        assert len(checkouts) == 1  # the first read's connection served all ten
+        with pytest.raises(Internal):
+            async with reading(engine) as connection:
+                await connection.execute(sa.text("SELECT v FROM no_such_table"))
+        assert await value(engine) == "committed"
+        assert len(checkouts) == 2  # the failed read's connection was given back, not kept
+
+
+@pytest.mark.req("SRS-120", "SDD-120")
+async def test_reads_that_overlap_never_share_a_kept_connection_or_its_snapshot(path: Path) -> None:
+    async with engine_on(path) as engine:
+        await make_table(engine)
+        assert await value(engine) == "committed"  # leaves a connection to be kept
+        async with reading(engine) as first:
+            query = sa.text("SELECT v FROM t WHERE id = 1")
+            assert (await first.execute(query)).scalar_one() == "committed"
+            async with transaction(engine) as connection:
+                await connection.execute(sa.text("UPDATE t SET v = 'changed' WHERE id = 1"))
+            assert await value(engine) == "changed"  # a read begun after the commit sees it
+            assert (await first.execute(query)).scalar_one() == "committed"  # one snapshot, to the end
+        assert await value(engine) == "changed"
