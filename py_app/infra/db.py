@@ -352,8 +352,9 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[Reader]:
 # The loop-thread readers of SQLite engines, dropped with their engine, and the connections each keeps
 # between reads (KEPT_READS at most). A read that ended cleanly leaves its connection, rolled back, for the
 # next: taking one from the deque costs 1 µs, where checking one out of the pool and back (its events, the
-# Connection object, the reset on return) cost 15-28 µs of a 70 µs read on the benchmark machine. Deque
-# operations are atomic, so loops on other threads (a CLI's, a test's) never share one.
+# Connection object, the reset on return) made a primary-key reading() block take 117-128 µs against 75-88
+# on the benchmark machine. Deque operations are atomic, so loops on other threads (a CLI's, a test's)
+# never take the same one.
 _LOOP_READS: weakref.WeakKeyDictionary[AsyncEngine, Engine] = weakref.WeakKeyDictionary()
 _IDLE_READS: weakref.WeakKeyDictionary[AsyncEngine, collections.deque[Connection]] = weakref.WeakKeyDictionary()
 KEPT_READS = 4
