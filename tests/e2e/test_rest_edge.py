@@ -6,7 +6,6 @@ Granian, and that nothing lands in the server's output as a traceback while it h
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from tests.e2e.support import migrate, start
+from tests.support.logs import at_levels
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 DEEP = 10_000
@@ -56,12 +56,4 @@ def test_a_real_server_refuses_bad_bodies_and_serves_offline_docs(tmp_path: Path
         server.stop()
     output = server.output()
     assert "Traceback" not in output, output[-3000:]
-    assert not [line for line in output.splitlines() if logged_level(line) in ("error", "critical")], output[-3000:]
-
-
-def logged_level(line: str) -> str:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return ""
-    return str(record.get("level", "")) if isinstance(record, dict) else ""
+    assert not at_levels(output, "error", "critical"), output[-3000:]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
 import pkgutil
 import random
 import string
@@ -39,6 +38,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc, users_pb2, users_pb2_grpc
 from tests.e2e.support import STOP_SECONDS, command, migrate, start
+from tests.support.logs import at_levels
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -392,18 +392,6 @@ async def fuzz(target: str, rounds: int = ROUNDS["sqlite"]) -> list[Outcome]:
     return [outcome for outcomes in batches for outcome in outcomes]
 
 
-def logged_errors(output: str) -> list[str]:
-    bad = []
-    for line in output.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and str(record.get("level", "")).lower() in ("error", "critical"):
-            bad.append(line)
-    return bad
-
-
 @pytest.mark.req("SRS-145")
 def test_fuzzed_calls_to_every_rpc_get_only_documented_codes_and_the_server_logs_no_error(
     tmp_path: Path, database_url: str
@@ -440,4 +428,5 @@ def test_fuzzed_calls_to_every_rpc_get_only_documented_codes_and_the_server_logs
     assert len(outcomes) == len(METHODS) * rounds * len(KINDS) * len(AUTHS)
     output = server.output()
     assert "Traceback" not in output, output[-3000:]
-    assert not logged_errors(output), logged_errors(output)[:10]
+    loud = at_levels(output, "error", "critical")
+    assert not loud, loud[:10]
