@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
 from py_app.config import SettingsError, load_settings
 from py_app.infra import request_id
-from py_app.infra.logs import ConsoleFormatter, JsonFormatter, LineLogger, mask_email
+from py_app.infra.logs import ConsoleFormatter, JsonFormatter, LineHandler, LineLogger, mask_email
 
 SECRET = "a-secret-long-enough-for-production-use-0123456789"
 
@@ -168,6 +171,68 @@ def test_the_request_line_logger_writes_the_same_line_as_logger_log_with_extra()
         == lean
         == {"level": "info", "logger": "arcana.test.line", "msg": "request", "request_id": "req-9", **fields}
     )
+
+
+@contextlib.contextmanager
+def only_handler(handler: logging.Handler) -> Iterator[None]:
+    """``handler`` as the root's one handler (pytest's own capture handlers set aside), as in the service."""
+    root = logging.getLogger()
+    kept, level = root.handlers[:], root.level
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.handlers[:] = kept
+        root.setLevel(level)
+
+
+@pytest.mark.req("SRS-135", "SDD-123")
+@pytest.mark.parametrize("formatter", [JsonFormatter, ConsoleFormatter])
+def test_the_request_line_written_from_its_fields_is_the_line_its_record_makes(
+    formatter: type[JsonFormatter | ConsoleFormatter],
+) -> None:
+    fields = {"method": "GET", "route": "/api/v1/users/{user_id:str}", "status": 200, "who": "ann@example.com"}
+    stream = io.StringIO()
+    token = request_id.bind("req-7")
+    try:
+        with only_handler(LineHandler(stream, formatter())):
+            logging.getLogger("arcana.test.fast").log(logging.INFO, "request", extra=fields)
+            LineLogger("arcana.test.fast").log(logging.INFO, "request", fields)
+            LineLogger("arcana.test.fast").log(logging.DEBUG, "request", fields)  # below the level: no line
+    finally:
+        request_id.unbind(token)
+    plain, lean = stream.getvalue().splitlines()
+    time_of = (lambda line: json.loads(line).pop("ts")) if formatter is JsonFormatter else (lambda line: line[:12])
+    assert re.fullmatch(r"(\d{4}-\d\d-\d\dT)?\d\d:\d\d:\d\d\.\d{3}Z?", time_of(lean))
+    assert lean.replace(time_of(lean), "") == plain.replace(time_of(plain), "")
+    assert "req-7" in lean
+    assert "a***@example.com" in lean
+    assert "ann@" not in lean
+
+
+@pytest.mark.req("SRS-135", "SDD-123")
+def test_a_request_line_reaches_every_handler_and_filter_on_its_way_when_there_are_others() -> None:
+    stream = io.StringIO()
+    line_handler = LineHandler(stream, JsonFormatter())
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    keep = Keep()
+    target = logging.getLogger("arcana.test.others")
+    with only_handler(line_handler):
+        target.addHandler(keep)
+        try:
+            LineLogger("arcana.test.others").log(logging.INFO, "request", {"status": 200})
+            line_handler.addFilter(lambda record: record.__dict__.get("status") != 404)
+            LineLogger("arcana.test.others").log(logging.INFO, "request", {"status": 404})
+        finally:
+            target.removeHandler(keep)
+    assert [record.__dict__["status"] for record in seen] == [200, 404]
+    assert [json.loads(line)["status"] for line in stream.getvalue().splitlines()] == [200]
 
 
 @pytest.mark.req("SRS-135", "SDD-123")
