@@ -1,4 +1,5 @@
-"""`make bench-check`: the latest results' ratios to their ceilings against the previous committed results.
+"""`make bench-check`: the latest results' ratios to their ceilings against the previous committed results
+(the newest on the same CPU model, when there is one).
 
 Only ratios within one run are compared (a service figure over the trivial handler measured in the
 same run; create and login over the argon2 limit, the server's cores over the run's hash time), never
@@ -95,6 +96,21 @@ def compare(
     return lines, failures
 
 
+def _cpu(folder: Path) -> str | None:
+    cpu = json.loads((folder / "results.json").read_text()).get("machine", {}).get("cpu")
+    return str(cpu) if cpu else None
+
+
+def predecessor(latest: Path, committed: list[Path]) -> Path | None:
+    """The newest committed run before ``latest`` (``committed`` is oldest first) on the same CPU model, else the
+    newest on any. The stacks' ceilings move with the CPU unevenly: from an AMD EPYC to a Xeon the trivial grpc.aio
+    handler gained 1.85x and the service's gRPC point query 1.29x, so gRPC ratios fell a third with no change
+    in the code (2026-12-02: 14:11 against 17:33)."""
+    earlier = [run for run in reversed(committed) if run.resolve() != latest.resolve()]
+    cpu = _cpu(latest)
+    return next((run for run in earlier if _cpu(run) == cpu), earlier[0] if earlier else None)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--latest", type=Path, help="results folder to check (default: the newest full run)")
@@ -107,9 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if latest is None:
         print("bench-check: no results yet; run `make bench` first")
         return 1
-    previous = args.previous or next(
-        (run for run in reversed(runs) if run.resolve() != latest.resolve() and _committed(run)), None
-    )
+    previous = args.previous or predecessor(latest, [run for run in runs if _committed(run)])
     if previous is None:
         print(f"bench-check: {latest.name} has no committed predecessor to compare with; nothing to check")
         return 0
@@ -120,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         (hash_seconds(latest), hash_seconds(previous)),
     )
     print(f"bench-check: {latest.name} against {previous.name} (fails below -{args.threshold:.0%})")
+    if _cpu(latest) != _cpu(previous):
+        print(f"bench-check: the CPUs differ ({_cpu(previous)} then {_cpu(latest)}): ratios move with the machine too")
     print("\n".join(lines))
     if len(lines) == 1:
         print("bench-check: the two runs share no figure; nothing to compare")

@@ -3,6 +3,7 @@ from medians and totals, never a mean of per-operation ratios, and bench-check f
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,27 @@ def test_bench_check_measures_logins_against_the_hash_limit_not_the_stack_ceilin
     failed = [line.split(":")[0] for line in slower_hash if " login " in line]
     assert failed == ["sqlite login grpc", "sqlite login rest"]
     assert [line for line in without if " login " in line] == []  # no hash time: logins not compared
+
+
+def test_bench_check_compares_with_the_newest_earlier_run_on_the_same_cpu(tmp_path: Path) -> None:
+    def run(name: str, cpu: str) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "results.json").write_text(json.dumps({"machine": {"cpu": cpu}}))
+        return folder
+
+    amd_old, xeon, amd_new, latest = (
+        run("1-amd", "AMD EPYC"),
+        run("2-xeon", "Intel(R) Xeon(R) Processor"),
+        run("3-amd", "AMD EPYC"),
+        run("4-xeon", "Intel(R) Xeon(R) Processor"),
+    )
+    other = run("5-arm", "Neoverse")
+
+    assert check.predecessor(latest, [amd_old, xeon, amd_new, latest]) == xeon
+    assert check.predecessor(amd_new, [amd_old, xeon, amd_new]) == amd_old
+    assert check.predecessor(other, [amd_old, xeon, amd_new, latest]) == latest  # none alike: the newest
+    assert check.predecessor(amd_old, [amd_old]) is None
 
 
 def soak_figures(growth: float = 0.04) -> dict[str, Any]:
