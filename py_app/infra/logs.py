@@ -99,7 +99,7 @@ class LineLogger:
     Where the line can only reach the handler ``configure_logging`` installed (the root's only handler, no
     handler or filter on the way), it is handed to that handler as its fields, with no ``LogRecord``: the
     record, ``Logger.handle`` and the handler calls cost more than the line's encoding (the request line
-    took 18 us of a REST request on the benchmark machine, the whole of it off costing nothing else). Anything
+    took 18 µs of a REST request on the benchmark machine, and writing it was not what cost). Anything
     else (a test's capture handler, a filter) gets the record, as before. ``fields`` never names a
     ``LogRecord`` attribute, as ``extra`` may not.
     """
@@ -172,15 +172,18 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: Any, formatter: JsonFormatter | ConsoleFormatter) -> None:
         super().__init__(stream)
         self.setFormatter(formatter)
-        self._render = formatter.render
 
     def line(self, level: int, name: str, msg: str, fields: Mapping[str, Any]) -> bool:
-        """Write the line; False (nothing written) when it cannot be, for the caller to log the record."""
+        """Write the line; False when it cannot be (a formatter of another kind set since, a failed write),
+        for the caller to log the record."""
+        formatter = self.formatter
+        if not isinstance(formatter, JsonFormatter | ConsoleFormatter):
+            return False
         entry = _entry(time.time(), _LEVEL_NAMES.get(level) or logging.getLevelName(level).lower(), name, msg)
         for key, value in fields.items():
             entry[key] = _masked(value)
         try:
-            text = self._render(entry) + self.terminator
+            text = formatter.render(entry) + self.terminator
             with self.lock or contextlib.nullcontext():
                 self.stream.write(text)
                 self.stream.flush()

@@ -236,6 +236,16 @@ def test_a_request_line_reaches_every_handler_and_filter_on_its_way_when_there_a
 
 
 @pytest.mark.req("SRS-135", "SDD-123")
+def test_a_request_line_takes_the_formatter_its_handler_has_now() -> None:
+    stream = io.StringIO()
+    line_handler = LineHandler(stream, JsonFormatter())
+    line_handler.setFormatter(logging.Formatter("%(levelname)s %(message)s status=%(status)s"))
+    with only_handler(line_handler):
+        LineLogger("arcana.test.plain").log(logging.INFO, "request", {"status": 200})
+    assert stream.getvalue() == "INFO request status=200\n"
+
+
+@pytest.mark.req("SRS-135", "SDD-123")
 @pytest.mark.parametrize(
     "created", [0.0, 1764600000.0, 1764600000.9996, 1764600000.9999996, 1764603599.5, 1764633600.001]
 )
