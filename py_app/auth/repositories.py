@@ -28,7 +28,7 @@ from py_app.auth.models import (
 from py_app.auth.tables import account_tokens, refresh_tokens, sessions
 from py_app.core.effects import NO_EFFECTS, Effects, audited
 from py_app.infra import request_reads
-from py_app.infra.db import Writer, reading, transaction
+from py_app.infra.db import Writer, first, reading, run, transaction
 from py_app.infra.outbox import write_effects
 from py_app.users.models import LoginWrite, Status, User
 from py_app.users.tables import user_from_row, users
@@ -110,12 +110,12 @@ class SqlSessionStore:
             if login is not None and not await self._login(connection, login):
                 return False  # nothing was written
             try:
-                await connection.execute(_NEW_SESSION, _session_row(session))
+                await run(connection, _NEW_SESSION, _session_row(session))
             except IntegrityError:  # the account was deleted meanwhile (the foreign key): no session for it
                 await connection.rollback()
                 return False
-            first = {"digest": refresh_digest, "session_id": session.id, "created_at": session.created_at}
-            await connection.execute(_NEW_TOKEN, first)
+            token = {"digest": refresh_digest, "session_id": session.id, "created_at": session.created_at}
+            await run(connection, _NEW_TOKEN, token)
             await write_effects(connection, effects, session.created_at)
             return True
 
@@ -123,17 +123,14 @@ class SqlSessionStore:
         self, digest: str, child_digest: str, now: datetime, rules: SessionRules, ip: str = ""
     ) -> Rotation:
         async with transaction(self._engine) as connection:
-            spent = await connection.execute(_SPEND, {"token": digest, "spent_at": now})
-            if spent.rowcount == 1:
+            if await run(connection, _SPEND, {"token": digest, "spent_at": now}) == 1:
                 family = await _family(connection, digest)
                 if family is None or not family.state.usable(now, rules):
                     await connection.rollback()  # a dead session keeps its token as it was
                     return Rotation(RotationOutcome.INVALID)
                 session = family.state.session
-                await connection.execute(
-                    _NEW_TOKEN, {"digest": child_digest, "session_id": session.id, "created_at": now}
-                )
-                await connection.execute(_TOUCH, {"session": session.id, "at": now})
+                await run(connection, _NEW_TOKEN, {"digest": child_digest, "session_id": session.id, "created_at": now})
+                await run(connection, _TOUCH, {"session": session.id, "at": now})
                 return Rotation(RotationOutcome.ROTATED, replace(session, last_used_at=now), family.user)
             rotation = await _spent_again(connection, digest, child_digest, now, rules)
             if rotation.outcome is RotationOutcome.REUSED and rotation.session is not None:
@@ -142,7 +139,7 @@ class SqlSessionStore:
 
     async def state(self, session_id: str, user_id: str) -> SessionState | None:
         async with reading(self._engine) as connection:
-            row = (await connection.execute(_STATE, {"session_id": session_id, "user_id": user_id})).mappings().first()
+            row = await first(connection, _STATE, {"session_id": session_id, "user_id": user_id})
         account = user_from_row(row, _ACCOUNT)
         if account is None:
             return None
@@ -153,7 +150,8 @@ class SqlSessionStore:
 
     async def family(self, digest: str) -> str | None:
         async with reading(self._engine) as connection:
-            return (await connection.execute(_FAMILY_OF, {"digest": digest})).scalar_one_or_none()
+            row = await first(connection, _FAMILY_OF, {"digest": digest})
+        return None if row is None else str(row["session_id"])
 
     async def list_for_user(self, user_id: str) -> list[Session]:
         query = (
@@ -347,10 +345,8 @@ async def record_login(connection: Writer, login: LoginWrite) -> bool:
     """Write the login on the account while it is as the login verified it (its hash, active)."""
     values = {"user": login.user_id, "verified_hash": login.verified_hash, "at": login.now}
     if login.new_hash is None:
-        result = await connection.execute(_LOGIN, values)
-    else:
-        result = await connection.execute(_LOGIN_REHASHED, values | {"new_hash": login.new_hash})
-    return result.rowcount == 1
+        return await run(connection, _LOGIN, values) == 1
+    return await run(connection, _LOGIN_REHASHED, values | {"new_hash": login.new_hash}) == 1
 
 
 async def _login_holds(connection: Writer, login: LoginWrite) -> bool:
@@ -361,7 +357,7 @@ async def _login_holds(connection: Writer, login: LoginWrite) -> bool:
 
 async def _family(connection: Writer, digest: str) -> _Family | None:
     """The session a refresh token belongs to, with its account, in one query."""
-    row = (await connection.execute(_FAMILY_ROW, {"token": digest})).mappings().first()
+    row = await first(connection, _FAMILY_ROW, {"token": digest})
     if row is None:
         return None
     user = user_from_row({column.name: row[f"u_{column.name}"] for column in users.c})
@@ -378,12 +374,12 @@ async def _spent_again(
     if family is None or family.used_at is None:
         return Rotation(RotationOutcome.INVALID)
     session = family.state.session
-    child = (await connection.execute(_SPENT_AT, {"token": child_digest})).first()
-    if rules.within_grace(family.used_at, now) and child is not None and child.used_at is None:
+    child = await first(connection, _SPENT_AT, {"token": child_digest})
+    if rules.within_grace(family.used_at, now) and child is not None and child["used_at"] is None:
         if not family.state.usable(now, rules):
             return Rotation(RotationOutcome.INVALID)
         return Rotation(RotationOutcome.REPLAYED, session, family.user)
-    await connection.execute(_END_SESSION, {"session": session.id, "at": now})
+    await run(connection, _END_SESSION, {"session": session.id, "at": now})
     return Rotation(RotationOutcome.REUSED, session)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from py_app.audit.tables import audit_events, audit_row
 from py_app.core.effects import Effects, OutboxMessage
-from py_app.infra.db import MYSQL_TABLE_ARGS, UTCDateTime, Writer, metadata, reading, transaction
+from py_app.infra.db import MYSQL_TABLE_ARGS, UTCDateTime, Writer, metadata, reading, run, transaction
 
 MAX_ATTEMPTS = 8
 FIRST_RETRY_SECONDS, LAST_RETRY_SECONDS = 5, 3600
@@ -73,12 +73,17 @@ class OutboxStore(Protocol):
     async def prune(self, before: datetime) -> int: ...
 
 
+# Built once: every write with effects runs them (db.run prepares statements that are module constants).
+_NEW_MESSAGE = outbox.insert()
+_NEW_EVENT = audit_events.insert()
+
+
 async def write_effects(connection: Writer, effects: Effects, now: datetime) -> None:
     """Write ``effects`` inside the caller's transaction (so they commit or roll back with it)."""
     if effects.messages:
-        await connection.execute(outbox.insert(), [_message_row(message, now) for message in effects.messages])
+        await run(connection, _NEW_MESSAGE, [_message_row(message, now) for message in effects.messages])
     if effects.audit:
-        await connection.execute(audit_events.insert(), [audit_row(event) for event in effects.audit])
+        await run(connection, _NEW_EVENT, [audit_row(event) for event in effects.audit])
 
 
 def retry_delay(attempts: int) -> timedelta:

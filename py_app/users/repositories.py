@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from py_app.auth.repositories import end_reset_tokens, end_user_sessions, record_login
 from py_app.core.effects import NO_EFFECTS, Effects
 from py_app.core.errors import Conflict
-from py_app.infra.db import Reader, Writer, reading, transaction
+from py_app.infra.db import Reader, Writer, first, reading, transaction
 from py_app.infra.outbox import write_effects
 from py_app.users.models import (
     LAST_ADMIN,
@@ -73,8 +73,7 @@ class SqlUserStore:
                 return None
             query, value = _BY_USERNAME, key
         async with reading(self._engine) as connection:
-            result = await connection.execute(query, {"login": value})
-            return user_from_row(result.mappings().first())
+            return user_from_row(await first(connection, query, {"login": value}))
 
     async def search(self, query: UserQuery) -> tuple[list[User], int]:
         conditions = []
@@ -176,8 +175,7 @@ async def _keep_an_admin(connection: Writer, user_id: str) -> None:
 
 
 async def _get(connection: Reader, user_id: str) -> User | None:
-    result = await connection.execute(_BY_ID, {"user_id": user_id})
-    return user_from_row(result.mappings().first())
+    return user_from_row(await first(connection, _BY_ID, {"user_id": user_id}))
 
 
 async def _write(

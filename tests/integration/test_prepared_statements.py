@@ -1,0 +1,175 @@
+"""Statements built once, run on the SQLite loop connections' driver (infra/db.Prepared, through db.first and
+db.run): the same rows, the same errors and the same snapshot as through SQLAlchemy, and only where nothing
+but their SQL is at stake."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from py_app.auth.models import Session
+from py_app.auth.repositories import _STATE as SESSION_STATE
+from py_app.auth.repositories import SqlSessionStore
+from py_app.infra import db
+from py_app.infra.db import _IDLE_READS, _LOOP_READS, _PREPARED, UTCDateTime, create_engine, first, reading, run
+from py_app.infra.db import transaction as writing
+from py_app.users.repositories import SqlUserStore
+from tests.ports.conftest import make_user
+
+TIMEOUT = 2.0
+NOW = datetime(2026, 12, 3, 9, 0, 0, 123456, tzinfo=UTC)
+
+things = sa.Table(
+    "things",
+    sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(20), nullable=False),
+    sa.Column("seen_at", UTCDateTime, nullable=True),
+    sa.Column("tag", sa.String(20), nullable=False, default="python-side"),
+)
+BY_ID = sa.select(things).where(things.c.id == sa.bindparam("id"))
+NAMED = sa.insert(things)
+RENAME = things.update().where(things.c.id == sa.bindparam("thing")).values(name=sa.bindparam("new_name"))
+
+
+@contextlib.asynccontextmanager
+async def engine_on(path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite:///{path}", timeout=TIMEOUT)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def with_things(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(things.metadata.create_all)
+        await connection.execute(NAMED, [{"id": 1, "name": "one", "seen_at": NOW, "tag": "t"}])
+
+
+async def name_of(connection: db.Reader, thing: int) -> str:
+    row = await first(connection, BY_ID, {"id": thing})
+    assert row is not None
+    return str(row["name"])
+
+
+def kept_in_transaction(engine: AsyncEngine) -> bool:
+    """Whether the connection the last read kept is in a transaction, by SQLAlchemy's account or the driver's."""
+    kept = _IDLE_READS[engine][-1]
+    return kept.in_transaction() or bool(kept.connection.driver_connection.in_transaction)  # type: ignore[union-attr]
+
+
+def prepared(statement: sa.Executable) -> bool:
+    """Whether the statement has run prepared (an entry that is not None)."""
+    return any(entry[0] is statement and entry[1] is not None for entry in _PREPARED.values())
+
+
+@pytest.mark.req("SDD-128")
+async def test_the_session_read_returns_what_sqlalchemy_returns(tmp_path: Path) -> None:
+    from py_app.infra.db import metadata  # every table of the service, as the migrations make them
+
+    async with engine_on(tmp_path / "app.db") as engine:
+        async with engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+        user = make_user("prepared", created_at=NOW, updated_at=NOW)
+        await SqlUserStore(engine).add(user)
+        session = Session(
+            id=str(uuid.uuid4()),
+            user_id=user.id,
+            created_at=NOW,
+            last_used_at=NOW,
+            expires_at=NOW + timedelta(days=1),
+            user_agent="agent",
+            ip="127.0.0.1",
+        )
+        assert await SqlSessionStore(engine).open(session, "d" * 64)
+        parameters = {"session_id": session.id, "user_id": user.id}
+        async with reading(engine) as connection:
+            fast = await first(connection, SESSION_STATE, parameters)
+            slow = (await connection.execute(SESSION_STATE, parameters)).mappings().first()
+        assert prepared(SESSION_STATE)
+        assert slow is not None
+        assert fast == dict(slow)
+        assert fast["created_at"] == NOW
+        assert fast["created_at"].tzinfo is UTC
+        assert fast["account_username"] == "prepared"
+        assert fast["account_last_login_at"] is None
+        state = await SqlSessionStore(engine).state(session.id, user.id)
+        assert state is not None
+        assert state.session == session
+
+
+@pytest.mark.req("SDD-128")
+async def test_a_prepared_write_binds_like_sqlalchemy_and_fails_with_its_errors(tmp_path: Path) -> None:
+    async with engine_on(tmp_path / "things.db") as engine:
+        await with_things(engine)
+        async with writing(engine) as connection:
+            assert await run(connection, RENAME, {"thing": 1, "new_name": "uno"}) == 1
+            assert await run(connection, RENAME, {"thing": 2, "new_name": "dos"}) == 0
+        assert prepared(RENAME)
+        async with writing(engine) as connection:
+            with pytest.raises(sa.exc.IntegrityError):  # as SQLAlchemy raises it, so stores catch it as before
+                await run(connection, NAMED, {"id": 1, "name": "again", "seen_at": None, "tag": "t"})
+        async with reading(engine) as connection:
+            row = await first(connection, BY_ID, {"id": 1})
+        assert row == {"id": 1, "name": "uno", "seen_at": NOW, "tag": "t"}
+        assert prepared(BY_ID)
+
+
+@pytest.mark.req("SDD-128")
+async def test_statements_with_effects_beyond_their_sql_run_through_sqlalchemy(tmp_path: Path) -> None:
+    async with engine_on(tmp_path / "things.db") as engine:
+        await with_things(engine)
+        # A Python-side default (tag) is computed by SQLAlchemy for a row that leaves it out.
+        async with writing(engine) as connection:
+            await run(connection, NAMED, {"id": 2, "name": "two", "seen_at": None})
+        async with reading(engine) as connection:
+            assert (await first(connection, BY_ID, {"id": 2})) == {
+                "id": 2,
+                "name": "two",
+                "seen_at": None,
+                "tag": "python-side",
+            }
+        entries = [entry for key, entry in _PREPARED.items() if entry[0] is NAMED and "tag" not in key[1]]
+        assert entries
+        assert entries[0][1] is None
+        # An expanding IN list is rendered per call by SQLAlchemy.
+        listed = sa.select(things.c.id).where(things.c.id.in_(sa.bindparam("ids", expanding=True)))
+        async with reading(engine) as connection:
+            assert (await first(connection, listed, {"ids": [2]})) == {"id": 2}
+        assert not prepared(listed)
+        # With tracing on, every statement goes through SQLAlchemy, where the span listeners see it.
+        seen: list[str] = []
+        event.listen(_LOOP_READS[engine], "before_cursor_execute", lambda _c, _k, sql, *_: seen.append(sql))
+        async with reading(engine) as connection:
+            assert await name_of(connection, 1) == "one"
+        assert seen
+        assert seen[-1].startswith("SELECT things.id")
+
+
+@pytest.mark.req("SDD-128", "SDD-120")
+async def test_prepared_and_sqlalchemy_reads_of_one_block_share_its_snapshot_and_end_it(tmp_path: Path) -> None:
+    path = tmp_path / "things.db"
+    async with engine_on(path) as engine:
+        await with_things(engine)
+        async with reading(engine) as connection:
+            assert await name_of(connection, 1) == "one"
+            other = sqlite3.connect(path, isolation_level=None)
+            other.execute("UPDATE things SET name = 'changed' WHERE id = 1")
+            other.close()
+            # The next statement, through SQLAlchemy, reads in the snapshot the prepared one began.
+            assert (await connection.execute(sa.select(things.c.name))).scalar_one() == "one"
+        assert not kept_in_transaction(engine)
+        async with reading(engine) as connection:
+            assert await name_of(connection, 1) == "changed"
+        assert not kept_in_transaction(engine)
+    assert len(_PREPARED) <= db.MAX_PREPARED
