@@ -103,6 +103,7 @@ class PrometheusMetrics:
         # their label sets are bounded (route templates, method names, status codes).
         self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._rpc_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        self._children: dict[tuple[object, ...], Counter] = {}
         self._fallback = Counter(
             "arcana_counters_fallback",
             "rate-limit counter operations done in-process because Redis failed",
@@ -126,6 +127,14 @@ class PrometheusMetrics:
         pair[0].inc()
         pair[1].observe(seconds)
 
+    def _child(self, counter: Counter, *labels: str) -> Counter:
+        """The counter's series for these label values, looked up once (the per-request ones: a few a call)."""
+        key = (id(counter), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*labels)
+        return child
+
     def rpc_call(self, service: str, method: str, code: str, seconds: float) -> None:
         key = (service, method, code)
         pair = self._rpc_children.get(key)
@@ -138,22 +147,22 @@ class PrometheusMetrics:
         pair[1].observe(seconds)
 
     def login(self, result: str) -> None:
-        self._login.labels(result).inc()
+        self._child(self._login, result).inc()
 
     def lockout(self) -> None:
         self._lockouts.inc()
 
     def token_issued(self, grant: str) -> None:
-        self._issued.labels(grant).inc()
+        self._child(self._issued, grant).inc()
 
     def refresh(self, result: str) -> None:
-        self._refresh.labels(result).inc()
+        self._child(self._refresh, result).inc()
 
     def refresh_reuse(self) -> None:
         self._reuse.inc()
 
     def token_verification(self, result: str, transport: str) -> None:
-        self._verified.labels(result, transport).inc()
+        self._child(self._verified, result, transport).inc()
 
     def rate_limited(self, policy: str) -> None:
         self._limited.labels(policy).inc()
@@ -162,7 +171,7 @@ class PrometheusMetrics:
         self._hash_seconds.labels(operation).observe(seconds)
 
     def cache_lookup(self, cache: str, hit: bool) -> None:
-        self._cache.labels(cache, "hit" if hit else "miss").inc()
+        self._child(self._cache, cache, "hit" if hit else "miss").inc()
 
     def pool_checked_out(self, delta: int) -> None:
         self._checked_out.inc(delta)
