@@ -13,6 +13,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -338,13 +339,14 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[Reader]:
     """
     reads = _LOOP_READS.get(engine)
     try:
-        async with asyncio.timeout(_deadline(engine)):
-            if reads is None:
-                async with engine.connect() as connection:
-                    yield connection
-            else:
-                async with LoopRead(engine, reads, _IDLE_READS[engine]) as connection:
-                    yield connection
+        if reads is None:
+            async with asyncio.timeout(_deadline(engine)), engine.connect() as connection:
+                yield connection
+        else:
+            # Bounded from the moment it moves to the pool (``LoopRead._to_pool``): on the loop's connection
+            # nothing awaits, so a deadline could not fire there, and arming one cost a tenth of the read.
+            async with LoopRead(engine, reads, _IDLE_READS[engine]) as connection:
+                yield connection
     except DATABASE_FAILURES as exc:
         raise database_error(exc) from exc
 
@@ -377,9 +379,11 @@ class Prepared:
 
     Measured in-process on the loop (2026-12-03): the session read (``SqlSessionStore.state``, its block and
     snapshot included) took 146 µs through ``Connection.execute`` and 70-78 prepared, its bare statement with
-    the same processors 25-30; a refresh's service call 551-663 µs and 265-460 prepared. Statements with effects beyond their SQL never qualify (``_prepared``):
-    Python-side defaults, RETURNING, expanding or literal-rendered parameters, or a cursor-level listener
-    (tracing) on the engine, which must see every statement; they go through SQLAlchemy as before.
+    the same processors 25-30; a refresh's service call 551-663 µs and 265-460 prepared.
+
+    Statements with effects beyond their SQL never qualify (``_prepared``): Python-side defaults, RETURNING,
+    expanding or literal-rendered parameters, or a cursor-level listener (tracing) on the engine, which must
+    see every statement; they go through SQLAlchemy as before.
     """
 
     __slots__ = ("_binds", "_keys", "_results", "dialect", "sql")
@@ -519,12 +523,14 @@ class LoopRead:
             self._sync = self._reads.connect()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         sync, self._sync = self._sync, None
         if sync is not None:
             self._leave(sync, clean=exc_type is None)
-        if self._fallback is not None:
-            await self._fallback.aclose()
+        if self._fallback is not None:  # the pooled connection, then its deadline (a cancellation it caused
+            await self._fallback.__aexit__(exc_type, exc, traceback)  # leaves as TimeoutError)
 
     def _leave(self, sync: Connection, clean: bool) -> None:
         """Keep the connection for the next read when this one ended cleanly and fewer than KEPT_READS wait;
@@ -579,6 +585,7 @@ class LoopRead:
         self._sync.close()
         self._sync = None
         self._fallback = contextlib.AsyncExitStack()
+        await self._fallback.enter_async_context(asyncio.timeout(_deadline(self._engine)))
         self._async = await self._fallback.enter_async_context(self._engine.connect())
         return self._async
 

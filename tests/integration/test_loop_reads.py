@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -139,3 +140,20 @@ async def test_reads_that_overlap_never_share_a_kept_connection_or_its_snapshot(
             assert await value(engine) == "changed"  # a read begun after the commit sees it
             assert (await first.execute(query)).scalar_one() == "committed"  # one snapshot, to the end
         assert await value(engine) == "changed"
+
+
+@pytest.mark.req("SRS-161", "SDD-120")
+async def test_a_read_that_moved_to_the_pool_is_still_bounded(path: Path) -> None:
+    """The lock is never released: the read that moved off the loop gives up within the engine's timeout, as
+    Unavailable, and the next read after the lock is gone works on the loop again."""
+    made = sqlite3.connect(path, isolation_level=None)
+    made.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    made.execute("INSERT INTO t VALUES (1, 'committed')")
+    made.close()
+    async with engine_on(path) as engine:
+        with held(path, "BEGIN EXCLUSIVE"):
+            began = time.monotonic()
+            with pytest.raises(Unavailable):
+                await value(engine)
+            assert time.monotonic() - began <= TIMEOUT + 1.5
+        assert await value(engine) == "committed"
