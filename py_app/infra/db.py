@@ -404,11 +404,15 @@ class Prepared:
             out.append(value if processor is None else processor(value))
         return tuple(out)
 
-    def first(self, connection: Connection, values: Mapping[str, Any]) -> dict[str, Any] | None:
+    def first(self, connection: Connection, values: Mapping[str, Any], *, begin: bool = False) -> dict[str, Any] | None:
+        """The first row; ``begin``: open the read snapshot on the driver first, unless one is open."""
         try:
-            row = _driver(connection).execute(self.sql, self.parameters(values)).fetchone()
+            driver = _driver(connection)
+            if begin and not driver.in_transaction:
+                driver.execute("BEGIN")  # ``_sqlite_reader_begin`` then adds none for SQLAlchemy's statements
+            row = driver.execute(self.sql, self.parameters(values)).fetchone()
         except sqlite3.Error as exc:
-            raise self._wrapped(exc) from exc
+            raise self._wrapped(exc, connection) from exc
         if row is None:
             return None
         return {
@@ -423,11 +427,18 @@ class Prepared:
                 return int(driver.execute(self.sql, self.parameters(rows[0])).rowcount)
             return int(driver.executemany(self.sql, [self.parameters(row) for row in rows]).rowcount)
         except sqlite3.Error as exc:
-            raise self._wrapped(exc) from exc
+            raise self._wrapped(exc, connection) from exc
 
-    def _wrapped(self, exc: sqlite3.Error) -> DBAPIError:
-        """The driver's error as SQLAlchemy raises it (IntegrityError, OperationalError ...), parameters hidden."""
-        error = DBAPIError.instance(self.sql, None, exc, sqlite3.Error, hide_parameters=True, dialect=self.dialect)
+    def _wrapped(self, exc: sqlite3.Error, connection: Connection) -> DBAPIError:
+        """The driver's error as SQLAlchemy raises it (IntegrityError, OperationalError ...), parameters hidden;
+        a lost connection is invalidated, as SQLAlchemy would, so it is never kept and the error is a retry."""
+        error_any: Any = exc
+        lost = bool(self.dialect.is_disconnect(error_any, _driver(connection), None))
+        if lost:
+            connection.invalidate()
+        error = DBAPIError.instance(
+            self.sql, None, exc, sqlite3.Error, hide_parameters=True, connection_invalidated=lost, dialect=self.dialect
+        )
         assert isinstance(error, DBAPIError)
         return error
 
@@ -458,9 +469,13 @@ def _prepared(connection: Connection, statement: Executable, parameters: Mapping
 def _prepare(statement: Executable, parameters: Mapping[str, Any], dialect: Dialect) -> Prepared | None:
     if dialect.name != "sqlite" or dialect.paramstyle != "qmark" or not isinstance(statement, sa.sql.ClauseElement):
         return None
+    if isinstance(statement, sa.TextClause) or any(_loose(column) for column in _selected(statement)):
+        return None  # rows whose columns the compilation does not list one by one, or keyed other than by name
     compiled: Any = statement.compile(dialect=dialect, column_keys=sorted(parameters))
     if (
-        compiled.insert_prefetch
+        compiled._textual_ordered_columns  # noqa: SLF001
+        or compiled._loose_column_name_matching  # noqa: SLF001
+        or compiled.insert_prefetch
         or compiled.update_prefetch
         or compiled.returning
         or compiled.literal_execute_params
@@ -480,6 +495,19 @@ def _prepare(statement: Executable, parameters: Mapping[str, Any], dialect: Dial
         for column in compiled._result_columns  # noqa: SLF001
     )
     return Prepared(compiled.string, tuple(binds), columns, dialect)
+
+
+def _selected(statement: Executable) -> Sequence[Any]:
+    """What a statement selects: its columns, and what they were given as (``select(text("a, b"))`` has none)."""
+    return [*getattr(statement, "selected_columns", ()), *getattr(statement, "_raw_columns", ())]
+
+
+def _loose(column: Any) -> bool:
+    """A selected column a prepared row could not key as SQLAlchemy does: text, a literal column (``*``), or a
+    table column whose key is not its name (its row mapping answers to both)."""
+    if isinstance(column, sa.TextClause) or getattr(column, "is_literal", False):
+        return True
+    return isinstance(column, sa.Column) and column.key != column.name
 
 
 def _driver(connection: Connection) -> Any:
@@ -569,11 +597,8 @@ class LoopRead:
         if prepared is None or sync is None:
             return (await self.execute(statement, parameters)).mappings().first()
         first, self._executed = not self._executed, True
-        driver = _driver(sync)
-        if not driver.in_transaction:
-            driver.execute("BEGIN")  # the snapshot, begun on the driver (``_sqlite_reader_begin`` then adds none)
         try:
-            return prepared.first(sync, parameters)
+            return prepared.first(sync, parameters, begin=True)  # the snapshot, as SQLAlchemy would begin it
         except DBAPIError as exc:
             if not first or not _busy(exc):
                 raise
@@ -617,14 +642,17 @@ class LoopWrite:
         return self._connection.execute(statement, parameters)
 
     async def first(self, statement: Executable, parameters: Mapping[str, Any]) -> Mapping[Any, Any] | None:
-        prepared = _prepared(self._connection, statement, parameters)
+        prepared = _prepared(self._connection, statement, parameters) if self._connection.in_transaction() else None
         if prepared is None:
             return self._connection.execute(statement, parameters).mappings().first()
         return prepared.first(self._connection, parameters)
 
     async def run(self, statement: Executable, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> int:
         rows = [parameters] if isinstance(parameters, Mapping) else list(parameters)
-        prepared = _prepared(self._connection, statement, rows[0]) if rows else None
+        # After an early rollback no transaction holds the write lock: SQLAlchemy begins one, as it always did.
+        prepared = (
+            _prepared(self._connection, statement, rows[0]) if rows and self._connection.in_transaction() else None
+        )
         if prepared is None:
             return self._connection.execute(statement, parameters).rowcount
         return prepared.run(self._connection, rows)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from py_app.auth.models import Session
 from py_app.auth.repositories import _STATE as SESSION_STATE
 from py_app.auth.repositories import SqlSessionStore
+from py_app.core.errors import Internal, Unavailable
 from py_app.infra import db
 from py_app.infra.db import _IDLE_READS, _LOOP_READS, _PREPARED, UTCDateTime, create_engine, first, reading, run
 from py_app.infra.db import transaction as writing
@@ -173,3 +174,73 @@ async def test_prepared_and_sqlalchemy_reads_of_one_block_share_its_snapshot_and
             assert await name_of(connection, 1) == "changed"
         assert not kept_in_transaction(engine)
     assert len(_PREPARED) <= db.MAX_PREPARED
+
+
+@pytest.mark.req("SDD-128")
+async def test_rows_the_compilation_does_not_key_by_name_come_through_sqlalchemy(tmp_path: Path) -> None:
+    async with engine_on(tmp_path / "things.db") as engine:
+        await with_things(engine)
+        keyed = sa.Table(
+            "things",
+            sa.MetaData(),
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("name", sa.String, key="label"),
+        )
+        statements: dict[str, sa.Executable] = {
+            "text": sa.text("SELECT id, name FROM things WHERE id = :id"),
+            "literal *": sa.select(sa.literal_column("*")).select_from(things).where(things.c.id == sa.bindparam("id")),
+            "text columns": sa.select(sa.text("id, name")).select_from(things).where(things.c.id == sa.bindparam("id")),
+            "column key": sa.select(keyed).where(keyed.c.id == sa.bindparam("id")),
+        }
+        async with reading(engine) as connection:
+            for name, statement in statements.items():
+                row = await first(connection, statement, {"id": 1})
+                expected = (await connection.execute(statement, {"id": 1})).mappings().first()
+                assert row == expected, name
+                assert not prepared(statement), name
+            row = await first(connection, statements["column key"], {"id": 1})
+            assert row is not None
+            assert row["label"] == "one"
+
+
+@pytest.mark.req("SDD-128")
+async def test_a_write_after_an_early_rollback_is_in_a_transaction_again(tmp_path: Path) -> None:
+    """A store that rolled back and then wrote again: the write is SQLAlchemy's, in a transaction of its own, so
+    the block's failure still undoes it (on the driver it would have been committed at once)."""
+    async with engine_on(tmp_path / "things.db") as engine:
+        await with_things(engine)
+
+        async def roll_back_write_then_fail() -> None:
+            async with writing(engine) as connection:
+                await connection.rollback()
+                assert await run(connection, RENAME, {"thing": 1, "new_name": "kept?"}) == 1
+                await connection.execute(sa.text("SELECT * FROM missing_table"))
+
+        with pytest.raises(Internal):
+            await roll_back_write_then_fail()
+        async with reading(engine) as connection:
+            assert await name_of(connection, 1) == "one"
+
+
+@pytest.mark.req("SDD-128")
+async def test_a_connection_lost_under_a_prepared_read_is_dropped_and_the_read_is_a_retry(tmp_path: Path) -> None:
+    async with engine_on(tmp_path / "things.db") as engine:
+        await with_things(engine)
+        assert await_name(await await_first_read(engine)) == "one"
+        lost = _IDLE_READS[engine][-1]
+        lost.connection.driver_connection.close()  # type: ignore[union-attr]
+        with pytest.raises(Unavailable):
+            await await_first_read(engine)
+        assert lost not in _IDLE_READS[engine]
+        assert await_name(await await_first_read(engine)) == "one"  # a new connection serves the next
+
+
+async def await_first_read(engine: AsyncEngine) -> dict[str, object]:
+    async with reading(engine) as connection:
+        row = await first(connection, BY_ID, {"id": 1})
+    assert row is not None
+    return dict(row)
+
+
+def await_name(row: dict[str, object]) -> str:
+    return str(row["name"])
