@@ -4,10 +4,8 @@ but their SQL is at stake."""
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,12 +19,12 @@ from py_app.auth.repositories import _STATE as SESSION_STATE
 from py_app.auth.repositories import SqlSessionStore
 from py_app.core.errors import Internal, Unavailable
 from py_app.infra import db
-from py_app.infra.db import _IDLE_READS, _LOOP_READS, _PREPARED, UTCDateTime, create_engine, first, reading, run
+from py_app.infra.db import _IDLE_READS, _LOOP_READS, _PREPARED, UTCDateTime, first, reading, run
 from py_app.infra.db import transaction as writing
 from py_app.users.repositories import SqlUserStore
+from tests.integration.test_loop_reads import engine_on
 from tests.ports.conftest import make_user
 
-TIMEOUT = 2.0
 NOW = datetime(2026, 12, 3, 9, 0, 0, 123456, tzinfo=UTC)
 
 things = sa.Table(
@@ -40,15 +38,6 @@ things = sa.Table(
 BY_ID = sa.select(things).where(things.c.id == sa.bindparam("id"))
 NAMED = sa.insert(things)
 RENAME = things.update().where(things.c.id == sa.bindparam("thing")).values(name=sa.bindparam("new_name"))
-
-
-@contextlib.asynccontextmanager
-async def engine_on(path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite:///{path}", timeout=TIMEOUT)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def with_things(engine: AsyncEngine) -> None:
