@@ -381,9 +381,11 @@ class Prepared:
     snapshot included) took 146 µs through ``Connection.execute`` and 70-78 prepared, its bare statement with
     the same processors 25-30; a refresh's service call 551-663 µs and 265-460 prepared.
 
-    Statements with effects beyond their SQL never qualify (``_prepared``): Python-side defaults, RETURNING,
-    expanding or literal-rendered parameters, or a cursor-level listener (tracing) on the engine, which must
-    see every statement; they go through SQLAlchemy as before.
+    Statements with effects beyond their SQL never qualify (``_prepare``): Python-side defaults, RETURNING,
+    expanding or literal-rendered parameters, textual or literal column lists and columns keyed other than by
+    name (``_loose``); nor does any statement while a cursor-level listener (tracing) is on the engine, which
+    must see every statement, or a write outside the write lock (``LoopWrite.run``). They go through
+    SQLAlchemy as before.
     """
 
     __slots__ = ("_binds", "_keys", "_results", "dialect", "sql")
