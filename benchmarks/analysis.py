@@ -32,7 +32,7 @@ class Figure:
     exhausted: bool
 
 
-def _median(values: Iterable[float | None]) -> float | None:
+def median(values: Iterable[float | None]) -> float | None:
     present = [value for value in values if value is not None]
     return statistics.median(present) if present else None
 
@@ -50,8 +50,8 @@ def figures(points: list[dict[str, Any]], *, cross_check: bool = False) -> dict[
             rps=statistics.median(rates),
             rps_low=min(rates),
             rps_high=max(rates),
-            p50_ms=_median(rep["p50_ms"] for rep in reps),
-            p99_ms=_median(rep["p99_ms"] for rep in reps),
+            p50_ms=median(rep["p50_ms"] for rep in reps),
+            p99_ms=median(rep["p99_ms"] for rep in reps),
             errors=sum(rep["errors"] + rep.get("sample_errors", 0) for rep in reps),
             repeats=len(reps),
             exhausted=any(rep["exhausted"] for rep in reps),
@@ -96,11 +96,38 @@ def total_ratio(found: dict[Key, Figure], target: str, c: int, ops: Iterable[str
             return None
         rest_time += 1 / rest.rps
         grpc_time += 1 / grpc.rps
-    return rest_time / grpc_time
+    return rest_time / grpc_time if grpc_time else None  # no ops (a run of create and login only)
 
 
 def ops_measured(found: dict[Key, Figure], target: str) -> list[str]:
     return [op for op in OPS if any(key[0] == target and key[1] == op for key in found)]
+
+
+HASH_BENCHMARK = "test_argon2_hash_1_thread[rust]"  # the micro suite's one argon2id hash, as the service hashes
+
+
+def hash_seconds(micro: dict[str, Any] | None) -> float | None:
+    """The median time of one argon2id hash in a run's micro suite (micro.json), or None when it has none."""
+    found = [entry for entry in (micro or {}).get("benchmarks", []) if entry["name"] == HASH_BENCHMARK]
+    return float(found[0]["stats"]["median"]) if found else None
+
+
+def probed_hash_seconds(data: dict[str, Any], target: str) -> float | None:
+    """The median of the run's hash probes for ``target`` (``hash_probes``: one per round, on its server's core)."""
+    return median(probe["median_s"] for probe in data.get("hash_probes", []) if probe["target"] == target)
+
+
+def server_cores(data: dict[str, Any], target: str) -> int:
+    return len(str(data["targets"][target].get("server_cpus") or "0").split(","))
+
+
+def beside(points: list[dict[str, Any]]) -> dict[Key, list[dict[str, Any]]]:
+    """The reads sent beside each hashing point (``beside`` records), over its repeats."""
+    out: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+    for point in points:
+        if "beside" in point and not point.get("cross_check"):
+            out[(point["target"], point["op"], point["protocol"], point["concurrency"])].append(point["beside"])
+    return dict(out)
 
 
 def non_hashing(ops: Iterable[str]) -> list[str]:

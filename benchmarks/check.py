@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks import analysis
 from benchmarks.analysis import ceiling_pairs, ceiling_ratio
 from benchmarks.plan import HASHING_OPS
 
@@ -40,16 +41,10 @@ def _committed(path: Path) -> bool:
     return listed.returncode == 0
 
 
-HASH_BENCHMARK = "test_argon2_hash_1_thread[rust]"
-
-
 def hash_seconds(folder: Path) -> float | None:
     """The median time of one argon2id hash in the run's micro suite, or None when it has none."""
     micro = folder / "micro.json"
-    if not micro.exists():
-        return None
-    found = [entry for entry in json.loads(micro.read_text())["benchmarks"] if entry["name"] == HASH_BENCHMARK]
-    return float(found[0]["stats"]["median"]) if found else None
+    return analysis.hash_seconds(json.loads(micro.read_text())) if micro.exists() else None
 
 
 def _over_hash_limit(
@@ -64,7 +59,7 @@ def _over_hash_limit(
         if op not in HASHING_OPS:
             out[key] = by_concurrency
         elif seconds:
-            cores = len(str(data["targets"][target].get("server_cpus") or "0").split(","))
+            cores = analysis.server_cores(data, target)
             out[key] = {c: (value, cores / seconds) for c, (value, _) in by_concurrency.items()}
     return out
 

@@ -42,6 +42,7 @@ class Load:
     body_file: Path | None = None  # one body for every request (h2load -d); None for GET
     bodies: Path | None = None  # a body per request: length-prefixed (varied-load) or JSON lines (wrk)
     cycle: bool = False  # reuse the bodies round-robin (a fixed body through a varied-body tool)
+    rate: int = 0  # h2load only: requests per second per connection (--rps); 0: as fast as answers come
 
 
 def _ms(value: float) -> str:
@@ -68,6 +69,8 @@ def _percentiles(latencies_us: list[int]) -> dict[str, float | None]:
 def h2load_command(load: Load, log: Path) -> list[str]:
     argv = ["taskset", "-c", load.cpus, "h2load", "-c", str(load.concurrency), "-m", "1", "-t", "1"]
     argv += ["-D", _ms(load.duration), "--warm-up-time", _ms(load.warm_up), "--log-file", str(log)]
+    if load.rate:
+        argv.append(f"--rps={load.rate}")
     if load.protocol == "rest":
         argv.append("--h1")
     else:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
 import re
 import resource
 import sqlite3
+import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,3 +182,33 @@ class CpuWatch:
 def _own_seconds() -> float:
     me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+HASH_PROBE_COUNT = 12
+_HASH_PROBE = """
+import json, sys, time
+from py_app import _rust_core as rc
+from py_app.infra.security import DEFAULT_ITERATIONS, DEFAULT_MEMORY_KIB, DEFAULT_PARALLELISM
+hasher = rc.PasswordHasher(
+    memory_kib=DEFAULT_MEMORY_KIB, iterations=DEFAULT_ITERATIONS, parallelism=DEFAULT_PARALLELISM
+)
+hasher.hash("warm-up")
+times = []
+for _ in range(int(sys.argv[1])):
+    began = time.perf_counter()
+    hasher.hash("probe password")
+    times.append(time.perf_counter() - began)
+print(json.dumps(times))
+"""
+
+
+def hash_probe(cpus: str, count: int = HASH_PROBE_COUNT) -> dict[str, Any]:
+    """Time ``count`` argon2id hashes at the service's parameters, one thread pinned to the first of ``cpus``.
+
+    What one core hashes at this moment: the limit a hashing point is divided by, measured on the server's
+    own core beside the point (the micro suite runs unpinned, minutes earlier)."""
+    core = cpus.split(",", maxsplit=1)[0]
+    argv = ["taskset", "-c", core, sys.executable, "-c", _HASH_PROBE, str(count)]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    times = sorted(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {"cpu": core, "count": count, "median_s": statistics.median(times), "min_s": times[0], "max_s": times[-1]}

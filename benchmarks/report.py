@@ -12,7 +12,7 @@ from typing import Any
 
 from benchmarks import analysis as an
 from benchmarks.analysis import CLAIM_AVERAGE, CLAIM_POINT, Figure
-from benchmarks.plan import OPS, SCALE_GOAL, SCALE_TARGETS
+from benchmarks.plan import BESIDE_CONNECTIONS, BESIDE_P99_GOAL_MS, HASHING_OPS, OPS, SCALE_GOAL, SCALE_TARGETS
 
 HEADLINE_C = 16
 NA = "-"
@@ -253,6 +253,67 @@ def scale_section(ctx: Context) -> list[str]:
                 lines.append(
                     f"| {op} | {protocol} | {c} | {rps(single.rps)} | {rps(double.rps)} | {x(ratio)} | {met} |"
                 )
+    return [*lines, ""]
+
+
+HASH_LIMIT_GOAL = 0.85  # issue 12.6: register and login at >= 85% of the argon2 limit
+
+
+def hashing_section(ctx: Context) -> list[str]:
+    """Create and login against the argon2 limit, and the point queries sent beside them (issue 12.6)."""
+    micro = an.hash_seconds(ctx.micro)
+    reads = an.beside(ctx.data.get("points", []))
+    keys = sorted(
+        (key for key in ctx.found if key[1] in HASHING_OPS),
+        key=lambda k: (k[0], OPS.index(k[1]), ("rest", "grpc").index(k[2]), k[3]),
+    )
+    if not keys:
+        return []
+    rate = ctx.data["profile"].get("reads_beside_hashing", 0)
+    lines = [
+        "## Hashing at its limit, and reads beside it",
+        "",
+        "Create and login are one argon2id hash each, so their limit is the server's cores over one core's hash"
+        " time: the median of the hash probes (12 hashes at the service's parameters, one thread pinned to the"
+        " server's core, right before the target's first hashing point of each round), or where a run has none"
+        " the micro suite's"
+        + (f" ({_time(micro)}, `{an.HASH_BENCHMARK}`, unpinned)" if micro else "")
+        + f". The goal is {HASH_LIMIT_GOAL:.0%} of it while point queries beside the hashing keep p99 under"
+        f" {BESIDE_P99_GOAL_MS:g} ms (issue 12.6)"
+        + (
+            f": a second h2load sends {rate} point queries a second ({BESIDE_CONNECTIONS} connections at"
+            " their share of the rate) on the same protocol through the whole of each point, warm-up included."
+            if rate
+            else "; this run sent no reads beside them."
+        ),
+        " Throughput: the median of the repeats; reads beside: the worst p99 of the repeats.",
+        "",
+        "| target | op | protocol | concurrency | req/s | hash | argon2 limit | of the limit | reads beside p50 |"
+        " p99 | read errors | goal |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in keys:
+        target, op, protocol, c = key
+        figure = ctx.found[key]
+        seconds = an.probed_hash_seconds(ctx.data, target) or micro
+        limit = an.server_cores(ctx.data, target) / seconds if seconds else None
+        share = an.ratio(figure.rps, limit)
+        beside = reads.get(key, [])
+        p50 = an.median(entry["p50_ms"] for entry in beside)
+        p99s = [entry["p99_ms"] for entry in beside if entry["p99_ms"] is not None]
+        p99 = max(p99s) if p99s else None
+        errors = sum(entry["errors"] for entry in beside)
+        if share is None:
+            verdict = NA
+        elif share < HASH_LIMIT_GOAL or (beside and (p99 is None or p99 >= BESIDE_P99_GOAL_MS)):
+            verdict = "not met"
+        else:
+            verdict = "met" if beside else "reads not measured"
+        lines.append(
+            f"| {target} | {op} | {protocol} | {c} | {rps(figure.rps)}{_flag(figure)} |"
+            f" {_time(seconds) if seconds else NA} | {rps(limit) if limit else NA} | {pct(share)} |"
+            f" {ms(p50) if beside else NA} | {ms(p99) if beside else NA} | {errors if beside else NA} | {verdict} |"
+        )
     return [*lines, ""]
 
 
@@ -564,6 +625,11 @@ def appendix(ctx: Context) -> list[str]:
     return lines
 
 
+def _hashing_seconds(profile: dict[str, Any]) -> str:
+    seconds = profile.get("hashing_duration") or 0
+    return f" ({seconds:g} s for create and login)" if seconds and seconds != profile["duration"] else ""
+
+
 def render(
     data: dict[str, Any],
     micro: dict[str, Any] | None,
@@ -576,7 +642,8 @@ def render(
         f"# Arcana benchmarks, {stamp} UTC ({data['profile']['name']})",
         "",
         f"Raw data: [results.json](results.json). Command: `{data['command']}`. Profile: "
-        f"{data['profile']['duration']:g} s of load per point after {data['profile']['warm_up']:g} s of warm-up, "
+        f"{data['profile']['duration']:g} s of load per point"
+        f"{_hashing_seconds(data['profile'])} after {data['profile']['warm_up']:g} s of warm-up, "
         f"{data['profile']['repeats']} interleaved repeat(s), concurrency {', '.join(map(str, ctx.cs))}.",
         "",
         *(  # a run of other suites only (e.g. `--suite soak`) has no load points to compare
@@ -585,6 +652,7 @@ def render(
                 "",
                 *headline_section(ctx),
                 *scale_section(ctx),
+                *hashing_section(ctx),
                 *load_section(ctx),
                 *reference_section(ctx),
             ]

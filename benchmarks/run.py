@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import math
 import os
@@ -83,10 +84,10 @@ def _redact(argv: list[str], endpoint: Endpoint, scratch: Path) -> list[str]:
 def _bodies_needed(run: Run, point: Point) -> int:
     """Bodies for an op that spends one per request: twice what the fastest rate seen so far would use."""
     guess = run.rates.get((point.target.name, point.op, point.protocol), RATE_GUESS.get(point.op, 1000.0))
-    return math.ceil(guess * (run.profile.warm_up + run.profile.duration) * 2) + 200
+    return math.ceil(guess * (run.profile.warm_up + run.profile.seconds(point.op)) * 2) + 200
 
 
-def prepare(run: Run, point: Point, endpoint: Endpoint, index: int) -> tuple[loadgen.Load, Path | None]:
+def prepare(run: Run, point: Point, endpoint: Endpoint, index: int, tag: str = "") -> tuple[loadgen.Load, Path | None]:
     """The generator invocation for a point, and (gRPC on h2load) the frame file to sample grpc-status with."""
     call = wire.CALLS[point.op]
     accounts = endpoint.accounts
@@ -97,14 +98,14 @@ def prepare(run: Run, point: Point, endpoint: Endpoint, index: int) -> tuple[loa
         url = endpoint.url(call.path(accounts))
     else:
         url = f"http://{endpoint.grpc_addr}{call.grpc_method}"
-    scratch = run.scratch / "points" / f"{index:04d}"
+    scratch = run.scratch / "points" / f"{index:04d}{tag}"
     scratch.mkdir(parents=True, exist_ok=True)
     load = loadgen.Load(
         generator,
         point.protocol,
         url,
         point.concurrency,
-        run.profile.duration,
+        run.profile.seconds(point.op),
         run.profile.warm_up,
         point.target.generator_cpus,
         scratch,
@@ -158,9 +159,12 @@ def measure(run: Run, point: Point, endpoint: Endpoint, index: int) -> dict[str,
     before: dict[str, int] = {}
     if sample is not None:
         before = loadgen.sample(load, sample)  # also proves the body right before the load starts
+    beside = _beside(run, point, endpoint, index)
     loadavg = os.getloadavg()
-    with machine.CpuWatch([pid]) as cpu:
+    with machine.CpuWatch([pid]) as cpu, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        reads = pool.submit(loadgen.run, beside[0]) if beside is not None else None
         result = loadgen.run(load)
+        read_result = reads.result() if reads is not None else None
     record: dict[str, Any] = {
         "target": point.target.name,
         "kind": point.target.kind,
@@ -178,6 +182,8 @@ def measure(run: Run, point: Point, endpoint: Endpoint, index: int) -> dict[str,
         **result,
     }
     record["command"] = _redact(result["command"], endpoint, run.scratch)
+    if beside is not None and read_result is not None:
+        record["beside"] = _beside_record(beside, read_result, endpoint, run.scratch)
     if sample is not None:
         machine.settle([pid])
         after = loadgen.sample(load, sample)
@@ -191,6 +197,42 @@ def measure(run: Run, point: Point, endpoint: Endpoint, index: int) -> dict[str,
     return record
 
 
+def _beside(run: Run, point: Point, endpoint: Endpoint, index: int) -> tuple[loadgen.Load, Path | None] | None:
+    """The point queries sent beside a hashing point (issue 12.6), at a fixed rate, or None.
+
+    A second h2load on the generator's cores, started with the main load and as long, its own warm-up
+    included: ``BESIDE_CONNECTIONS`` connections at an equal share of ``reads_beside_hashing`` a second.
+    A fixed rate (not as fast as answers come) so the reads take a known, small share of the server and
+    their latency is what a reader sees while the hashing runs at its limit."""
+    rate = run.profile.reads_beside_hashing
+    if not rate or point.op not in plan.HASHING_OPS or point.generator:
+        return None
+    reads = Point(point.target, "point_query", point.protocol, plan.BESIDE_CONNECTIONS, point.rep)
+    load, sample = prepare(run, reads, endpoint, index, "-beside")
+    load.generator = "h2load"
+    load.duration = run.profile.seconds(point.op)  # as long as the hashing point it runs beside
+    load.rate = max(1, math.ceil(rate / plan.BESIDE_CONNECTIONS))
+    return load, sample
+
+
+def _beside_record(
+    beside: tuple[loadgen.Load, Path | None], result: dict[str, Any], endpoint: Endpoint, scratch: Path
+) -> dict[str, Any]:
+    load, sample = beside
+    record = {
+        "op": "point_query",
+        "connections": load.concurrency,
+        "rate": load.rate * load.concurrency,
+        **{key: result[key] for key in ("requests", "rps", "errors", "p50_ms", "p90_ms", "p99_ms", "max_ms")},
+        "command": _redact(result["command"], endpoint, scratch),
+    }
+    if sample is not None:  # h2load counts a gRPC error as a success: the same body, checked after
+        after = loadgen.sample(load, sample)
+        record["grpc_sample_after"] = after
+        record["errors"] += sum(n for status, n in after.items() if status != "0")
+    return record
+
+
 def progress_line(position: int, total: int, point: Point, record: dict[str, Any]) -> str:
     p99 = record["p99_ms"]
     tail = f" p99 {p99:.1f} ms" if p99 is not None else ""
@@ -199,17 +241,27 @@ def progress_line(position: int, total: int, point: Point, record: dict[str, Any
         flags.append(f"{record['errors'] + record.get('sample_errors', 0)} errors")
     if record["exhausted"]:
         flags.append("bodies ran out")
+    if beside := record.get("beside"):
+        read_p99 = beside["p99_ms"]
+        flags.append(f"reads beside p99 {read_p99:.1f} ms" if read_p99 is not None else "no reads beside")
+        if beside["errors"]:
+            flags.append(f"{beside['errors']} read errors")
     flags.append(f"load {record['loadavg_before'][0]:.2f}")
     return f"[{position}/{total}] {point.label}: {record['rps']:,.0f} req/s{tail} ({', '.join(flags)})"
 
 
 def load_suite(run: Run, stack: Stack) -> None:
     selected = plan.points(run.profile, run.only)
-    estimate = plan.estimate_seconds(run.profile, len(selected))
+    estimate = plan.estimate_seconds(run.profile, selected)
     say(f"== load: {len(selected)} points, about {estimate / 60:.1f} min of load ({run.elapsed()} so far)")
     records: list[dict[str, Any]] = run.data.setdefault("points", [])
+    probes: list[dict[str, Any]] = run.data.setdefault("hash_probes", [])
     for position, point in enumerate(selected, 1):
         endpoint = stack.start(point.target)
+        if point.op in plan.HASHING_OPS and not any(
+            (probe["target"], probe["rep"]) == (point.target.name, point.rep) for probe in probes
+        ):
+            probes.append(_hash_probe(point, endpoint))
         try:
             record = measure(run, point, endpoint, position)
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
@@ -221,6 +273,14 @@ def load_suite(run: Run, stack: Stack) -> None:
         if position % 10 == 0:
             run.save()
     run.save()
+
+
+def _hash_probe(point: Point, endpoint: Endpoint) -> dict[str, Any]:
+    """One core's hash time, on the server's core, right before a target's first hashing point of a round."""
+    machine.settle([endpoint.rest_pid, endpoint.grpc_pid])
+    probe = {"target": point.target.name, "rep": point.rep, **machine.hash_probe(point.target.server_cpus)}
+    say(f"   argon2id on cpu {probe['cpu']}: {1000 * probe['median_s']:.1f} ms a hash (median of {probe['count']})")
+    return probe
 
 
 def _point_keys(point: Point) -> dict[str, Any]:
@@ -427,6 +487,8 @@ def configure(args: argparse.Namespace) -> Profile:
     for name in ("repeats", "duration", "warm_up"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
+    if args.duration is not None:
+        changes["hashing_duration"] = 0.0  # every point as long as asked
     if args.profile:
         changes["profiles"] = tuple(args.profile.split(","))
     if args.no_cross_check:
