@@ -13,6 +13,7 @@ from typing import Any
 from benchmarks import analysis as an
 from benchmarks.analysis import CLAIM_AVERAGE, CLAIM_POINT, Figure
 from benchmarks.plan import BESIDE_CONNECTIONS, BESIDE_P99_GOAL_MS, HASHING_OPS, OPS, SCALE_GOAL, SCALE_TARGETS
+from py_app.infra.db import MYSQL_POOL, MYSQL_READ_POOL
 
 HEADLINE_C = 16
 NA = "-"
@@ -546,7 +547,7 @@ def soak_section(ctx: Context) -> list[str]:
         f"| server RSS, all processes: after warm-up → end | {_mib(s['rss_after_warm_up'])} → {_mib(s['rss_end'])}"
         f" ({100 * s['rss_growth']:+.1f}%; the limit is +10%) |",
         f"| database connections: idle before, peak, after | {held['idle_before']}, {held['peak']},"
-        f" {held['idle_after']} (the pools keep up to 10 idle per process) |",
+        f" {held['idle_after']} (the pools keep up to {MYSQL_POOL + MYSQL_READ_POOL} idle per process) |",
         f"| transactions left open after the load | {s['open_transactions_after']} |",
         "",
         "| call | count | p50 ms | p99 ms |",

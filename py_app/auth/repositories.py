@@ -28,7 +28,7 @@ from py_app.auth.models import (
 from py_app.auth.tables import account_tokens, refresh_tokens, sessions
 from py_app.core.effects import NO_EFFECTS, Effects, audited
 from py_app.infra import request_reads
-from py_app.infra.db import Writer, first, reading, run, transaction
+from py_app.infra.db import Writer, first, read_first, reading, run, transaction
 from py_app.infra.outbox import write_effects
 from py_app.users.models import LoginWrite, Status, User
 from py_app.users.tables import user_from_row, users
@@ -138,8 +138,7 @@ class SqlSessionStore:
             return rotation
 
     async def state(self, session_id: str, user_id: str) -> SessionState | None:
-        async with reading(self._engine) as connection:
-            row = await first(connection, _STATE, {"session_id": session_id, "user_id": user_id})
+        row = await read_first(self._engine, _STATE, {"session_id": session_id, "user_id": user_id})
         account = user_from_row(row, _ACCOUNT)
         if account is None:
             return None
@@ -149,8 +148,7 @@ class SqlSessionStore:
         )
 
     async def family(self, digest: str) -> str | None:
-        async with reading(self._engine) as connection:
-            row = await first(connection, _FAMILY_OF, {"digest": digest})
+        row = await read_first(self._engine, _FAMILY_OF, {"digest": digest})
         return None if row is None else str(row["session_id"])
 
     async def list_for_user(self, user_id: str) -> list[Session]:

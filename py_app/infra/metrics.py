@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from py_app.auth.ports import SessionCache, Stamp
 from py_app.core.identity import Principal
 from py_app.core.ports import Metrics, PasswordHasher
+from py_app.infra import db
 
 
 class MeteredHasher:
@@ -67,11 +68,8 @@ class MeteredSessionCache:
 
 
 def observe_pool(engine: AsyncEngine, metrics: Metrics) -> None:
-    """Follow the engine's pool: its size now, and every connection handed out and given back."""
-    pool = engine.sync_engine.pool
-    size = getattr(pool, "size", None)
-    if callable(size):
-        metrics.pool_size(int(size()))
+    """Follow the engine's pools (its own, and on MySQL the single-read pool beside it): their size now, and
+    every connection handed out and given back."""
 
     def checked_out(*_args: Any) -> None:
         metrics.pool_checked_out(1)
@@ -79,5 +77,9 @@ def observe_pool(engine: AsyncEngine, metrics: Metrics) -> None:
     def checked_in(*_args: Any) -> None:
         metrics.pool_checked_out(-1)
 
-    event.listen(engine.sync_engine, "checkout", checked_out)
-    event.listen(engine.sync_engine, "checkin", checked_in)
+    sizes = [getattr(observed.sync_engine.pool, "size", None) for observed in db.pools(engine)]
+    if all(callable(size) for size in sizes):
+        metrics.pool_size(sum(int(size()) for size in sizes if callable(size)))
+    for observed in db.pools(engine):
+        event.listen(observed.sync_engine, "checkout", checked_out)
+        event.listen(observed.sync_engine, "checkin", checked_in)

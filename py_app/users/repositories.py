@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from py_app.auth.repositories import end_reset_tokens, end_user_sessions, record_login
 from py_app.core.effects import NO_EFFECTS, Effects
 from py_app.core.errors import Conflict
-from py_app.infra.db import Reader, Writer, first, reading, transaction
+from py_app.infra.db import Reader, Writer, first, read_first, reading, transaction
 from py_app.infra.outbox import write_effects
 from py_app.users.models import (
     LAST_ADMIN,
@@ -58,8 +58,7 @@ class SqlUserStore:
             await write_effects(connection, effects, user.created_at)
 
     async def get(self, user_id: str) -> User | None:
-        async with reading(self._engine) as connection:
-            return await _get(connection, user_id)
+        return user_from_row(await read_first(self._engine, _BY_ID, {"user_id": user_id}))
 
     async def credentials(self, user_id: str) -> User | None:
         return await self.get(user_id)
@@ -72,8 +71,7 @@ class SqlUserStore:
             if key is None:
                 return None
             query, value = _BY_USERNAME, key
-        async with reading(self._engine) as connection:
-            return user_from_row(await first(connection, query, {"login": value}))
+        return user_from_row(await read_first(self._engine, query, {"login": value}))
 
     async def search(self, query: UserQuery) -> tuple[list[User], int]:
         conditions = []

@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from py_app._proto.arcana.v1 import auth_pb2, auth_pb2_grpc, users_pb2, users_pb2_grpc
+from py_app.infra import db
 from tests.e2e.support import ROOT, Server
 from tests.faults.load import CALL_TIMEOUT, PASSWORD, Client, Load, Outcome, assert_clean_log, rest, rpc, unique
 from tests.faults.private import PrivateMariaDB, query
@@ -34,7 +35,7 @@ SECONDS = float(os.environ.get("ARCANA_TEST_SOAK_SECONDS", "25"))
 WARM_UP = max(5.0, SECONDS / 4)  # pools filled, caches and allocator arenas grown
 CLIENTS = 64
 WORKERS = 2
-POOL_IDLE = 10  # py_app.infra.db: pool_size, the connections a process keeps when idle
+POOL_IDLE = db.MYSQL_POOL + db.MYSQL_READ_POOL  # the connections a process's two pools keep when idle
 GROWTH = 0.10
 REPORT = Path(os.environ.get("ARCANA_SOAK_REPORT") or ROOT / "var" / "soak.json")  # the benchmarks set it
 
