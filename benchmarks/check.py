@@ -42,9 +42,19 @@ def _committed(path: Path) -> bool:
 
 
 def hash_seconds(folder: Path) -> float | None:
-    """The median time of one argon2id hash in the run's micro suite, or None when it has none."""
+    """One core's hash time in a run: the median of its hash probes (on the server's core, beside the hashing
+    points), else its micro suite's median, else None."""
+    data = json.loads((folder / "results.json").read_text()) if (folder / "results.json").exists() else {}
+    probed = analysis.median(probe["median_s"] for probe in data.get("hash_probes", []))
+    if probed is not None:
+        return probed
     micro = folder / "micro.json"
     return analysis.hash_seconds(json.loads(micro.read_text())) if micro.exists() else None
+
+
+def hashing_method(data: dict[str, Any]) -> tuple[bool, bool]:
+    """How a run measured create and login: (limit probed on the server's core, reads sent beside them)."""
+    return bool(data.get("hash_probes")), bool(data.get("profile", {}).get("reads_beside_hashing"))
 
 
 def _over_hash_limit(
@@ -73,6 +83,8 @@ def compare(
     """(table lines, failures): every ratio present in both runs (over the concurrencies both measured),
     and those that fell by more than ``threshold``. ``hashes``: each run's hash time in seconds, which the
     hashing operations are measured against (without it they are left out)."""
+    if hashing_method(latest) != hashing_method(previous):
+        hashes = (None, None)  # measured differently: not comparable, left out (``main`` says so)
     new = _over_hash_limit(ceiling_pairs(latest), latest, hashes[0])
     old = _over_hash_limit(ceiling_pairs(previous), previous, hashes[1])
     lines = [f"{'figure over its ceiling (hashing: limit)':<36} {'previous':>9} {'latest':>9} {'change':>8}"]
@@ -122,13 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     if previous is None:
         print(f"bench-check: {latest.name} has no committed predecessor to compare with; nothing to check")
         return 0
+    latest_data = json.loads((latest / "results.json").read_text())
+    previous_data = json.loads((previous / "results.json").read_text())
     lines, failures = compare(
-        json.loads((latest / "results.json").read_text()),
-        json.loads((previous / "results.json").read_text()),
-        args.threshold,
-        (hash_seconds(latest), hash_seconds(previous)),
+        latest_data, previous_data, args.threshold, (hash_seconds(latest), hash_seconds(previous))
     )
     print(f"bench-check: {latest.name} against {previous.name} (fails below -{args.threshold:.0%})")
+    if hashing_method(latest_data) != hashing_method(previous_data):
+        print(
+            "bench-check: create and login left out: one run divided them by a hash time probed on the server's"
+            " core with reads sent beside them, the other by the micro suite's, without"
+        )
     if _cpu(latest) != _cpu(previous):
         print(f"bench-check: the CPUs differ ({_cpu(previous)} then {_cpu(latest)}): ratios move with the machine too")
     print("\n".join(lines))

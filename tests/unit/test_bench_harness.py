@@ -289,3 +289,25 @@ def test_the_reads_beside_hashing_are_a_fixed_rate_h2load() -> None:
     assert "--rps=25" not in loadgen.h2load_command(
         loadgen.Load("h2load", "rest", "http://127.0.0.1:1/x", 4, 1.2, 0.3, "1", Path("/tmp")), Path("/tmp/log")
     )
+
+
+@pytest.mark.req("SRS-264")
+def test_bench_check_compares_logins_only_between_runs_that_measured_them_the_same_way() -> None:
+    previous = results()
+    latest = results(scale_service=0.6)  # logins 40% down against the same hash time
+    latest["profile"]["reads_beside_hashing"] = 100
+    latest["hash_probes"] = [{"target": "sqlite", "rep": 1, "cpu": "0", "count": 12, "median_s": 0.01}]
+
+    lines, failures = check.compare(latest, previous, 0.25, (0.01, 0.01))
+    latest_alike = {**results(scale_service=0.6), "hash_probes": latest["hash_probes"]}
+    latest_alike["profile"] = {**latest_alike["profile"], "reads_beside_hashing": 100}
+    previous_alike = {**previous, "hash_probes": latest["hash_probes"]}
+    previous_alike["profile"] = {**previous["profile"], "reads_beside_hashing": 100}
+    _, alike = check.compare(latest_alike, previous_alike, 0.25, (0.01, 0.01))
+
+    assert [line for line in lines if " login " in line] == []
+    assert [failure for failure in failures if " login " in failure] == []
+    assert [failure.split(":")[0] for failure in alike if " login " in failure] == [
+        "sqlite login grpc",
+        "sqlite login rest",
+    ]
