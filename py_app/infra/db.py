@@ -397,8 +397,8 @@ async def read_first(
     ``reading`` + ``first`` for a read of one statement (a module constant), which needs no snapshot of its
     own. On MySQL/MariaDB it runs prepared (``Prepared``) on an autocommit connection of a pool of its own,
     awaited on the asyncmy driver directly: no SQLAlchemy Connection, greenlet hand-off per statement, or
-    ROLLBACK on return. Measured in-process on the session read (2026-12-03): 640-950 µs of CPU through
-    ``reading`` and 200-300 µs this way. Bounded and mapped like ``reading``; a statement that does not
+    ROLLBACK on return. Measured in-process on the session read (2026-12-03): 750-1,000 µs of CPU through
+    ``reading`` and 270-370 µs this way. Bounded and mapped like ``reading``; a statement that does not
     qualify, or an engine being traced, takes ``reading``'s path.
     """
     reads = _SINGLE_READS.get(engine)
@@ -432,7 +432,6 @@ async def _autocommit_first(reads: AsyncEngine, prepared: Prepared, values: Mapp
     except BaseException as exc:
         # Cut short (a deadline, a cancellation) or failed: what the connection holds is unknown, so it is
         # closed, never given back. ``invalidate`` also returns its slot to the pool.
-        lost = True
         if isinstance(exc, AttributeError):  # asyncmy on a transport already gone, as SQLAlchemy reads it
             exc = dbapi.InternalError("network operation failed due to asyncmy attribute error")
         if isinstance(exc, dbapi.Error):

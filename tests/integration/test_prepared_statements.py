@@ -5,8 +5,7 @@ but their SQL is at stake."""
 from __future__ import annotations
 
 import sqlite3
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from py_app.auth.models import Session
 from py_app.auth.repositories import _STATE as SESSION_STATE
 from py_app.auth.repositories import SqlSessionStore
 from py_app.core.errors import Internal, Unavailable
@@ -23,7 +21,7 @@ from py_app.infra.db import _IDLE_READS, _LOOP_READS, _PREPARED, UTCDateTime, fi
 from py_app.infra.db import transaction as writing
 from py_app.users.repositories import SqlUserStore
 from tests.integration.test_loop_reads import engine_on
-from tests.ports.conftest import make_user
+from tests.ports.conftest import make_session, make_user
 
 NOW = datetime(2026, 12, 3, 9, 0, 0, 123456, tzinfo=UTC)
 
@@ -72,15 +70,7 @@ async def test_the_session_read_returns_what_sqlalchemy_returns(tmp_path: Path) 
             await connection.run_sync(metadata.create_all)
         user = make_user("prepared", created_at=NOW, updated_at=NOW)
         await SqlUserStore(engine).add(user)
-        session = Session(
-            id=str(uuid.uuid4()),
-            user_id=user.id,
-            created_at=NOW,
-            last_used_at=NOW,
-            expires_at=NOW + timedelta(days=1),
-            user_agent="agent",
-            ip="127.0.0.1",
-        )
+        session = make_session(user, at=NOW)
         assert await SqlSessionStore(engine).open(session, "d" * 64)
         parameters = {"session_id": session.id, "user_id": user.id}
         async with reading(engine) as connection:

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects.mysql.asyncmy import AsyncAdapt_asyncmy_connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from py_app.auth.models import Session
 from py_app.auth.repositories import _STATE as SESSION_STATE
 from py_app.auth.repositories import SqlSessionStore
 from py_app.core.errors import Unavailable
@@ -24,7 +22,7 @@ from py_app.infra.db import metadata, read_first, reading
 from py_app.users.repositories import _BY_ID, SqlUserStore
 from py_app.users.tables import users
 from tests.conftest import MARIADB_ADMIN_URL, mariadb_admin
-from tests.ports.conftest import make_user
+from tests.ports.conftest import digest, make_session, make_user
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.req("SDD-272")]
 NOW = datetime(2026, 12, 3, 9, 0, 0, 123456, tzinfo=UTC)
@@ -44,16 +42,8 @@ async def engine(mariadb_url: str) -> AsyncIterator[AsyncEngine]:
 async def opened(engine: AsyncEngine, name: str) -> tuple[str, str]:
     user = make_user(name, created_at=NOW, updated_at=NOW)
     await SqlUserStore(engine).add(user)
-    session = Session(
-        id=str(uuid.uuid4()),
-        user_id=user.id,
-        created_at=NOW,
-        last_used_at=NOW,
-        expires_at=NOW + timedelta(days=1),
-        user_agent="agent",
-        ip="127.0.0.1",
-    )
-    assert await SqlSessionStore(engine).open(session, uuid.uuid4().hex * 2)
+    session = make_session(user, at=NOW)
+    assert await SqlSessionStore(engine).open(session, digest())
     return session.id, user.id
 
 
