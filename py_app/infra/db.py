@@ -416,17 +416,18 @@ async def read_first(
 async def _autocommit_first(reads: AsyncEngine, prepared: Prepared, values: Mapping[str, Any]) -> dict[str, Any] | None:
     dialect = reads.dialect
     dbapi: Any = dialect.loaded_dbapi
+    bound = prepared.parameters(values)  # a bad value fails here, before a connection is taken
     try:
         # The pool's checkout in a greenlet, as SQLAlchemy's own: it may connect, or ping an idle connection.
         pooled = await greenlet_spawn(reads.sync_engine.raw_connection)
-    except dbapi.Error as exc:
-        raise _mysql_error(exc, None, dialect, lost=True) from exc
+    except dbapi.Error as exc:  # a server down is a retry; a refused login or unknown database is not
+        raise _mysql_error(exc, None, dialect, lost=bool(dialect.is_disconnect(exc, None, None))) from exc
     except DisconnectionError as exc:  # the pool's retries all failed their ping
         raise _mysql_error(dbapi.OperationalError(2013, str(exc)), None, dialect, lost=True) from exc
     try:
         driver: Any = pooled.driver_connection
         cursor = driver.cursor()
-        await cursor.execute(prepared.sql, prepared.parameters(values))
+        await cursor.execute(prepared.sql, bound)
         row = await cursor.fetchone()
         await cursor.close()  # the result is buffered: no round trip
     except BaseException as exc:

@@ -183,3 +183,14 @@ async def test_the_pool_metrics_count_the_single_read_pool_too(engine: AsyncEngi
 
     assert metrics.counts["pool_size",] == db.MYSQL_POOL + db.MYSQL_READ_POOL
     assert sorted(deltas) == [-1] * 5 + [1] * 5  # each read's connection, handed out and given back
+
+
+async def test_a_database_that_refuses_the_connection_is_an_error_not_a_retry(mariadb_url: str) -> None:
+    from py_app.core.errors import Internal
+
+    missing = db.create_engine(mariadb_url.rsplit("/", 1)[0] + "/arcana_no_such_database", timeout=3.0)
+    try:
+        with pytest.raises(Internal):  # unknown database (1049): trying again cannot help, as through reading()
+            await read_first(missing, _BY_ID, {"user_id": "nobody"})
+    finally:
+        await missing.dispose()
