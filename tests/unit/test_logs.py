@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
 import logging
+import os
 import re
+import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +22,7 @@ from py_app.config import SettingsError, load_settings
 from py_app.infra import request_id
 from py_app.infra.logs import ConsoleFormatter, JsonFormatter, LineHandler, LineLogger, mask_email
 
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "a-secret-long-enough-for-production-use-0123456789"
 
 
@@ -254,3 +260,104 @@ def test_a_line_s_time_is_utc_iso_to_the_millisecond(created: float) -> None:
     made.created = created
     expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     assert json.loads(JsonFormatter().format(made))["ts"] == expected
+
+
+class Writes(io.StringIO):
+    """A stream that remembers each write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.calls.append(text)
+        return super().write(text)
+
+
+@pytest.mark.req("SDD-273")
+def test_the_request_lines_of_one_loop_iteration_go_out_in_one_write_at_the_next_and_a_record_writes_them_first() -> (
+    None
+):
+    stream = Writes()
+    handler = LineHandler(stream, JsonFormatter())
+    seen: list[list[str]] = []
+
+    async def serve() -> None:
+        for status in (200, 201, 202):
+            LineLogger("arcana.test.held").log(logging.INFO, "request", {"status": status})
+        seen.append(list(stream.calls))  # nothing written yet: held for the next iteration
+        await asyncio.sleep(0)
+        seen.append(list(stream.calls))
+        LineLogger("arcana.test.held").log(logging.INFO, "request", {"status": 203})
+        logging.getLogger("arcana.test.held").warning("security")  # a record: the held line first, then it
+        seen.append(list(stream.calls))
+
+    with only_handler(handler):
+        asyncio.run(serve())
+    assert seen[0] == []
+    assert len(seen[1]) == 1
+    assert [json.loads(line)["status"] for line in seen[1][0].splitlines()] == [200, 201, 202]
+    assert len(seen[2]) == 2
+    assert [json.loads(line).get("status", json.loads(line)["msg"]) for line in seen[2][1].splitlines()] == [
+        203,
+        "security",
+    ]
+
+
+@pytest.mark.req("SDD-273")
+def test_held_lines_are_written_when_the_handler_is_flushed_and_at_once_off_a_loop() -> None:
+    stream = Writes()
+    handler = LineHandler(stream, JsonFormatter())
+
+    async def log_then_stop() -> None:
+        LineLogger("arcana.test.flush").log(logging.INFO, "request", {"status": 200})
+        asyncio.get_running_loop().stop()  # the iteration that would write it never comes
+
+    with only_handler(handler):
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(log_then_stop())
+        except RuntimeError:  # stopped before the coroutine's result was taken
+            pass
+        finally:
+            loop.close()
+        assert stream.calls == []
+        handler.flush()
+        assert [json.loads(line)["status"] for line in stream.getvalue().splitlines()] == [200]
+        LineLogger("arcana.test.flush").log(logging.INFO, "request", {"status": 201})  # no loop here
+        assert json.loads(stream.calls[-1])["status"] == 201
+
+
+@pytest.mark.req("SDD-273")
+def test_a_multiprocessing_child_writes_its_held_lines_as_it_exits(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import asyncio, logging, multiprocessing, sys
+        from py_app.infra.logs import LineLogger, configure_logging
+
+        def child():
+            configure_logging("info", "json")
+
+            async def last_words():
+                LineLogger("arcana.test.child").log(logging.INFO, "request", {"status": 299})
+                asyncio.get_running_loop().stop()
+
+            loop = asyncio.new_event_loop()
+            try:
+                loop.run_until_complete(last_words())
+            except RuntimeError:
+                pass
+
+        if __name__ == "__main__":
+            process = multiprocessing.get_context("fork").Process(target=child)
+            process.start()
+            process.join()
+            sys.exit(process.exitcode)
+        """
+    )
+    path = tmp_path / "child.py"
+    path.write_text(script)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's py_app, whatever the environment installed
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["status"] for line in done.stderr.splitlines()] == [299]
