@@ -67,15 +67,22 @@ class MeteredSessionCache:
         await self._cache.forget_user(user_id)
 
 
+_COUNTED = "arcana_counted_out"  # in a pool record's record_info while the gauge counts it
+
+
 def observe_pool(engine: AsyncEngine, metrics: Metrics) -> None:
     """Follow the engine's pools (its own, and on MySQL the single-read pool beside it): their size now, and
     every connection handed out and given back."""
 
-    def checked_out(*_args: Any) -> None:
+    # A connection whose checkout failed (its ping failed, and so did the reconnect) is checked in with no
+    # checkout event before it: only what was counted out is counted back in, so the gauge never drifts.
+    def checked_out(_connection: Any, record: Any, _proxy: Any) -> None:
+        record.record_info[_COUNTED] = True
         metrics.pool_checked_out(1)
 
-    def checked_in(*_args: Any) -> None:
-        metrics.pool_checked_out(-1)
+    def checked_in(_connection: Any, record: Any) -> None:
+        if record is not None and record.record_info.pop(_COUNTED, False):
+            metrics.pool_checked_out(-1)
 
     sizes = [getattr(observed.sync_engine.pool, "size", None) for observed in db.pools(engine)]
     if all(callable(size) for size in sizes):

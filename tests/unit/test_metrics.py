@@ -6,10 +6,13 @@ import json
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from py_app.auth.models import ClientInfo
 from py_app.config import SettingsError, load_settings
@@ -17,7 +20,7 @@ from py_app.core.errors import RateLimited, Unauthenticated
 from py_app.core.identity import Principal
 from py_app.infra.cache import InProcessSessionCache
 from py_app.infra.counters import FailoverCounters, InProcessCounters
-from py_app.infra.metrics import MeteredHasher, MeteredSessionCache
+from py_app.infra.metrics import MeteredHasher, MeteredSessionCache, observe_pool
 from py_app.infra.prometheus import NAMES, PrometheusMetrics
 from tests.fakes import FixedClock, PlainHasher, RecordingMetrics
 from tests.unit.test_auth_service import PASSWORD, Rig, register
@@ -218,3 +221,28 @@ def test_metrics_are_off_unless_a_port_is_given(value: str) -> None:
 def test_metrics_never_share_a_public_port(variable: str) -> None:
     with pytest.raises(SettingsError, match="ARCANA_METRICS_PORT must differ"):
         load_settings({variable: "9464", "ARCANA_METRICS_PORT": "9464"})
+
+
+@pytest.mark.req("SRS-134")
+async def test_a_checkout_whose_ping_and_reconnect_fail_leaves_the_checked_out_gauge_where_it_was(
+    tmp_path: Path, metrics: RecordingMetrics
+) -> None:
+    folder = tmp_path / "db"
+    folder.mkdir()
+    engine = create_async_engine(f"sqlite+aiosqlite:///{folder / 'pool.db'}", pool_pre_ping=True)
+    deltas: list[int] = []
+    metrics.pool_checked_out = deltas.append  # type: ignore[method-assign,assignment]
+    observe_pool(engine, metrics)
+    try:
+        async with engine.connect():
+            pass
+        assert deltas == [1, -1]
+        dialect: Any = engine.sync_engine.dialect
+        dialect.do_ping = lambda _connection: False  # the pooled connection fails its ping
+        folder.rename(tmp_path / "gone")  # and the reconnect cannot open the file
+        with pytest.raises(DBAPIError):
+            async with engine.connect():
+                pass
+        assert deltas == [1, -1]  # the failed checkout was never counted out, so it is not counted back in
+    finally:
+        await engine.dispose()
