@@ -9,12 +9,11 @@ from the registry in ``core.errors``). Anything else is a bug: logged, and answe
 from __future__ import annotations
 
 import asyncio
-import collections.abc
 import contextvars
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -169,7 +168,13 @@ class ServiceGuard:
                 return response
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            return await _shielded(handle(request, context), self._in_flight, settled)
+            # A deadline or a client cancel cancels this coroutine. The work itself is shielded: a
+            # database call torn mid-query leaves SQLAlchemy tearing down a connection behind our back
+            # (seen hanging at shutdown), and these calls finish in milliseconds anyway.
+            task = asyncio.ensure_future(handle(request, context))
+            self._in_flight.add(task)
+            task.add_done_callback(settled)
+            return await asyncio.shield(task)
 
         def settled(task: asyncio.Task[Any]) -> None:  # one callback per call, not two
             self._in_flight.discard(task)
@@ -216,59 +221,6 @@ class _GuardedGeneric(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc shi
                 return None
             guarded = self._guarded[method] = self._guard.wrap(method, handler)
         return guarded
-
-
-async def _shielded(
-    work: Coroutine[Any, Any, Any], in_flight: set[asyncio.Task[Any]], settled: Callable[[asyncio.Task[Any]], None]
-) -> Any:
-    """``work``'s answer. A deadline or a client cancel cancels the call's coroutine; the work itself is
-    shielded: a database call torn mid-query leaves SQLAlchemy tearing down a connection behind our back
-    (seen hanging at shutdown), and these calls finish in milliseconds anyway.
-
-    It starts at once, in a context of its own, and only work that has to wait becomes a task (in
-    ``in_flight`` until ``settled``): a call answered from the caches never suspends, and then costs no
-    task, no shield and none of the loop iterations they take to start and to hand the answer back."""
-    own = contextvars.copy_context()
-    try:
-        waits_on = own.run(work.send, None)
-    except StopIteration as done:
-        return done.value
-    task = asyncio.get_running_loop().create_task(_Rest(work, waits_on), context=own)
-    own.run(request_reads.hand_over, task)
-    in_flight.add(task)
-    task.add_done_callback(settled)
-    return await asyncio.shield(task)
-
-
-class _Rest(collections.abc.Coroutine):  # type: ignore[type-arg]
-    """The rest of ``work``, a coroutine already run up to its first wait, on ``waits_on`` (what it yielded
-    then: a future, or None for a bare yield), for a task to run: its first step hands back ``waits_on``,
-    then every step is the work's own. A cancel that comes before that first step is thrown into the
-    work, whose ``finally`` blocks run as they would had it never started early."""
-
-    __slots__ = ("_first", "_waits_on", "_work")
-
-    def __init__(self, work: Coroutine[Any, Any, Any], waits_on: Any) -> None:
-        self._work = work
-        self._waits_on = waits_on
-        self._first = True
-
-    def send(self, value: Any) -> Any:
-        if self._first:
-            self._first = False
-            return self._waits_on
-        return self._work.send(value)
-
-    def throw(self, error: Any, *_: Any) -> Any:
-        self._first = False
-        return self._work.throw(error)
-
-    def close(self) -> None:
-        self._first = False
-        self._work.close()
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        raise TypeError("run by a task, never awaited")
 
 
 def _settled(task: asyncio.Task[Any]) -> None:

@@ -52,15 +52,6 @@ def leave(token: contextvars.Token[_Scope | None]) -> None:
     _current.reset(token)
 
 
-def hand_over(task: asyncio.Task[object]) -> None:
-    """The scope of the current task, if it owns one, now owned by ``task``, which goes on with the same
-    request: the gRPC guard starts a call's work on the call's own task and moves what has to wait to a
-    task of its own (``rpc_support._shielded``), running in the scope's context."""
-    scope = _current.get()
-    if scope is not None and scope.task is asyncio.current_task():
-        scope.task = task
-
-
 def _own() -> _Scope | None:
     scope = _current.get()
     if scope is None or scope.task is not asyncio.current_task():
