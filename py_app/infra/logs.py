@@ -188,6 +188,7 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(stream)
         self.setFormatter(formatter)
         self._held: list[str] = []
+        self._queued_on: asyncio.AbstractEventLoop | None = None  # the loop a write of the held lines waits on
         _HANDLERS.add(self)
         _finalize_in_this_process()
 
@@ -208,8 +209,9 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 except RuntimeError:  # no loop on this thread: nothing marks an iteration's end
                     self._write(text)
                     return True
-                if not self._held:
+                if self._queued_on is not loop:  # none queued, or on a loop that may never run it
                     loop.call_soon(self.write_held)
+                    self._queued_on = loop
                 self._held.append(text)
         except Exception:  # noqa: BLE001 - the record path reports it through handleError, as ever
             return False
@@ -232,19 +234,27 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def _write(self, text: str) -> None:
         """Write what is held, then ``text``, in one write (called with the lock held)."""
         if self._held:
-            text = "".join(self._held) + text
-            self._held.clear()
+            # Taken in one step: a signal handler logging during the write finds nothing held to repeat.
+            held, self._held = self._held, []
+            text = "".join(held) + text
         self.stream.write(text)
         self.stream.flush()
 
     def write_held(self) -> None:
         """Write the lines held for the loop's next iteration, if any."""
         with self.lock or contextlib.nullcontext():
+            self._queued_on = None
             if self._held:
                 try:
                     self._write("")
-                except Exception:  # noqa: BLE001 - a stream that cannot be written: the lines are gone
-                    self._held.clear()
+                except Exception:  # noqa: BLE001 - reported as a record's failed write is, then dropped
+                    self._held = []
+                    self.handleError(logging.makeLogRecord({"msg": "held log lines could not be written"}))
+
+    def forget_held(self) -> None:
+        """In a forked child: the lines held were the parent's, which writes them."""
+        self._held = []
+        self._queued_on = None
 
 
 _HANDLERS: weakref.WeakSet[LineHandler] = weakref.WeakSet()
@@ -258,6 +268,11 @@ def _write_every_held() -> None:
         handler.write_held()
 
 
+def _forget_every_held() -> None:
+    for handler in list(_HANDLERS):
+        handler.forget_held()
+
+
 def _finalize_in_this_process() -> None:
     """A multiprocessing child (Granian's worker) leaves by ``os._exit`` after running the finalizers
     registered in it, without ``logging.shutdown``: one registered here writes what is held."""
@@ -266,8 +281,9 @@ def _finalize_in_this_process() -> None:
         _FINALIZED_IN.append(os.getpid())
 
 
-# A child forked with lines held would write them a second time.
-os.register_at_fork(before=_write_every_held)
+# A child forked with lines held would write them a second time (a thread may add one after the parent's
+# write and before the fork: the child forgets it, the parent writes it).
+os.register_at_fork(before=_write_every_held, after_in_child=_forget_every_held)
 
 
 _LEVEL_NAMES = {level: logging.getLevelName(level).lower() for level in (10, 20, 30, 40, 50)}

@@ -77,8 +77,9 @@ def observe_pool(engine: AsyncEngine, metrics: Metrics) -> None:
     # A connection whose checkout failed (its ping failed, and so did the reconnect) is checked in with no
     # checkout event before it: only what was counted out is counted back in, so the gauge never drifts.
     def checked_out(_connection: Any, record: Any, _proxy: Any) -> None:
-        record.record_info[_COUNTED] = True
-        metrics.pool_checked_out(1)
+        if not record.record_info.get(_COUNTED):  # a reconnect on checkout dispatches checkout again
+            record.record_info[_COUNTED] = True
+            metrics.pool_checked_out(1)
 
     def checked_in(_connection: Any, record: Any) -> None:
         if record is not None and record.record_info.pop(_COUNTED, False):

@@ -361,3 +361,28 @@ def test_a_multiprocessing_child_writes_its_held_lines_as_it_exits(tmp_path: Pat
     done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=60, env=env, check=False)
     assert done.returncode == 0, done.stderr
     assert [json.loads(line)["status"] for line in done.stderr.splitlines()] == [299]
+
+
+@pytest.mark.req("SDD-273")
+def test_a_loop_closed_with_the_write_still_queued_does_not_stop_the_next_loop_writing() -> None:
+    stream = Writes()
+    handler = LineHandler(stream, JsonFormatter())
+
+    async def log_then_stop(status: int) -> None:
+        LineLogger("arcana.test.closed").log(logging.INFO, "request", {"status": status})
+        asyncio.get_running_loop().stop()
+
+    async def log(status: int) -> None:
+        LineLogger("arcana.test.closed").log(logging.INFO, "request", {"status": status})
+
+    with only_handler(handler):
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(log_then_stop(200))
+        except RuntimeError:  # stopped before the coroutine's result was taken
+            pass
+        finally:
+            loop.close()  # the queued write is dropped with the loop
+        assert stream.calls == []
+        asyncio.run(log(201))
+    assert [json.loads(line)["status"] for line in stream.getvalue().splitlines()] == [200, 201]
