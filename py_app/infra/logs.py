@@ -176,7 +176,7 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     A ``LineLogger`` line written on a thread running an event loop is held until the loop's next
     iteration and goes out with every other line of that iteration in one write: a write is a system
     call, and one per request line was about 10 µs of the 190 a REST point query costs on the benchmark
-    machine (a fifth of its throughput went with the request line). Any other record first writes what
+    machine (about a sixth of its throughput went with the request line). Any other record first writes what
     is held, then itself, at once, so lines keep their order and a record logged before an answer is on
     the stream before the answer is sent. What is held is written when the handler is flushed or closed,
     before the process forks, and when it exits (``logging.shutdown`` at exit; the finalizers a
